@@ -1,0 +1,105 @@
+"""Delivering messages: the only place where a patient's details meet a template and a channel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.channels import Channel, OutgoingMessage, Recipient
+from carepath.db import Enrollment, Patient, TouchpointRecord, utcnow
+from pathways.templates import render
+from workflows.contracts import (
+    DELIVER_MESSAGE,
+    RECORD_ENROLLMENT_STATUS,
+    DeliveryReceipt,
+    EnrollmentStatusChange,
+    MessageDelivery,
+)
+
+
+class DeliveryActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel]):
+        self._sessions = sessions
+        self._channels = channels
+
+    @activity.defn(name=DELIVER_MESSAGE)
+    async def deliver_message(self, request: MessageDelivery) -> DeliveryReceipt:
+        """Send one occurrence exactly once: the key is claimed in the database before sending."""
+        channel = self._channels.get(request.channel)
+        if channel is None:
+            raise ApplicationError(f"no channel '{request.channel}' is configured", type="NoChannel", non_retryable=True)
+        async with self._sessions.begin() as session:
+            record = await self._claim(session, request)
+            if record.status == "sent":
+                return DeliveryReceipt(duplicate=True)
+            patient = await self._patient_of(session, request.enrollment_id)
+            record_id = record.id
+        message = _compose(request, patient)
+        try:
+            await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
+        except ApplicationError as error:
+            await self._update(record_id, status="failed", last_error=error.message)
+            raise
+        await self._update(record_id, status="sent", sent_at=utcnow(), message_id=message.message_id, last_error=None)
+        return DeliveryReceipt(duplicate=False)
+
+    @activity.defn(name=RECORD_ENROLLMENT_STATUS)
+    async def record_enrollment_status(self, change: EnrollmentStatusChange) -> None:
+        async with self._sessions.begin() as session:
+            enrollment = await session.get(Enrollment, change.enrollment_id)
+            if enrollment is None:
+                raise ApplicationError(f"enrollment {change.enrollment_id} does not exist", non_retryable=True)
+            enrollment.status, enrollment.status_reason = change.status, change.reason
+            if change.status != "active":
+                enrollment.ended_at = enrollment.ended_at or utcnow()
+
+    async def _claim(self, session: AsyncSession, request: MessageDelivery) -> TouchpointRecord:
+        record = await session.scalar(
+            select(TouchpointRecord).where(
+                TouchpointRecord.enrollment_id == request.enrollment_id,
+                TouchpointRecord.step_id == request.step_id,
+                TouchpointRecord.occurrence == request.occurrence,
+            )
+        )
+        if record is None:
+            record = TouchpointRecord(enrollment_id=request.enrollment_id, step_id=request.step_id,
+                                      occurrence=request.occurrence, channel=request.channel, due_at=request.due,
+                                      status="sending", attempts=0)
+            session.add(record)
+        if record.status != "sent":
+            record.status, record.attempts = "sending", record.attempts + 1
+        await session.flush()
+        return record
+
+    async def _patient_of(self, session: AsyncSession, enrollment_id: str) -> Patient:
+        patient = await session.scalar(
+            select(Patient).join(Enrollment, Enrollment.patient_id == Patient.id).where(Enrollment.id == enrollment_id)
+        )
+        if patient is None:
+            raise ApplicationError(f"enrollment {enrollment_id} has no patient", type="NoPatient", non_retryable=True)
+        return patient
+
+    async def _update(self, record_id: int, **values) -> None:
+        async with self._sessions.begin() as session:
+            record = await session.get(TouchpointRecord, record_id)
+            for name, value in values.items():
+                setattr(record, name, value)
+
+
+def _compose(request: MessageDelivery, patient: Patient) -> OutgoingMessage:
+    locale = patient.locale if patient.locale in request.templates else next(iter(request.templates))
+    template = request.templates[locale]
+    context = {
+        "patient": {"first_name": patient.given_name},
+        "pathway": {"id": request.pathway_id, "title": request.pathway_title},
+        "step": {"id": request.step_id, "occurrence": request.occurrence},
+    }
+    return OutgoingMessage(
+        subject=render(template.subject, context).strip(),
+        body=render(template.body, context),
+        message_id=f"<{request.enrollment_id}.{request.step_id}.{request.occurrence}@carepath>",
+    )

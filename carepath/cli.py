@@ -1,0 +1,76 @@
+"""`carepath`: the command line for authors and operators."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pathways.loader import DocumentInvalid
+from pathways.validation import load_pathway_file
+
+app = typer.Typer(help="carepath: care pathways as durable workflows.", no_args_is_help=True,
+                  add_completion=False)
+
+EXIT_INVALID = 1
+EXIT_UNREADABLE = 2
+
+
+def _parse_anchor(text: str) -> date | datetime:
+    try:
+        return datetime.fromisoformat(text) if "T" in text or " " in text else date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM[+08:00])") from None
+
+
+def _load_or_exit(path: Path):
+    try:
+        return load_pathway_file(path)
+    except OSError as error:
+        typer.echo(f"{path}: cannot read: {error.strerror or error}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    except DocumentInvalid as invalid:
+        for problem in invalid.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+@app.command()
+def validate(paths: Annotated[list[Path], typer.Argument(help="pathway YAML files")]) -> None:
+    """Check pathway files and print every problem as file:line:col: field: message."""
+    worst = 0
+    for path in paths:
+        try:
+            _load_or_exit(path)
+            typer.echo(f"{path}: ok")
+        except typer.Exit as failed:
+            worst = max(worst, failed.exit_code)
+    raise typer.Exit(worst)
+
+
+@app.command()
+def simulate(
+    path: Annotated[Path, typer.Argument(help="pathway YAML file")],
+    anchor: Annotated[str, typer.Option(help="anchor date YYYY-MM-DD or date-time")],
+    tz: Annotated[str | None, typer.Option("--tz", help="patient time zone (default: the pathway's)")] = None,
+    locale: Annotated[str | None, typer.Option(help="patient locale (default: the pathway's first)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
+) -> None:
+    """Run one enrollment on the time-skipping Temporal server and print every message delivered."""
+    from carepath.simulation import simulate as run_simulation
+
+    pathway = _load_or_exit(path)
+    timeline, delivered = asyncio.run(run_simulation(pathway, _parse_anchor(anchor), timezone=tz, locale=locale))
+    if as_json:
+        json.dump([{"step": d.step, "occurrence": d.occurrence, "due": d.due.isoformat(), "channel": d.channel,
+                    "subject": d.subject} for d in delivered], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return
+    for d in delivered:
+        typer.echo(f"{d.due:%Y-%m-%d %H:%M %Z}  {d.channel:<8} {d.step}#{d.occurrence:<3} {d.subject}")
+    typer.echo(f"{len(delivered)} messages delivered; enrollment {timeline.status}")

@@ -1,0 +1,133 @@
+"""The pathway language: what a clinical manager may write, as pydantic models.
+
+Every model forbids unknown keys so that a typo is an error, never a silently ignored setting.
+Every field carries a description: they become the JSON Schema editors show while authors type.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    WithJsonSchema,
+)
+
+from pathways import timing
+
+
+class LanguageModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{name}' is not an IANA time zone (e.g. Asia/Shanghai, Europe/London)") from None
+    return name
+
+
+def _check_with(parser):
+    def check(text: str) -> str:
+        parser(text)
+        return text
+
+    return check
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(timing.parse_duration),
+    PlainSerializer(timing.format_duration, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "description": timing.DURATION_HELP, "examples": ["30s", "2h", "1d"]}),
+]
+TimingText = Annotated[
+    str,
+    AfterValidator(_check_with(timing.parse_timing)),
+    WithJsonSchema({"type": "string", "description": timing.AT_HELP, "examples": ["day 3 09:00", "day 0 +2h", "30s"]}),
+]
+SendWindowText = Annotated[
+    str,
+    AfterValidator(_check_with(timing.parse_send_window)),
+    WithJsonSchema({"type": "string", "description": timing.WINDOW_HELP, "examples": ["09:00-20:00"]}),
+]
+ZoneName = Annotated[str, AfterValidator(_check_zone), Field(examples=["Asia/Shanghai", "Europe/London"])]
+Slug = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64, examples=["post-surgery-recovery"],
+          description="lower-case letters, digits, '-' and '_'"),
+]
+Locale = Annotated[
+    str,
+    Field(pattern=r"^[a-z]{2,3}(-[A-Z][A-Za-z]{1,3})?$", examples=["zh-CN", "en"],
+          description="a BCP 47 language tag such as zh-CN or en"),
+]
+Channel = Literal["email", "console"]
+
+
+class Repeat(LanguageModel):
+    """Repeat a step at a fixed interval after its first occurrence."""
+
+    every: Duration = Field(description="time between occurrences; whole days keep the same local clock time")
+    times: int = Field(ge=2, le=366, description="how many occurrences in all, the first included", examples=[7])
+
+
+class MessageTemplate(LanguageModel):
+    """The text of one message in one language. Jinja2, rendered in a sandbox."""
+
+    subject: str = Field(min_length=1, description="the subject line (email) or title", examples=["Your check-in"])
+    body: str = Field(min_length=1, description="the message text; {{ patient.first_name }} and friends",
+                      examples=["Dear {{ patient.first_name }}, ..."])
+
+
+class MessageStep(LanguageModel):
+    """Send a message (education, reminder, instructions) to the patient."""
+
+    kind: Literal["message"] = Field(description="what this step does")
+    id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    at: TimingText = Field(description="when the first occurrence is due")
+    repeat: Repeat | None = Field(default=None, description="optional repetition")
+    channel: Channel = Field(default="email", description="how the message reaches the patient")
+    template: dict[Locale, MessageTemplate] = Field(
+        description="one template per locale of the pathway", examples=[{"en": {"subject": "Hello", "body": "Hi"}}]
+    )
+
+
+STEP_KINDS = ("message",)
+
+
+def _step_kind(value: Any) -> str | None:
+    return value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
+Step = Annotated[Union[Annotated[MessageStep, Tag("message")]], Discriminator(_step_kind)]
+
+
+class Pathway(LanguageModel):
+    """A care pathway: what happens to an enrolled patient, and when, relative to an anchor date."""
+
+    id: Slug = Field(description="stable identifier; enrollments refer to it")
+    version: int = Field(ge=1, description="raise it for every change; running enrollments keep theirs")
+    title: str = Field(min_length=1, description="shown to staff", examples=["Post-surgery recovery"])
+    anchor: Slug = Field(description="the named date the schedule hangs on",
+                         examples=["surgery_date", "delivery_date", "discharge_date"])
+    timezone: ZoneName = Field(default="UTC", description="used when the patient has no time zone of their own")
+    send_window: SendWindowText | None = Field(
+        default=None,
+        description="local hours when patients may be contacted; a touchpoint outside waits for the window to open",
+    )
+    locales: list[Locale] = Field(min_length=1, description="languages the pathway speaks; the first is the default")
+    steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing")
+
+    def step(self, step_id: str) -> MessageStep:
+        return next(step for step in self.steps if step.id == step_id)

@@ -1,0 +1,88 @@
+"""Compiling a pathway for one enrollment into its dated touchpoints.
+
+A pure function of (pathway, anchor, zone): the workflow runs it to know what to do and when, and
+the preview runs it to show authors the same thing without running anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from pathways.model import Pathway
+from pathways.timing import SendWindow, parse_send_window, parse_timing
+
+ONE_DAY = timedelta(days=1)
+
+
+class Touchpoint(BaseModel):
+    """One dated occurrence of a step for one enrollment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    occurrence: int
+    kind: str
+    due: AwareDatetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.step_id}#{self.occurrence}"
+
+
+def anchor_instant(anchor: date | datetime, zone: str) -> datetime:
+    """A date-only anchor means the start of that day in the patient's zone."""
+    tz = ZoneInfo(zone)
+    if isinstance(anchor, datetime):
+        return anchor.astimezone(tz) if anchor.tzinfo else anchor.replace(tzinfo=tz)
+    return datetime.combine(anchor, time(0, 0), tzinfo=tz)
+
+
+def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = None) -> list[Touchpoint]:
+    """Every touchpoint of the pathway for this anchor, in the order they fall due."""
+    zone = zone or pathway.timezone
+    start = anchor_instant(anchor, zone)
+    window = parse_send_window(pathway.send_window) if pathway.send_window else None
+    touchpoints = []
+    for order, step in enumerate(pathway.steps):
+        first = _first_due(start, step.at)
+        count = step.repeat.times if step.repeat else 1
+        for index in range(count):
+            due = _nth_due(first, step.repeat.every, index) if step.repeat else first
+            if window:
+                due = _within_window(due, window)
+            touchpoints.append((due.astimezone(timezone.utc), order, index,
+                                Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
+                                           due=due.astimezone(timezone.utc))))
+    return [entry[-1] for entry in sorted(touchpoints, key=lambda entry: entry[:3])]
+
+
+def _first_due(start: datetime, at: str) -> datetime:
+    timing = parse_timing(at)
+    if timing.clock is not None:
+        day = start.date() + timedelta(days=timing.days)
+        return datetime.combine(day, timing.clock, tzinfo=start.tzinfo)
+    # Aware arithmetic keeps the local wall clock across DST for whole days; the offset is elapsed time.
+    return _wall_clock(start + timedelta(days=timing.days)) + timing.offset
+
+
+def _nth_due(first: datetime, every: timedelta, index: int) -> datetime:
+    if every % ONE_DAY == timedelta(0):
+        return _wall_clock(first + every * index)
+    return (first.astimezone(timezone.utc) + every * index).astimezone(first.tzinfo)
+
+
+def _within_window(due: datetime, window: SendWindow) -> datetime:
+    local = due.astimezone(due.tzinfo)
+    if local.time() < window.opens:
+        return _wall_clock(datetime.combine(local.date(), window.opens, tzinfo=local.tzinfo))
+    if local.time() > window.closes:
+        return _wall_clock(datetime.combine(local.date() + ONE_DAY, window.opens, tzinfo=local.tzinfo))
+    return local
+
+
+def _wall_clock(moment: datetime) -> datetime:
+    """Normalise a local time that DST skipped (02:30 on a spring-forward night) to a real instant."""
+    return moment.astimezone(timezone.utc).astimezone(moment.tzinfo)

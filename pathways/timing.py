@@ -1,0 +1,111 @@
+"""The timing vocabulary of pathways: durations, `at` expressions and send windows.
+
+Pure functions with no clock: the compiler and the workflow both rely on them being deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time, timedelta
+from functools import lru_cache
+
+from pydantic import TypeAdapter, ValidationError
+
+_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1),
+          "m": timedelta(minutes=1), "s": timedelta(seconds=1)}
+_SHORT_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_ISO_DURATION = TypeAdapter(timedelta)
+DURATION_HELP = "a duration such as 30s, 15m, 2h, 1d, 1w, 1d12h or ISO 8601 PT30S"
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """`30s`, `2h`, `1d12h`, `1w` or ISO 8601 (`PT30S`, `P1D`) → timedelta; ValueError otherwise."""
+    if isinstance(text, timedelta):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"expected {DURATION_HELP}, got {text!r}")
+    compact = text.strip().replace(" ", "").lower()
+    match = _SHORT_DURATION.match(compact)
+    if match and any(match.groups()):
+        return sum(
+            (int(amount) * unit for amount, unit in zip(match.groups(), _UNITS.values()) if amount),
+            timedelta(),
+        )
+    if compact.startswith("p"):
+        try:
+            return _ISO_DURATION.validate_python(text.strip())
+        except ValidationError:
+            pass
+    raise ValueError(f"'{text}' is not {DURATION_HELP}")
+
+
+def format_duration(value: timedelta) -> str:
+    """The short form authors write, e.g. 1d12h; inverse of parse_duration."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for suffix, unit in _UNITS.items():
+        amount, seconds = divmod(seconds, int(unit.total_seconds()))
+        if amount:
+            parts.append(f"{amount}{suffix}")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a step first happens, relative to the enrollment's anchor.
+
+    `day 3 09:00`: the anchor's calendar date + 3 days, at 09:00 in the patient's zone.
+    `day 0 +2h`: the anchor instant + 0 days + 2 hours.
+    `30s` / `PT30S`: the anchor instant + the duration (for tests and benchmarks).
+    """
+
+    days: int
+    clock: time | None
+    offset: timedelta
+
+
+AT_HELP = "'day N HH:MM' (e.g. day 3 09:00), 'day N +DURATION' (e.g. day 0 +2h) or a duration (e.g. 30s)"
+_DAY_AT = re.compile(r"^day\s+(\d+)(?:\s+(\d{1,2}):(\d{2})|\s+\+\s*(\S+))?$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def parse_timing(text: str) -> Timing:
+    match = _DAY_AT.match(text.strip())
+    if match:
+        days, hour, minute, offset = match.groups()
+        if hour is not None:
+            if int(hour) > 23 or int(minute) > 59:
+                raise ValueError(f"'{hour}:{minute}' is not a time of day (00:00 to 23:59)")
+            return Timing(int(days), time(int(hour), int(minute)), timedelta())
+        return Timing(int(days), None, parse_duration(offset) if offset else timedelta())
+    try:
+        return Timing(0, None, parse_duration(text))
+    except ValueError:
+        raise ValueError(f"'{text}' is not a time; write {AT_HELP}") from None
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    opens: time
+    closes: time
+
+
+WINDOW_HELP = "'HH:MM-HH:MM', e.g. 09:00-20:00"
+_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+@lru_cache(maxsize=64)
+def parse_send_window(text: str) -> SendWindow:
+    match = _WINDOW.match(text.strip())
+    if not match:
+        raise ValueError(f"'{text}' is not a send window; write {WINDOW_HELP}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+        raise ValueError(f"'{text}' has a time outside 00:00-24:00")
+    opens, closes = time(h1, m1), (time(23, 59, 59) if h2 == 24 else time(h2, m2))
+    if closes <= opens:
+        raise ValueError(f"send window '{text}' must open before it closes")
+    return SendWindow(opens, closes)

@@ -1,0 +1,44 @@
+"""The one place where settings become clients, channels and activities, wired into a worker."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.channels import Channel, ConsoleChannel, EmailChannel, SmtpSettings
+from activities.delivery import DeliveryActivities
+from carepath.db import create_engine, session_factory
+from carepath.settings import Settings
+from workflows.pathway import PathwayWorkflow
+
+WORKFLOWS = [PathwayWorkflow]
+
+
+def smtp_settings(settings: Settings) -> SmtpSettings:
+    return SmtpSettings(host=settings.SMTP_HOST, port=settings.SMTP_PORT, sender=settings.SMTP_SENDER,
+                        username=settings.SMTP_USERNAME, password=settings.SMTP_PASSWORD,
+                        starttls=settings.SMTP_STARTTLS)
+
+
+def activities_for(delivery: DeliveryActivities) -> list:
+    return [delivery.deliver_message, delivery.record_enrollment_status]
+
+
+@asynccontextmanager
+async def build_worker(client: Client, settings: Settings, task_queue: str | None = None,
+                       channels: dict[str, Channel] | None = None) -> AsyncIterator[Worker]:
+    """A worker with every workflow and activity, its database engine disposed of on exit.
+
+    `channels` replaces the configured ones by name (the simulator records console messages).
+    """
+    engine = create_engine(settings.DATABASE_URL)
+    configured = {"email": EmailChannel(smtp_settings(settings)), "console": ConsoleChannel()}
+    delivery = DeliveryActivities(session_factory(engine), configured | (channels or {}))
+    try:
+        yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS,
+                     activities=activities_for(delivery))
+    finally:
+        await engine.dispose()
