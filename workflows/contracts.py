@@ -17,7 +17,7 @@ from pathways.model import MessageTemplate, Pathway
 DELIVER_MESSAGE = "deliver_message"
 RECORD_ENROLLMENT_STATUS = "record_enrollment_status"
 
-TouchpointStatus = Literal["planned", "sent", "failed", "cancelled"]
+TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped"]
 EnrollmentStatus = Literal["active", "completed", "cancelled"]
 
 

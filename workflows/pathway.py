@@ -33,6 +33,8 @@ DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coef
                              maximum_interval=timedelta(minutes=10), maximum_attempts=10)
 DELIVERY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
+ENROLLMENT_GRACE = timedelta(minutes=15)
 
 
 @workflow.defn
@@ -50,7 +52,10 @@ class PathwayWorkflow:
 
     @workflow.run
     async def run(self, run: EnrollmentRun) -> Timeline:
+        self._skip_touchpoints_due_before_enrollment()
         for entry in self._entries:
+            if entry.status != "planned":
+                continue
             if not await self._sleep_until(entry.due):
                 break
             await self._deliver(entry)
@@ -85,6 +90,18 @@ class PathwayWorkflow:
             raise ValueError("the enrollment is already cancelled")
         if self._finished:
             raise ValueError("the enrollment has already completed")
+
+    def _skip_touchpoints_due_before_enrollment(self) -> None:
+        """A patient enrolled on day 10 must not receive days 1-9 in one burst.
+
+        Only touchpoints already past due when the run starts are skipped; one delayed later (a
+        worker outage) is still sent late, because a late reminder beats a lost one.
+        """
+        started = workflow.info().workflow_start_time
+        for entry in self._entries:
+            if entry.due < started - ENROLLMENT_GRACE:
+                entry.status, entry.at = "skipped", started
+                entry.detail = "due before the enrollment was made"
 
     def _status(self) -> str:
         if self._cancel_reason is not None:

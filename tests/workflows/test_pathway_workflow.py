@@ -1,0 +1,111 @@
+"""PathwayWorkflow on the time-skipping server, with the real worker, SQLite file and SMTP server."""
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from carepath.db import Enrollment, TouchpointRecord
+from pathways.validation import load_pathway_file, parse_pathway
+from workflows.contracts import CancelRequest
+from workflows.pathway import PathwayWorkflow
+
+SHIPPED = Path(__file__).resolve().parents[2] / "pathways"
+
+
+def _pathway(steps: str, extra: str = ""):
+    return parse_pathway(
+        "id: test-pathway\nversion: 1\ntitle: Test\nanchor: surgery_date\nlocales: [en]\n" + extra + "steps:\n" + steps,
+        "test.yaml",
+    )
+
+
+async def _tomorrow(time_skipping) -> date:
+    return (await time_skipping.get_current_time()).date() + timedelta(days=1)
+
+
+async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_skipping, stack):
+    pathway = load_pathway_file(SHIPPED / "post-surgery-recovery.yaml")
+    patient = await stack.add_patient(given_name="Mei", locale="zh-CN", timezone="Asia/Shanghai")
+    enrolled = await stack.enroll(patient, pathway, await _tomorrow(time_skipping))
+
+    timeline = await enrolled.workflow.result()
+
+    assert timeline.status == "completed"
+    assert [e.status for e in timeline.entries] == ["sent"] * 11
+    subjects = [mail.subject for mail in stack.inbox.messages]
+    assert len(subjects) == 11
+    assert subjects[0] == "Mei，您的出院须知"
+    assert subjects.count("术后第 3 天自我检查提醒") == 1
+    assert subjects[-1] == "术后 30 天随访结束"
+    assert all(mail.recipients == ("patient@example.test",) for mail in stack.inbox.messages)
+    last_due = timeline.entries[-1].due.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert (last_due.date() - timeline.entries[0].due.astimezone(ZoneInfo("Asia/Shanghai")).date()).days == 30
+    async with stack.sessions() as session:
+        enrollment = await session.get(Enrollment, enrolled.enrollment.id)
+        records = (await session.scalars(select(TouchpointRecord))).all()
+    assert enrollment.status == "completed" and enrollment.ended_at is not None
+    assert len(records) == 11 and {r.status for r in records} == {"sent"} and {r.attempts for r in records} == {1}
+
+
+async def test_cancel_stops_every_touchpoint_left(time_skipping, stack):
+    pathway = _pathway(
+        "  - kind: message\n    id: daily\n    at: day 1 10:00\n    repeat: {every: 1d, times: 10}\n"
+        "    template: {en: {subject: 'Day {{ step.occurrence }}', body: 'Hello'}}\n"
+    )
+    patient = await stack.add_patient(timezone="UTC")
+    anchor = await _tomorrow(time_skipping)
+    enrolled = await stack.enroll(patient, pathway, anchor)
+
+    # Until day 3 12:00: days 1, 2 and 3 have been sent.
+    now = await time_skipping.get_current_time()
+    await time_skipping.sleep(datetime.combine(anchor + timedelta(days=3), time(12), tzinfo=ZoneInfo("UTC")) - now)
+    after_cancel = await enrolled.workflow.execute_update(PathwayWorkflow.cancel, CancelRequest(reason="readmitted"))
+    timeline = await enrolled.workflow.result()
+
+    assert [e.status for e in after_cancel.entries] == ["sent"] * 3 + ["cancelled"] * 7
+    assert timeline.status == "cancelled" and timeline.cancel_reason == "readmitted"
+    assert [e.status for e in timeline.entries] == ["sent"] * 3 + ["cancelled"] * 7
+    assert [mail.subject for mail in stack.inbox.messages] == ["Day 1", "Day 2", "Day 3"]
+    async with stack.sessions() as session:
+        enrollment = await session.get(Enrollment, enrolled.enrollment.id)
+    assert (enrollment.status, enrollment.status_reason) == ("cancelled", "readmitted")
+
+
+async def test_send_window_delays_a_night_touchpoint_to_the_window_opening_in_the_patients_zone(time_skipping, stack):
+    pathway = _pathway(
+        "  - kind: message\n    id: night\n    at: day 1 03:00\n"
+        "    template: {en: {subject: 'Night', body: 'Hello'}}\n",
+        extra="send_window: '09:00-20:00'\n",
+    )
+    zone = ZoneInfo("America/New_York")
+    patient = await stack.add_patient(timezone="America/New_York")
+    anchor = await _tomorrow(time_skipping)
+    enrolled = await stack.enroll(patient, pathway, anchor)
+
+    timeline = await enrolled.workflow.result()
+
+    [entry] = timeline.entries
+    assert entry.due.astimezone(zone) == datetime.combine(anchor + timedelta(days=1), time(9), tzinfo=zone)
+    # Delivered when the window opened, not at 03:00: the workflow's clock at delivery.
+    assert timedelta(0) <= entry.at - entry.due < timedelta(minutes=1)
+    assert [mail.subject for mail in stack.inbox.messages] == ["Night"]
+
+
+async def test_touchpoints_due_before_the_enrollment_are_skipped_not_sent_in_a_burst(time_skipping, stack):
+    pathway = _pathway(
+        "  - kind: message\n    id: daily\n    at: day 1 10:00\n    repeat: {every: 1d, times: 5}\n"
+        "    template: {en: {subject: 'Day {{ step.occurrence }}', body: 'Hello'}}\n"
+    )
+    patient = await stack.add_patient(timezone="UTC")
+    today = (await time_skipping.get_current_time()).date()
+    enrolled = await stack.enroll(patient, pathway, today - timedelta(days=3))
+
+    timeline = await enrolled.workflow.result()
+
+    # Day 3 falls due today at 10:00, before or after "now" depending on when the test runs.
+    statuses = [e.status for e in timeline.entries]
+    assert statuses[:2] == ["skipped", "skipped"] and statuses[3:] == ["sent", "sent"]
+    subjects = [mail.subject for mail in stack.inbox.messages]
+    assert subjects[-2:] == ["Day 4", "Day 5"] and {"Day 1", "Day 2"}.isdisjoint(subjects)
