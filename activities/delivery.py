@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, OutgoingMessage, Recipient
 from carepath.db import Enrollment, Patient, TouchpointRecord, utcnow
+from carepath.links import FormLinks
 from pathways.templates import render
 from workflows.contracts import (
     DELIVER_MESSAGE,
@@ -22,9 +23,11 @@ from workflows.contracts import (
 
 
 class DeliveryActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel],
+                 links: FormLinks):
         self._sessions = sessions
         self._channels = channels
+        self._links = links
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, request: MessageDelivery) -> DeliveryReceipt:
@@ -38,7 +41,7 @@ class DeliveryActivities:
                 return DeliveryReceipt(duplicate=True)
             patient = await self._patient_of(session, request.enrollment_id)
             record_id = record.id
-        message = _compose(request, patient)
+        message = self._compose(request, patient)
         try:
             await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
         except ApplicationError as error:
@@ -63,12 +66,13 @@ class DeliveryActivities:
                 TouchpointRecord.enrollment_id == request.enrollment_id,
                 TouchpointRecord.step_id == request.step_id,
                 TouchpointRecord.occurrence == request.occurrence,
+                TouchpointRecord.purpose == request.purpose,
             )
         )
         if record is None:
             record = TouchpointRecord(enrollment_id=request.enrollment_id, step_id=request.step_id,
-                                      occurrence=request.occurrence, channel=request.channel, due_at=request.due,
-                                      status="sending", attempts=0)
+                                      occurrence=request.occurrence, purpose=request.purpose,
+                                      channel=request.channel, due_at=request.due, status="sending", attempts=0)
             session.add(record)
         if record.status != "sent":
             record.status, record.attempts = "sending", record.attempts + 1
@@ -89,17 +93,19 @@ class DeliveryActivities:
             for name, value in values.items():
                 setattr(record, name, value)
 
-
-def _compose(request: MessageDelivery, patient: Patient) -> OutgoingMessage:
-    locale = patient.locale if patient.locale in request.templates else next(iter(request.templates))
-    template = request.templates[locale]
-    context = {
-        "patient": {"first_name": patient.given_name},
-        "pathway": {"id": request.pathway_id, "title": request.pathway_title},
-        "step": {"id": request.step_id, "occurrence": request.occurrence},
-    }
-    return OutgoingMessage(
-        subject=render(template.subject, context).strip(),
-        body=render(template.body, context),
-        message_id=f"<{request.enrollment_id}.{request.step_id}.{request.occurrence}@carepath>",
-    )
+    def _compose(self, request: MessageDelivery, patient: Patient) -> OutgoingMessage:
+        locale = patient.locale if patient.locale in request.templates else next(iter(request.templates))
+        template = request.templates[locale]
+        context = {
+            "patient": {"first_name": patient.given_name},
+            "pathway": {"id": request.pathway_id, "title": request.pathway_title},
+            "step": {"id": request.step_id, "occurrence": request.occurrence},
+        }
+        if request.form:
+            context["link"] = self._links.url(request.enrollment_id, request.step_id, request.occurrence,
+                                              request.form.expires)
+        return OutgoingMessage(
+            subject=render(template.subject, context).strip(),
+            body=render(template.body, context),
+            message_id=f"<{request.enrollment_id}.{request.step_id}.{request.occurrence}.{request.purpose}@carepath>",
+        )

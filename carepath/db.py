@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -94,15 +94,19 @@ class Enrollment(Base):
 
 
 class TouchpointRecord(Base):
-    """One delivery attempt series; the unique key is what makes a retried delivery send once."""
+    """One message's delivery; the unique key is what makes a retried delivery send once."""
 
     __tablename__ = "touchpoints"
-    __table_args__ = (UniqueConstraint("enrollment_id", "step_id", "occurrence", name="uq_touchpoint_key"),)
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", "occurrence", "purpose", name="uq_touchpoint_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
     step_id: Mapped[str] = mapped_column(String(64))
     occurrence: Mapped[int] = mapped_column(Integer)
+    # scheduled, invitation, reminder-1, ...: one occurrence of a questionnaire sends several messages.
+    purpose: Mapped[str] = mapped_column(String(32), default="scheduled", server_default="scheduled")
     channel: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -144,3 +148,58 @@ def migrate(url: str) -> None:
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url)
     command.upgrade(config, "head")
+
+
+class QuestionnaireRecord(Base):
+    """One occurrence of a questionnaire step: open from `opens` until answered or `expires`."""
+
+    __tablename__ = "questionnaires"
+    __table_args__ = (UniqueConstraint("enrollment_id", "step_id", "occurrence", name="uq_questionnaire_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    instrument_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ResponseRecord(Base):
+    """A submitted questionnaire: the answers (PHI, free text included) live here and only here."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("rs"))
+    questionnaire_id: Mapped[int] = mapped_column(ForeignKey("questionnaires.id"), index=True)
+    instrument_id: Mapped[str] = mapped_column(String(64))
+    answers: Mapped[dict] = mapped_column(JSON)
+    score: Mapped[float | None] = mapped_column(Float)
+    band: Mapped[str | None] = mapped_column(String(64))
+    flags: Mapped[list] = mapped_column(JSON, default=list)
+    # received → accepted (the workflow took it) or refused (expired or answered meanwhile); kept either way.
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    source: Mapped[str] = mapped_column(String(16))
+    entered_by: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[dict | None] = mapped_column(JSON)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EscalationRecord(Base):
+    __tablename__ = "escalations"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", "occurrence", "trigger", name="uq_escalation_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("es"))
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(16))
+    response_id: Mapped[str | None] = mapped_column(ForeignKey("responses.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -90,27 +90,85 @@ class MessageTemplate(LanguageModel):
                       examples=["Dear {{ patient.first_name }}, ..."])
 
 
+Templates = Annotated[
+    dict[Locale, MessageTemplate],
+    Field(description="one template per locale of the pathway", examples=[{"en": {"subject": "Hello", "body": "Hi"}}]),
+]
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
 class MessageStep(LanguageModel):
     """Send a message (education, reminder, instructions) to the patient."""
 
     kind: Literal["message"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
-    at: TimingText = Field(description="when the first occurrence is due")
+    at: TimingText | None = Field(
+        default=None, description="when the first occurrence is due; leave out for a message that only rules send")
     repeat: Repeat | None = Field(default=None, description="optional repetition")
     channel: Channel = Field(default="email", description="how the message reaches the patient")
-    template: dict[Locale, MessageTemplate] = Field(
-        description="one template per locale of the pathway", examples=[{"en": {"subject": "Hello", "body": "Hi"}}]
-    )
+    template: Templates
 
 
-STEP_KINDS = ("message",)
+class Escalate(LanguageModel):
+    """Ask a person to look at this patient. Tiers and notification come from escalation policies."""
+
+    reason: str = Field(min_length=1, description="why, in words a nurse understands at a glance",
+                        examples=["PHQ-9 score 10 or more"])
+    priority: Literal["urgent", "high", "routine"] = Field(default="high", description="how fast someone must look")
+
+
+class Actions(LanguageModel):
+    """What happens when a rule matches (any combination)."""
+
+    tag: Annotated[list[Slug], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list, description="labels added to the enrollment, e.g. mood-risk", examples=[["mood-risk"]])
+    send: Annotated[list[Slug], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list, description="ids of message steps to send now", examples=[["fever-advice"]])
+    escalate: Escalate | None = Field(default=None, description="open an escalation")
+    stop: bool = Field(default=False, description="end the pathway for this patient: nothing more is sent")
+
+
+class Rule(Actions):
+    """`when` the expression is true for a response, the actions happen. Every matching rule fires."""
+
+    when: str = Field(min_length=1, description="an expression over score, band, flags, tags and item ids",
+                      examples=["score >= 10 or 'self_harm' in flags"])
+
+
+class QuestionnaireStep(LanguageModel):
+    """Ask the patient to fill in an instrument through a signed web link, then act on the answers."""
+
+    kind: Literal["questionnaire"] = Field(description="what this step does")
+    id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    instrument: Slug = Field(description="id of an instrument in pathways/instruments/", examples=["phq-9"])
+    at: TimingText = Field(description="when the questionnaire opens (the invitation is sent)")
+    repeat: Repeat | None = Field(default=None, description="optional repetition")
+    channel: Channel = Field(default="email", description="how the invitation reaches the patient")
+    template: Templates = Field(description="the invitation per locale; must contain {{ link }}")
+    reminder_template: Templates | None = Field(
+        default=None, description="reminder text per locale (default: the invitation again); must contain {{ link }}")
+    remind: list[Duration] = Field(default_factory=list, description="after opening, remind if still unanswered",
+                                   examples=[["24h", "48h"]])
+    expire: Duration = Field(description="after opening, the link stops working and on_expire happens",
+                             examples=["72h"])
+    on: list[Rule] = Field(default_factory=list, description="rules evaluated on each response, in order")
+    on_expire: Actions | None = Field(default=None, description="what happens when nobody answered in time")
+
+
+STEP_KINDS = ("message", "questionnaire")
 
 
 def _step_kind(value: Any) -> str | None:
     return value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
 
 
-Step = Annotated[Union[Annotated[MessageStep, Tag("message")]], Discriminator(_step_kind)]
+Step = Annotated[
+    Union[Annotated[MessageStep, Tag("message")], Annotated[QuestionnaireStep, Tag("questionnaire")]],
+    Discriminator(_step_kind),
+]
 
 
 class Pathway(LanguageModel):
@@ -129,5 +187,5 @@ class Pathway(LanguageModel):
     locales: list[Locale] = Field(min_length=1, description="languages the pathway speaks; the first is the default")
     steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing")
 
-    def step(self, step_id: str) -> MessageStep:
+    def step(self, step_id: str) -> MessageStep | QuestionnaireStep:
         return next(step for step in self.steps if step.id == step_id)

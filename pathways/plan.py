@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from pathways.model import Pathway
+from pathways.model import Pathway, QuestionnaireStep
 from pathways.timing import SendWindow, parse_send_window, parse_timing
 
 ONE_DAY = timedelta(days=1)
@@ -36,8 +36,9 @@ def anchor_instant(anchor: date | datetime, zone: str) -> datetime:
     """A date-only anchor means the start of that day in the patient's zone."""
     tz = ZoneInfo(zone)
     if isinstance(anchor, datetime):
-        return anchor.astimezone(tz) if anchor.tzinfo else anchor.replace(tzinfo=tz)
-    return datetime.combine(anchor, time(0, 0), tzinfo=tz)
+        return anchor.astimezone(tz) if anchor.tzinfo else _wall_clock(anchor.replace(tzinfo=tz))
+    # Where DST starts at midnight (America/Santiago, Asia/Beirut) the day starts at 01:00.
+    return _wall_clock(datetime.combine(anchor, time(0, 0), tzinfo=tz))
 
 
 def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = None) -> list[Touchpoint]:
@@ -47,12 +48,14 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
     window = parse_send_window(pathway.send_window) if pathway.send_window else None
     touchpoints = []
     for order, step in enumerate(pathway.steps):
+        if step.at is None:
+            continue
         first = _first_due(start, step.at)
         count = step.repeat.times if step.repeat else 1
         for index in range(count):
             due = _nth_due(first, step.repeat.every, index) if step.repeat else first
             if window:
-                due = _within_window(due, window)
+                due = within_window(due, window)
             touchpoints.append((due.astimezone(timezone.utc), order, index,
                                 Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
                                            due=due.astimezone(timezone.utc))))
@@ -64,8 +67,28 @@ def _first_due(start: datetime, at: str) -> datetime:
     if timing.clock is not None:
         day = start.date() + timedelta(days=timing.days)
         return datetime.combine(day, timing.clock, tzinfo=start.tzinfo)
-    # Aware arithmetic keeps the local wall clock across DST for whole days; the offset is elapsed time.
-    return _wall_clock(start + timedelta(days=timing.days)) + timing.offset
+    # Aware arithmetic keeps the local wall clock across DST for whole days; the offset is elapsed
+    # time, so it is added in UTC: `day 0 +2h` is two hours after the anchor even on a DST night.
+    day = _wall_clock(start + timedelta(days=timing.days))
+    return (day.astimezone(timezone.utc) + timing.offset).astimezone(start.tzinfo)
+
+
+def questionnaire_window(pathway: Pathway, step: QuestionnaireStep, opened: datetime, zone: str) -> tuple[list[datetime], datetime]:
+    """When reminders fall due and when the questionnaire expires, for an occurrence opened at `opened`.
+
+    Reminders respect the send window (a reminder is a message); expiry is a deadline and does not.
+    """
+    local = opened.astimezone(ZoneInfo(zone))
+    window = parse_send_window(pathway.send_window) if pathway.send_window else None
+    expires = (local + step.expire).astimezone(timezone.utc)
+    reminders = []
+    for offset in step.remind:
+        due = _wall_clock(local + offset)
+        if window:
+            due = within_window(due, window)
+        if due.astimezone(timezone.utc) < expires:
+            reminders.append(due.astimezone(timezone.utc))
+    return reminders, expires
 
 
 def _nth_due(first: datetime, every: timedelta, index: int) -> datetime:
@@ -74,7 +97,8 @@ def _nth_due(first: datetime, every: timedelta, index: int) -> datetime:
     return (first.astimezone(timezone.utc) + every * index).astimezone(first.tzinfo)
 
 
-def _within_window(due: datetime, window: SendWindow) -> datetime:
+def within_window(due: datetime, window: SendWindow) -> datetime:
+    """The first moment at or after `due` (in its zone) when the window is open."""
     local = due.astimezone(due.tzinfo)
     if local.time() < window.opens:
         return _wall_clock(datetime.combine(local.date(), window.opens, tzinfo=local.tzinfo))

@@ -10,6 +10,8 @@ from temporalio.worker import Worker
 
 from activities.channels import Channel, ConsoleChannel, EmailChannel, SmtpSettings
 from activities.delivery import DeliveryActivities
+from activities.questionnaires import QuestionnaireActivities
+from carepath.links import FormLinks
 from carepath.db import create_engine, session_factory
 from carepath.settings import Settings
 from workflows.pathway import PathwayWorkflow
@@ -23,8 +25,8 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
                         starttls=settings.SMTP_STARTTLS)
 
 
-def activities_for(delivery: DeliveryActivities) -> list:
-    return [delivery.deliver_message, delivery.record_enrollment_status]
+def form_links(settings: Settings) -> FormLinks:
+    return FormLinks(settings.SECRET_KEY, settings.PUBLIC_BASE_URL)
 
 
 @asynccontextmanager
@@ -36,9 +38,13 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
     """
     engine = create_engine(settings.DATABASE_URL)
     configured = {"email": EmailChannel(smtp_settings(settings)), "console": ConsoleChannel()}
-    delivery = DeliveryActivities(session_factory(engine), configured | (channels or {}))
+    sessions = session_factory(engine)
+    delivery = DeliveryActivities(sessions, configured | (channels or {}), form_links(settings))
+    questionnaires = QuestionnaireActivities(sessions)
     try:
         yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS,
-                     activities=activities_for(delivery))
+                     activities=[delivery.deliver_message, delivery.record_enrollment_status,
+                                 questionnaires.open_questionnaire, questionnaires.expire_questionnaire,
+                                 questionnaires.open_escalation])
     finally:
         await engine.dispose()

@@ -2,29 +2,47 @@
 
 Deterministic code only. The pathway snapshot arrives in the input, so an enrollment keeps the
 version it started with; the plan is recompiled from it on every replay, identically.
+
+The run is an agenda: a list of things due at given times (send a message, open a questionnaire,
+remind, expire, act on a rule). One loop sleeps on a durable timer until the earliest is due and
+performs it; updates (answers, cancellation) change the agenda and wake the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import count
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pathways.plan import compile_plan
+    from pathways.expressions import evaluate
+    from pathways.model import Actions, MessageStep, QuestionnaireStep
+    from pathways.plan import compile_plan, questionnaire_window
     from workflows.contracts import (
         DELIVER_MESSAGE,
+        EXPIRE_QUESTIONNAIRE,
+        OPEN_ESCALATION,
+        OPEN_QUESTIONNAIRE,
         RECORD_ENROLLMENT_STATUS,
         CancelRequest,
         DeliveryReceipt,
         EnrollmentRun,
         EnrollmentStatusChange,
+        EscalationRequest,
+        FormLink,
         MessageDelivery,
+        QuestionnaireOccurrence,
+        ResponseSubmission,
+        ResponseSummary,
+        RuleOutcome,
         Timeline,
         TimelineEntry,
+        TimelineEvent,
     )
 
 # A delivery that keeps failing for about an hour is recorded as failed rather than blocking the
@@ -37,6 +55,20 @@ BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 ENROLLMENT_GRACE = timedelta(minutes=15)
 
 
+@dataclass(order=True)
+class _Due:
+    """One thing on the agenda. Ordered by time, then by when it was added."""
+
+    due: datetime
+    sequence: int
+    action: str = field(compare=False)
+    entry: TimelineEntry = field(compare=False)
+    detail: object = field(default=None, compare=False)
+    # What a rule decided (an escalation, advice to the patient) happens even if the same rule,
+    # or staff, end the pathway a moment later.
+    outlives_end: bool = field(default=False, compare=False)
+
+
 @workflow.defn
 class PathwayWorkflow:
     @workflow.init
@@ -46,7 +78,13 @@ class PathwayWorkflow:
             TimelineEntry(step_id=t.step_id, occurrence=t.occurrence, kind=t.kind, due=t.due)
             for t in compile_plan(run.pathway, run.anchor, run.timezone)
         ]
+        self._agenda: list[_Due] = []
+        self._sequence = count()
+        self._agenda_changes = 0
+        self._tags: list[str] = []
+        self._events: list[TimelineEvent] = []
         self._cancel_reason: str | None = None
+        self._stop_reason: str | None = None
         self._in_flight: str | None = None
         self._finished = False
 
@@ -54,15 +92,18 @@ class PathwayWorkflow:
     async def run(self, run: EnrollmentRun) -> Timeline:
         self._skip_touchpoints_due_before_enrollment()
         for entry in self._entries:
-            if entry.status != "planned":
-                continue
-            if not await self._sleep_until(entry.due):
-                break
-            await self._deliver(entry)
+            if entry.status == "planned":
+                self._schedule(entry.due, "open" if entry.kind == "questionnaire" else "message", entry)
+        while self._agenda:
+            next_item = self._agenda[0]
+            if await self._sleep_until(next_item.due) and self._agenda and self._agenda[0] is next_item:
+                self._agenda.pop(0)
+                await self._perform(next_item)
+        self._close_remaining()
         self._finished = True
         await workflow.execute_activity(
             RECORD_ENROLLMENT_STATUS,
-            EnrollmentStatusChange(enrollment_id=run.enrollment_id, status=self._status(), reason=self._cancel_reason),
+            EnrollmentStatusChange(enrollment_id=run.enrollment_id, status=self._status(), reason=self._ended_by()),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -70,26 +111,73 @@ class PathwayWorkflow:
 
     @workflow.query
     def timeline(self) -> Timeline:
-        return Timeline(enrollment_id=self._run.enrollment_id, status=self._status(),
-                        cancel_reason=self._cancel_reason, entries=self._entries)
+        return Timeline(enrollment_id=self._run.enrollment_id, status=self._status(), cancel_reason=self._ended_by(),
+                        tags=self._tags, entries=self._entries, events=self._events)
 
     @workflow.update
     def cancel(self, request: CancelRequest) -> Timeline:
         """Stop every touchpoint not yet started; one already being delivered completes."""
         self._cancel_reason = request.reason
-        for entry in self._entries:
-            if entry.status == "planned" and entry.key != self._in_flight:
-                entry.status, entry.at, entry.detail = "cancelled", workflow.now(), request.reason
+        self._close_remaining()
         return self.timeline()
 
     @cancel.validator
     def _refuse_cancel_when_over(self, request: CancelRequest) -> None:
         if not request.reason.strip():
             raise ValueError("a cancellation needs a reason")
-        if self._cancel_reason is not None:
-            raise ValueError("the enrollment is already cancelled")
+        if self._ended_by() is not None:
+            raise ValueError(f"the enrollment is already {self._status()}")
         if self._finished:
             raise ValueError("the enrollment has already completed")
+
+    @workflow.update
+    def submit_response(self, submission: ResponseSubmission) -> RuleOutcome:
+        """Record a questionnaire response and act on it by the step's rules."""
+        entry = self._entry(submission.step_id, submission.occurrence)
+        step = self._run.pathway.step(entry.step_id)
+        entry.status, entry.at = "answered", workflow.now()
+        entry.response = ResponseSummary(**submission.model_dump(include=set(ResponseSummary.model_fields)))
+        outcome = RuleOutcome()
+        for index, rule in enumerate(step.on):
+            try:
+                matched = bool(evaluate(rule.when, self._rule_names(entry.response)))
+            except Exception as error:  # a rule over an unanswered optional item cannot decide
+                outcome.errors.append(f"rule {index + 1} ({rule.when}) not evaluated: {error}")
+                continue
+            if matched:
+                self._act(rule, entry, f"rule {index + 1}: {rule.when}", outcome)
+        entry.outcome = outcome
+        return outcome
+
+    @submit_response.validator
+    def _accept_only_open_occurrences(self, submission: ResponseSubmission) -> None:
+        entry = next((e for e in self._entries if e.step_id == submission.step_id
+                      and e.occurrence == submission.occurrence and e.kind == "questionnaire"), None)
+        if entry is None:
+            raise ValueError(f"no questionnaire {submission.step_id} #{submission.occurrence} in this enrollment")
+        if entry.status != "open":
+            state = {"planned": "is not open yet", "answered": "has already been answered",
+                     "expired": "has expired"}.get(entry.status, f"is {entry.status}")
+            raise ValueError(f"questionnaire {submission.step_id} #{submission.occurrence} {state}")
+
+    def _status(self) -> str:
+        if self._cancel_reason is not None:
+            return "cancelled"
+        if self._stop_reason is not None:
+            return "stopped"
+        return "completed" if self._finished else "active"
+
+    def _ended_by(self) -> str | None:
+        return self._cancel_reason or self._stop_reason
+
+    def _entry(self, step_id: str, occurrence: int) -> TimelineEntry:
+        return next(e for e in self._entries if e.step_id == step_id and e.occurrence == occurrence)
+
+    def _schedule(self, due: datetime, action: str, entry: TimelineEntry, detail: object = None,
+                  outlives_end: bool = False) -> None:
+        self._agenda.append(_Due(due, next(self._sequence), action, entry, detail, outlives_end))
+        self._agenda.sort()
+        self._agenda_changes += 1
 
     def _skip_touchpoints_due_before_enrollment(self) -> None:
         """A patient enrolled on day 10 must not receive days 1-9 in one burst.
@@ -103,23 +191,54 @@ class PathwayWorkflow:
                 entry.status, entry.at = "skipped", started
                 entry.detail = "due before the enrollment was made"
 
-    def _status(self) -> str:
-        if self._cancel_reason is not None:
-            return "cancelled"
-        return "completed" if self._finished else "active"
+    def _close_remaining(self) -> None:
+        """Once the enrollment is cancelled or stopped, nothing not yet started will happen."""
+        reason = self._ended_by()
+        if reason is None:
+            return
+        self._agenda = [item for item in self._agenda if item.outlives_end]
+        still_due = {item.entry.key for item in self._agenda if item.action == "message"}
+        for entry in self._entries:
+            if entry.status in ("planned", "open") and entry.key != self._in_flight and entry.key not in still_due:
+                entry.status, entry.at, entry.detail = "cancelled", workflow.now(), reason
+        self._agenda_changes += 1
 
     async def _sleep_until(self, due: datetime) -> bool:
-        """Wait for a due time on a durable timer; False if the enrollment was cancelled meanwhile."""
+        """Wait on a durable timer until `due`; False if the agenda changed first (look again)."""
         delay = due - workflow.now()
-        if delay > timedelta(0):
-            try:
-                await workflow.wait_condition(lambda: self._cancel_reason is not None, timeout=delay)
-            except asyncio.TimeoutError:
-                pass
-        return self._cancel_reason is None
+        if delay <= timedelta(0):
+            return True
+        changes = self._agenda_changes
+        try:
+            await workflow.wait_condition(lambda: self._agenda_changes != changes, timeout=delay)
+            return False
+        except asyncio.TimeoutError:
+            return True
 
-    async def _deliver(self, entry: TimelineEntry) -> None:
-        step = self._run.pathway.step(entry.step_id)
+    async def _perform(self, item: _Due) -> None:
+        entry = item.entry
+        if item.action == "message":
+            await self._deliver(entry, self._run.pathway.step(entry.step_id))
+        elif item.action == "open":
+            await self._open_questionnaire(entry)
+        elif item.action == "remind" and entry.status == "open":
+            step = self._run.pathway.step(entry.step_id)
+            entry.reminders_sent += 1
+            await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}",
+                             templates=step.reminder_template or step.template, form=self._form(entry, step))
+        elif item.action == "expire" and entry.status == "open":
+            await self._expire_questionnaire(entry)
+        elif item.action == "escalate":
+            await self._escalate(entry, *item.detail)
+
+    async def _deliver(self, entry: TimelineEntry, step: MessageStep) -> None:
+        if await self._send(entry, step, purpose="scheduled", templates=step.template):
+            entry.status = "sent"
+        else:
+            entry.status = "failed"
+
+    async def _send(self, entry: TimelineEntry, step, *, purpose: str, templates, form: FormLink | None = None) -> bool:
+        """Deliver one message; on final failure record why on the entry and go on with the pathway."""
         self._in_flight = entry.key
         try:
             receipt = await workflow.execute_activity(
@@ -127,17 +246,93 @@ class PathwayWorkflow:
                 MessageDelivery(
                     enrollment_id=self._run.enrollment_id, pathway_id=self._run.pathway.id,
                     pathway_title=self._run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
-                    channel=step.channel, due=entry.due, templates=step.template,
+                    purpose=purpose, channel=step.channel, due=entry.due, templates=templates, form=form,
                 ),
                 result_type=DeliveryReceipt,
                 start_to_close_timeout=DELIVERY_ATTEMPT_TIMEOUT,
                 retry_policy=DELIVERY_RETRY,
             )
-            entry.status, entry.at = "sent", workflow.now()
+            entry.at = entry.at or workflow.now()
             if receipt.duplicate:
                 entry.detail = "already sent by an earlier attempt; not sent again"
+            return True
         except ActivityError as error:
-            entry.status, entry.at = "failed", workflow.now()
-            entry.detail = str(error.cause.message if error.cause else error)
+            entry.at = entry.at or workflow.now()
+            entry.detail = f"{purpose}: {error.cause.message if error.cause else error}"
+            return False
         finally:
             self._in_flight = None
+
+    def _form(self, entry: TimelineEntry, step: QuestionnaireStep) -> FormLink:
+        return FormLink(instrument_id=step.instrument, expires=entry.closes)
+
+    async def _open_questionnaire(self, entry: TimelineEntry) -> None:
+        step = self._run.pathway.step(entry.step_id)
+        opened = workflow.now()
+        reminders, expires = questionnaire_window(self._run.pathway, step, opened, self._run.timezone)
+        entry.status, entry.at, entry.closes, entry.reminders = "open", opened, expires, reminders
+        await workflow.execute_activity(
+            OPEN_QUESTIONNAIRE,
+            QuestionnaireOccurrence(enrollment_id=self._run.enrollment_id, step_id=step.id,
+                                    occurrence=entry.occurrence, instrument_id=step.instrument,
+                                    opens=opened, expires=expires),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
+        )
+        for due in reminders:
+            self._schedule(due, "remind", entry)
+        self._schedule(expires, "expire", entry)
+        await self._send(entry, step, purpose="invitation", templates=step.template, form=self._form(entry, step))
+
+    async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
+        step = self._run.pathway.step(entry.step_id)
+        entry.status, entry.at = "expired", workflow.now()
+        await workflow.execute_activity(
+            EXPIRE_QUESTIONNAIRE,
+            QuestionnaireOccurrence(enrollment_id=self._run.enrollment_id, step_id=step.id,
+                                    occurrence=entry.occurrence, instrument_id=step.instrument,
+                                    opens=entry.due, expires=entry.closes),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
+        )
+        if step.on_expire:
+            entry.outcome = RuleOutcome()
+            self._act(step.on_expire, entry, "no answer before expiry", entry.outcome)
+
+    def _act(self, actions: Actions, entry: TimelineEntry, trigger: str, outcome: RuleOutcome) -> None:
+        """Apply a rule's actions: tags and stop now, sends and escalations on the agenda right away."""
+        now = workflow.now()
+        for tag in actions.tag:
+            if tag not in self._tags:
+                self._tags.append(tag)
+                self._events.append(TimelineEvent(at=now, kind="tag", detail=f"{tag} ({entry.key}, {trigger})"))
+            outcome.tags.append(tag)
+        for step_id in actions.send:
+            sent = TimelineEntry(step_id=step_id, kind="message", due=now,
+                                 occurrence=1 + sum(1 for e in self._entries if e.step_id == step_id),
+                                 detail=f"sent by {entry.key}, {trigger}")
+            self._entries.append(sent)
+            self._schedule(now, "message", sent, outlives_end=True)
+            outcome.sent.append(step_id)
+        if actions.escalate:
+            self._schedule(now, "escalate", entry, (trigger, actions.escalate), outlives_end=True)
+            outcome.escalations.append(actions.escalate.reason)
+        if actions.stop and self._ended_by() is None:
+            self._stop_reason = f"stopped by {entry.key}, {trigger}"
+            self._events.append(TimelineEvent(at=now, kind="stop", detail=self._stop_reason))
+            outcome.stopped = True
+            self._close_remaining()
+
+    async def _escalate(self, entry: TimelineEntry, trigger: str, escalate) -> None:
+        await workflow.execute_activity(
+            OPEN_ESCALATION,
+            EscalationRequest(enrollment_id=self._run.enrollment_id, step_id=entry.step_id,
+                              occurrence=entry.occurrence, trigger=trigger, reason=escalate.reason,
+                              priority=escalate.priority,
+                              response_id=entry.response.response_id if entry.response else None),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
+        )
+        self._events.append(TimelineEvent(at=workflow.now(), kind="escalation",
+                                          detail=f"{escalate.priority}: {escalate.reason} ({entry.key}, {trigger})"))
+
+    def _rule_names(self, response: ResponseSummary) -> dict:
+        return {**response.items, "score": response.score, "band": response.band, "flags": list(response.flags),
+                "tags": list(self._tags)}
