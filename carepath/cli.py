@@ -74,3 +74,20 @@ def simulate(
     for d in delivered:
         typer.echo(f"{d.due:%Y-%m-%d %H:%M %Z}  {d.channel:<8} {d.step}#{d.occurrence:<3} {d.subject}")
     typer.echo(f"{len(delivered)} messages delivered; enrollment {timeline.status}")
+
+
+@app.command()
+def up(
+    var_dir: Annotated[Path | None, typer.Option(envvar="CAREPATH_DEV_VAR_DIR",
+                                                 help="state and mail [default: var/ in the project]")] = None,
+    temporal_port: Annotated[int, typer.Option(envvar="CAREPATH_DEV_TEMPORAL_PORT", help="Temporal gRPC")] = 7233,
+    temporal_ui_port: Annotated[int, typer.Option(envvar="CAREPATH_DEV_TEMPORAL_UI_PORT", help="Temporal web UI")] = 8233,
+    smtp_port: Annotated[int, typer.Option(envvar="CAREPATH_DEV_SMTP_PORT", help="the SMTP sink")] = 1025,
+    api_port: Annotated[int, typer.Option(envvar="CAREPATH_DEV_API_PORT", help="the HTTP API")] = 8000,
+) -> None:
+    """Run Temporal, an SMTP sink, the worker and the API on this machine until Ctrl-C."""
+    from carepath.devstack import DevStack, Ports
+    from carepath.settings import PROJECT_ROOT
+
+    ports = Ports(temporal=temporal_port, temporal_ui=temporal_ui_port, smtp=smtp_port, api=api_port)
+    raise typer.Exit(DevStack((var_dir or PROJECT_ROOT / "var").resolve(), ports).run())

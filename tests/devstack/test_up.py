@@ -1,0 +1,111 @@
+"""`carepath up` as a developer runs it: every part answers, and Ctrl-C leaves nothing running."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from carepath.smtp_sink import free_port
+
+CAREPATH = Path(sys.executable).parent / "carepath"
+HOST = "127.0.0.1"
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def eventually(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    return {name: free_port() for name in ("TEMPORAL", "TEMPORAL_UI", "SMTP", "API")}
+
+
+def start_up(tmp_path: Path, ports: dict[str, int], log: Path) -> subprocess.Popen:
+    env = os.environ | {"CAREPATH_DEV_VAR_DIR": str(tmp_path / "var")}
+    env |= {f"CAREPATH_DEV_{name}_PORT": str(port) for name, port in ports.items()}
+    with open(log, "wb") as output:
+        return subprocess.Popen([str(CAREPATH), "up"], stdout=output, stderr=subprocess.STDOUT, env=env)
+
+
+@pytest.mark.e2e
+def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
+    log = tmp_path / "up.log"
+    up = start_up(tmp_path, ports, log)
+    pids: list[int] = []
+    try:
+        banner = eventually(lambda: re.search(r"processes +(.*)", log.read_text()), 90, "the ready banner")
+        pids = [int(pid) for pid in re.findall(r"pid (\d+)", banner.group(1))]
+        assert answers(ports["TEMPORAL"])
+        assert httpx.get(f"http://{HOST}:{ports['TEMPORAL_UI']}/", timeout=10).status_code == 200
+
+        mail = EmailMessage()
+        mail["From"], mail["To"], mail["Subject"] = "carepath@example.test", "patient@example.test", "Smoke test"
+        mail.set_content("Hello")
+        with smtplib.SMTP(HOST, ports["SMTP"], timeout=10) as smtp:
+            smtp.send_message(mail)
+        kept = eventually(lambda: list((tmp_path / "var" / "mail" / "new").iterdir()), 10, "the mail file")
+        assert "Subject: Smoke test" in kept[0].read_text()
+        eventually(lambda: "mail to patient@example.test: Smoke test" in log.read_text(), 10, "the mail notice")
+
+        if importlib.util.find_spec("api.main") is not None:
+            assert httpx.get(f"http://{HOST}:{ports['API']}/docs", timeout=10).status_code == 200
+            assert len(pids) == 3
+        else:
+            assert len(pids) == 2
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0, log.read_text()
+        assert [pid for pid in pids if alive(pid)] == []
+        assert [port for port in ports.values() if answers(port)] == []
+        assert (tmp_path / "var" / "temporal.db").exists()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for pid in pids:
+            if alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_up_names_a_port_already_taken(tmp_path, ports):
+    with socket.socket() as squatter:
+        squatter.bind((HOST, ports["API"]))
+        squatter.listen()
+        log = tmp_path / "up.log"
+        up = start_up(tmp_path, ports, log)
+        assert up.wait(30) == 2
+    assert f"port {ports['API']} (API) on {HOST} is already in use" in log.read_text()
+    assert not (tmp_path / "var").exists()
