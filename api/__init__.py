@@ -1,0 +1,1 @@
+"""The HTTP API: patients, pathways and enrollments over FastAPI."""

@@ -1,0 +1,57 @@
+"""The API application. Importing this module has no side effects; serve it through the factory:
+
+    uvicorn api.main:create_app --factory
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from api.deps import Services
+from api.routes import enrollments, pathways, patients
+from carepath.db import create_engine, migrate, session_factory
+from carepath.registry import PathwayRegistry
+from carepath.settings import Settings, get_settings
+from carepath.temporal import connect
+
+api_router = APIRouter()
+api_router.include_router(patients.router)
+api_router.include_router(pathways.router)
+api_router.include_router(enrollments.router)
+
+
+def generate_unique_id(route: APIRoute) -> str:
+    """OpenAPI operation ids such as `enrollments-create_enrollment`, for clean generated clients."""
+    return f"{route.tags[0]}-{route.name}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(migrate, settings.DATABASE_URL)
+        engine = create_engine(settings.DATABASE_URL)
+        try:
+            sessions = session_factory(engine)
+            registry = PathwayRegistry(sessions)
+            await registry.load_directory(settings.PATHWAYS_DIR)
+            app.state.services = Services(settings, sessions, await connect(settings), registry)
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="carepath",
+        summary="Care pathways as durable workflows: patients, pathway versions and enrollments.",
+        version="0.1.0",
+        lifespan=lifespan,
+        generate_unique_id_function=generate_unique_id,
+    )
+    app.include_router(api_router)
+    return app
