@@ -122,9 +122,10 @@ async def _why_not_running(temporal: Client, enrollment: Enrollment) -> str:
     timeline = await read_timeline(temporal, enrollment)
     if timeline is None:
         return "the enrollment's workflow is not running; repeat the enrollment request with its Idempotency-Key to start it"
-    if timeline.status == "cancelled":
-        return "the enrollment is already cancelled"
-    return "the enrollment has already completed"
+    # The same words as the workflow's validator uses while it is still open.
+    if timeline.status == "completed":
+        return "the enrollment has already completed"
+    return f"the enrollment is already {timeline.status}"
 
 
 def present(enrollment: Enrollment, timeline: Timeline | None) -> EnrollmentPublic:

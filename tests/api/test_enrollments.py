@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from datetime import date, timedelta
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
@@ -9,8 +10,12 @@ from temporalio.testing import WorkflowEnvironment
 from workflows.contracts import workflow_id_for
 
 
+# Ahead of today: touchpoints already overdue at enrollment are skipped by the workflow.
+ANCHOR = date.today() + timedelta(days=30)
+
+
 def enrollment(patient: dict, **fields) -> dict:
-    return {"patient_id": patient["id"], "pathway_id": "api-follow-up", "anchor": "2026-12-01"} | fields
+    return {"patient_id": patient["id"], "pathway_id": "api-follow-up", "anchor": ANCHOR.isoformat()} | fields
 
 
 async def workflow_runs(temporal: WorkflowEnvironment, workflow_id: str) -> int:
@@ -34,11 +39,11 @@ async def test_enrolling_starts_the_pathway_and_shows_its_timeline(api: httpx.As
     assert enrolled["status"] == "active"
     assert enrolled["workflow_id"] == workflow_id_for(enrolled["id"])
     assert (enrolled["pathway_version"], enrolled["timezone"]) == (1, "Asia/Shanghai")  # the newest; the patient's
-    assert enrolled["anchor"] == "2026-12-01T00:00:00+08:00"
+    assert enrolled["anchor"] == f"{ANCHOR}T00:00:00+08:00"
     timeline = enrolled["timeline"]
     assert [(e["step_id"], e["occurrence"], e["status"]) for e in timeline["entries"]] == [
         ("check-in", 1, "planned"), ("check-in", 2, "planned"), ("check-in", 3, "planned")]
-    assert timeline["entries"][0]["due"] == "2026-12-02T02:00:00Z"  # 10:00 in Shanghai
+    assert timeline["entries"][0]["due"] == f"{ANCHOR + timedelta(days=1)}T02:00:00Z"  # 10:00 in Shanghai
 
     read = await api.get(f"/enrollments/{enrolled['id']}")
     assert read.status_code == 200
@@ -47,24 +52,24 @@ async def test_enrolling_starts_the_pathway_and_shows_its_timeline(api: httpx.As
 
 async def test_the_same_idempotency_key_gives_the_same_enrollment(api: httpx.AsyncClient, patient: dict,
                                                                   temporal: WorkflowEnvironment):
-    request, headers = enrollment(patient, anchor="2026-12-01T08:30:00+08:00"), key()
+    request, headers = enrollment(patient, anchor=f"{ANCHOR}T08:30:00+08:00"), key()
     first = await api.post("/enrollments", json=request, headers=headers)
     replayed = await api.post("/enrollments", json=request, headers=headers)
     assert (first.status_code, replayed.status_code) == (201, 200)
     assert replayed.json()["id"] == first.json()["id"]
     assert await workflow_runs(temporal, first.json()["workflow_id"]) == 1
 
-    conflict = await api.post("/enrollments", json=request | {"anchor": "2026-12-02"}, headers=headers)
+    conflict = await api.post("/enrollments", json=request | {"anchor": ANCHOR.isoformat()}, headers=headers)
     assert conflict.status_code == 409
     assert conflict.json() == {"detail": f"idempotency key '{headers['Idempotency-Key']}' was already used for "
                                          f"a different enrollment"}
 
 
 async def test_an_explicit_version_and_time_zone_are_kept(api: httpx.AsyncClient, patient: dict):
-    response = await api.post("/enrollments", json=enrollment(patient, pathway_version=1, timezone="Europe/London"))
+    response = await api.post("/enrollments", json=enrollment(patient, pathway_version=1, timezone="Asia/Kolkata"))
     assert response.status_code == 201, response.text
-    assert response.json()["timezone"] == "Europe/London"
-    assert response.json()["timeline"]["entries"][0]["due"] == "2026-12-02T10:00:00Z"
+    assert response.json()["timezone"] == "Asia/Kolkata"
+    assert response.json()["timeline"]["entries"][0]["due"] == f"{ANCHOR + timedelta(days=1)}T04:30:00Z"
 
 
 async def test_unknown_patients_pathways_and_versions_are_named(api: httpx.AsyncClient, patient: dict):
