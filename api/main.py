@@ -27,7 +27,7 @@ api_router.include_router(enrollments.router)
 
 def generate_unique_id(route: APIRoute) -> str:
     """OpenAPI operation ids such as `enrollments-create_enrollment`, for clean generated clients."""
-    return f"{route.tags[0]}-{route.name}"
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
