@@ -16,7 +16,15 @@ _UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=
           "m": timedelta(minutes=1), "s": timedelta(seconds=1)}
 _SHORT_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _ISO_DURATION = TypeAdapter(timedelta)
+_ISO_CALENDAR_UNITS = re.compile(r"^P\d+(?:[.,]\d+)?[YM]")
 DURATION_HELP = "a duration such as 30s, 15m, 2h, 1d, 1w, 1d12h or ISO 8601 PT30S"
+MAX_DAYS = 36_600
+"""No pathway spans more than about a century; beyond this, dates would overflow the calendar."""
+LONGEST = timedelta(days=MAX_DAYS)
+
+
+class NotADuration(ValueError):
+    """The text is not shaped like a duration at all (as opposed to one that is too long, say)."""
 
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
@@ -24,20 +32,31 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, timedelta):
         return text
     if not isinstance(text, str):
-        raise ValueError(f"expected {DURATION_HELP}, got {text!r}")
-    compact = text.strip().replace(" ", "").lower()
-    match = _SHORT_DURATION.match(compact)
+        raise NotADuration(f"expected {DURATION_HELP}, got {text!r}")
+    compact = text.strip().replace(" ", "")
+    match = _SHORT_DURATION.match(compact.lower())
     if match and any(match.groups()):
-        return sum(
-            (int(amount) * unit for amount, unit in zip(match.groups(), _UNITS.values()) if amount),
-            timedelta(),
-        )
-    if compact.startswith("p"):
+        if "M" in compact:
+            # `1M` reads as a month to some and as a minute to others: make the author choose.
+            raise ValueError(f"'{text}' is ambiguous: write 1m for a minute, or days (e.g. 30d) for a month")
         try:
-            return _ISO_DURATION.validate_python(text.strip())
+            duration = sum((int(amount) * unit for amount, unit in zip(match.groups(), _UNITS.values()) if amount),
+                           timedelta())
+        except (OverflowError, ValueError):  # beyond what timedelta (or int()) can hold
+            raise ValueError(f"'{text}' is longer than {MAX_DAYS} days") from None
+    elif compact.upper().startswith("P"):
+        iso = compact.upper()
+        if _ISO_CALENDAR_UNITS.match(iso):
+            raise ValueError(f"'{text}' counts months or years, which vary in length; write days (e.g. P30D or 30d)")
+        try:
+            duration = _ISO_DURATION.validate_python(iso)
         except ValidationError:
-            pass
-    raise ValueError(f"'{text}' is not {DURATION_HELP}")
+            raise NotADuration(f"'{text}' is not {DURATION_HELP}") from None
+    else:
+        raise NotADuration(f"'{text}' is not {DURATION_HELP}")
+    if duration > LONGEST:
+        raise ValueError(f"'{text}' is longer than {MAX_DAYS} days")
+    return duration
 
 
 def format_duration(value: timedelta) -> str:
@@ -76,6 +95,8 @@ def parse_timing(text: str) -> Timing:
     match = _DAY_AT.match(text.strip())
     if match:
         days, hour, minute, offset = match.groups()
+        if int(days) > MAX_DAYS:
+            raise ValueError(f"'day {int(days)}' is more than {MAX_DAYS} days after the anchor")
         if hour is not None:
             if int(hour) > 23 or int(minute) > 59:
                 raise ValueError(f"'{hour}:{minute}' is not a time of day (00:00 to 23:59)")
@@ -83,7 +104,7 @@ def parse_timing(text: str) -> Timing:
         return Timing(int(days), None, parse_duration(offset) if offset else timedelta())
     try:
         return Timing(0, None, parse_duration(text))
-    except ValueError:
+    except NotADuration:
         raise ValueError(f"'{text}' is not a time; write {AT_HELP}") from None
 
 
@@ -94,7 +115,8 @@ class SendWindow:
 
 
 WINDOW_HELP = "'HH:MM-HH:MM', e.g. 09:00-20:00"
-_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+# En and em dashes too: a window copied from a document looks right and must read right.
+_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*[-\u2013\u2014]\s*(\d{1,2}):(\d{2})$")
 
 
 @lru_cache(maxsize=64)
