@@ -102,6 +102,16 @@ class Stack:
                     timeout=timeout)
         return self.mail_to(address)
 
+    async def until_sent(self, enrollment_id: str, count: int, timeout: float = 20) -> dict:
+        """Wait until the workflow has recorded `count` messages as sent (after the inbox has them)."""
+        async def read() -> dict | None:
+            enrollment = await self.enrollment(enrollment_id)
+            sent = [entry for entry in (enrollment["timeline"] or {"entries": []})["entries"] if entry["status"] == "sent"]
+            return enrollment if len(sent) >= count else None
+
+        return await until(read, f"{count} messages of enrollment {enrollment_id} recorded as sent", self.api,
+                           timeout=timeout)
+
     async def until_status(self, enrollment_id: str, status: str, timeout: float) -> dict:
         async def read() -> dict | None:
             enrollment = await self.enrollment(enrollment_id)

@@ -116,8 +116,10 @@ steps:
 """)
     enrolled = (await stack.http.post("/enrollments", json={
         "patient_id": patient["id"], "pathway_id": "e2e-cancel", "anchor": now()})).json()
-    # Two of five arrived (at 1s and 4s); the third is not due before 7s.
-    await stack.until_mail(patient["email"], 2)
+    # Two of five were sent (at 1s and 4s); the third is not due before 7s. The timeline, not the
+    # inbox, says when: a message is in the inbox a moment before its delivery is recorded, and
+    # cancelling leaves a delivery in flight to complete.
+    await stack.until_sent(enrolled["id"], 2)
 
     response = await stack.http.post(f"/enrollments/{enrolled['id']}/cancel", json={"reason": "readmitted"})
     assert response.status_code == 200, response.text
@@ -129,6 +131,7 @@ steps:
     assert [m.subject for m in stack.mail_to(patient["email"])] == ["Reminder 1", "Reminder 2"]
     final = await stack.enrollment(enrolled["id"])
     assert final["status"] == "cancelled" and final["ended_at"] is not None
+    assert [e["status"] for e in final["timeline"]["entries"]] == ["sent"] * 2 + ["cancelled"] * 3
     again = await stack.http.post(f"/enrollments/{enrolled['id']}/cancel", json={"reason": "twice"})
     assert (again.status_code, again.json()) == (409, {"detail": "the enrollment is already cancelled"})
 
