@@ -80,10 +80,10 @@ def questionnaire_window(pathway: Pathway, step: QuestionnaireStep, opened: date
     """
     local = opened.astimezone(ZoneInfo(zone))
     window = parse_send_window(pathway.send_window) if pathway.send_window else None
-    expires = (local + step.expire).astimezone(timezone.utc)
+    expires = _later(local, step.expire).astimezone(timezone.utc)
     reminders = []
     for offset in step.remind:
-        due = _wall_clock(local + offset)
+        due = _later(local, offset)
         if window:
             due = within_window(due, window)
         if due.astimezone(timezone.utc) < expires:
@@ -92,9 +92,18 @@ def questionnaire_window(pathway: Pathway, step: QuestionnaireStep, opened: date
 
 
 def _nth_due(first: datetime, every: timedelta, index: int) -> datetime:
+    # Whether `every` is whole days decides, not the product: 1d12h twice is 3 days, but elapsed.
     if every % ONE_DAY == timedelta(0):
         return _wall_clock(first + every * index)
     return (first.astimezone(timezone.utc) + every * index).astimezone(first.tzinfo)
+
+
+def _later(moment: datetime, duration: timedelta) -> datetime:
+    """`duration` after `moment`, as the language means it: whole days keep the local clock time
+    across DST (`1d` after 10:00 is 10:00), anything else is elapsed time (`36h` is 36 hours)."""
+    if duration % ONE_DAY == timedelta(0):
+        return _wall_clock(moment + duration)
+    return (moment.astimezone(timezone.utc) + duration).astimezone(moment.tzinfo)
 
 
 def within_window(due: datetime, window: SendWindow) -> datetime:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pathways.model import Pathway
-from pathways.plan import Touchpoint, anchor_instant, compile_plan
+from pathways.plan import Touchpoint, anchor_instant, compile_plan, questionnaire_window
 
 UTC = timezone.utc
 LONDON = ZoneInfo("Europe/London")
@@ -260,3 +260,27 @@ def test_steps_without_a_time_are_not_scheduled():
     p = pathway(message("scheduled", "day 1 10:00"),
                 {"kind": "message", "id": "on-demand", "template": {"en": {"subject": "s", "body": "b"}}})
     assert [t.step_id for t in compile_plan(p, date(2026, 1, 1))] == ["scheduled"]
+
+
+# Questionnaire reminders and expiry
+
+
+def questionnaire(remind: list[str], expire: str) -> dict:
+    return {"kind": "questionnaire", "id": "q", "instrument": "phq-9", "at": "day 0 20:00", "remind": remind,
+            "expire": expire, "template": {"en": {"subject": "s", "body": "{{ link }}"}}}
+
+
+def test_questionnaire_reminders_are_elapsed_time_and_whole_day_expiry_keeps_the_clock():
+    p = pathway(questionnaire(["36h"], "3d"), timezone="Europe/London")
+    opened = datetime(2026, 3, 28, 20, 0, tzinfo=LONDON)  # GMT; the clocks go forward that night
+    reminders, expires = questionnaire_window(p, p.steps[0], opened, "Europe/London")
+    assert reminders == [utc(2026, 3, 30, 8)]  # 36 hours later: 09:00 BST
+    assert expires == utc(2026, 3, 31, 19)  # three calendar days later: 20:00 BST
+
+
+def test_questionnaire_reminders_wait_for_the_send_window_but_expiry_does_not():
+    p = pathway(questionnaire(["2h", "90h"], "72h"), timezone="Asia/Shanghai", send_window="09:00-20:00")
+    opened = datetime(2026, 5, 1, 19, 30, tzinfo=SHANGHAI)
+    reminders, expires = questionnaire_window(p, p.steps[0], opened, "Asia/Shanghai")
+    assert reminders == [datetime(2026, 5, 2, 9, 0, tzinfo=SHANGHAI)]  # 21:30 waits; 90h is after expiry
+    assert expires == datetime(2026, 5, 4, 19, 30, tzinfo=SHANGHAI)
