@@ -19,7 +19,11 @@ class LinkInvalid(Exception):
 
 
 class LinkExpired(Exception):
-    pass
+    """Genuinely signed, but past its expiry: the claims are still trustworthy (to say so politely)."""
+
+    def __init__(self, claims: "FormClaims"):
+        self.claims = claims
+        super().__init__("this questionnaire has closed")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,6 @@ class FormLinks:
                                 datetime.fromtimestamp(int(expires), tz=timezone.utc))
         except (BadSignature, ValueError, TypeError):
             raise LinkInvalid("this link is not valid") from None
-        if (now or datetime.now(timezone.utc)) >= claims.expires:
-            raise LinkExpired("this questionnaire has closed")
+        if (now or datetime.now(timezone.utc)) > claims.expires:
+            raise LinkExpired(claims)
         return claims

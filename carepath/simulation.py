@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,10 +28,14 @@ from activities.channels import OutgoingMessage, Recipient
 from carepath.binaries import installed_binary
 from carepath.db import Patient, TouchpointRecord, create_engine, migrate, session_factory
 from carepath.enrollments import Enrolled, enroll
+from carepath.responses import Accepted, QuestionnaireClosed, submit_response
 from carepath.settings import Settings
 from carepath.smtp_sink import SmtpSink
+from pathways.instrument import Instrument, load_instruments
 from pathways.model import Pathway
+from pathways.timing import parse_duration
 from workflows.contracts import Timeline
+from workflows.pathway import PathwayWorkflow
 from worker.bootstrap import build_worker
 
 
@@ -72,6 +76,7 @@ class Stack:
     inbox: SmtpSink
     console: list[OutgoingMessage]
     task_queue: str
+    instruments: dict[str, Instrument]
 
     async def add_patient(self, *, given_name: str = "Alex", family_name: str = "Example",
                           email: str | None = "patient@example.test", locale: str = "en",
@@ -124,18 +129,76 @@ async def local_stack(client: Client, workdir: Path) -> AsyncIterator[Stack]:
         try:
             async with build_worker(client, settings, task_queue, {"console": _RecordingConsole(console)}) as worker:
                 async with worker:
-                    yield Stack(settings, client, session_factory(engine), inbox, console, task_queue)
+                    yield Stack(settings, client, session_factory(engine), inbox, console, task_queue,
+                                load_instruments(settings.PATHWAYS_DIR / "instruments"))
         finally:
             await engine.dispose()
 
 
+@dataclass(frozen=True)
+class ScriptedAnswer:
+    """How the simulated patient answers one questionnaire occurrence (None: never answers)."""
+
+    answers: dict | None
+    after: timedelta = timedelta(hours=1)
+
+
+AnswerScript = dict[str, list[ScriptedAnswer]]
+
+
+def parse_answer_script(data: object) -> AnswerScript:
+    """`{step_id: [ {answers: {...}, after: 2h} | "no answer", ...]}`, one entry per occurrence."""
+    if not isinstance(data, dict):
+        raise ValueError("the answers file must map questionnaire step ids to a list, one entry per occurrence")
+    script: AnswerScript = {}
+    for step_id, occurrences in data.items():
+        if not isinstance(occurrences, list):
+            raise ValueError(f"{step_id}: expected a list with one entry per occurrence")
+        script[step_id] = []
+        for number, entry in enumerate(occurrences, start=1):
+            if entry in (None, "no answer"):
+                script[step_id].append(ScriptedAnswer(None))
+            elif isinstance(entry, dict) and isinstance(entry.get("answers"), dict):
+                after = parse_duration(entry.get("after", "1h"))
+                script[step_id].append(ScriptedAnswer(entry["answers"], after))
+            else:
+                raise ValueError(f"{step_id} occurrence {number}: expected 'no answer' or {{answers: {{...}}, after: 2h}}")
+    return script
+
+
+async def answer_as_scripted(environment: WorkflowEnvironment, stack: Stack, enrolled: Enrolled,
+                             script: AnswerScript) -> list[Accepted | QuestionnaireClosed]:
+    """Let virtual time run to each scripted answer and submit it as the patient's form would."""
+    timeline = await enrolled.workflow.query(PathwayWorkflow.timeline)
+    planned = sorted(
+        ((entry.due + answer.after, entry) for entry in timeline.entries if entry.kind == "questionnaire"
+         for number, answer in enumerate(script.get(entry.step_id, []), start=1)
+         if number == entry.occurrence and answer.answers is not None),
+        key=lambda pair: pair[0])
+    results: list[Accepted | QuestionnaireClosed] = []
+    for moment, entry in planned:
+        wait = moment - await environment.get_current_time()
+        if wait > timedelta(0):
+            await environment.sleep(wait)
+        answers = script[entry.step_id][entry.occurrence - 1].answers
+        try:
+            results.append(await submit_response(
+                stack.sessions, stack.client, stack.instruments, enrollment_id=enrolled.enrollment.id,
+                step_id=entry.step_id, occurrence=entry.occurrence, answers=answers, source="scenario"))
+        except QuestionnaireClosed as closed:
+            results.append(closed)
+    return results
+
+
 async def simulate(pathway: Pathway, anchor: date | datetime, *, timezone: str | None = None,
-                   locale: str | None = None) -> tuple[Timeline, list[Delivered]]:
+                   locale: str | None = None, script: AnswerScript | None = None) -> tuple[Timeline, list[Delivered]]:
     """Run one enrollment start to finish; return its timeline and every message that went out."""
     with tempfile.TemporaryDirectory(prefix="carepath-simulate-") as workdir:
         async with time_skipping_environment() as environment, local_stack(environment.client, Path(workdir)) as stack:
             patient = await stack.add_patient(locale=locale or pathway.locales[0],
                                               timezone=timezone or pathway.timezone)
             enrolled = await stack.enroll(patient, pathway, anchor)
+            if script:
+                await answer_as_scripted(environment, stack, enrolled, script)
             timeline = await enrolled.workflow.result()
             return timeline, await stack.deliveries(enrolled.enrollment.id, ZoneInfo(patient.timezone))

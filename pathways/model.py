@@ -171,6 +171,20 @@ Step = Annotated[
 ]
 
 
+ParameterName = Annotated[
+    str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64, examples=["phq9_referral_score"],
+               description="lower-case letters, digits and '_', starting with a letter (rules use it as a name)"),
+]
+
+
+class Parameter(LanguageModel):
+    """A clinical threshold used by rules, with where it comes from, so reviewers can check it."""
+
+    value: float | int = Field(description="the number rules compare with", examples=[10, 38.0])
+    source: str = Field(min_length=1, description="the guideline, paper or local decision behind the number",
+                        examples=["Kroenke, Spitzer & Williams, J Gen Intern Med 2001: PHQ-9 >= 10 moderate depression"])
+
+
 class Pathway(LanguageModel):
     """A care pathway: what happens to an enrolled patient, and when, relative to an anchor date."""
 
@@ -185,6 +199,8 @@ class Pathway(LanguageModel):
         description="local hours when patients may be contacted; a touchpoint outside waits for the window to open",
     )
     locales: list[Locale] = Field(min_length=1, description="languages the pathway speaks; the first is the default")
+    parameters: dict[ParameterName, Parameter] = Field(
+        default_factory=dict, description="named thresholds that rules use, each with its source")
     steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing")
 
     def step(self, step_id: str) -> MessageStep | QuestionnaireStep:

@@ -6,6 +6,7 @@ StrictUndefined turns a misspelt variable into an error instead of an empty gap 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
@@ -24,14 +25,16 @@ def environment() -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
-def template_problems(source: str) -> list[str]:
-    """Why a template cannot be used, or nothing if it can."""
+def template_problems(source: str, extra_variables: Mapping[str, str] | None = None) -> list[str]:
+    """Why a template cannot be used, or nothing if it can. `extra_variables`: what this kind of
+    step supplies besides TEMPLATE_VARIABLES (a questionnaire's form link)."""
+    variables = {**TEMPLATE_VARIABLES, **(extra_variables or {})}
     try:
         parsed = environment().parse(source)
     except TemplateSyntaxError as error:
         return [f"template error on its line {error.lineno}: {error.message}"]
-    unknown = sorted(meta.find_undeclared_variables(parsed) - TEMPLATE_VARIABLES.keys())
-    allowed = "; ".join(TEMPLATE_VARIABLES.values())
+    unknown = sorted(meta.find_undeclared_variables(parsed) - variables.keys())
+    allowed = "; ".join(variables.values())
     return [f"unknown template variable '{name}'; available: {allowed}" for name in unknown]
 
 

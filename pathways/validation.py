@@ -4,43 +4,55 @@ from __future__ import annotations
 
 import difflib
 import functools
-import types
-import typing
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta
-from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
+from pydantic import ValidationError
 
-from pathways import model, timing
-from pathways.loader import DocumentInvalid, LoadedDocument, Location, Problem, load_document, read_text
-from pathways.model import STEP_KINDS, Pathway
+from pathways import timing
+from pathways.expressions import RESPONSE_NAMES, expression_problems
+from pathways.instrument import Instrument, load_instruments, missing_text_problem
+from pathways.loader import DocumentInvalid, Location, load_document, read_text
+from pathways.schema_errors import schema_problems
+from pathways.model import Pathway
 from pathways.templates import environment, template_problems
 
 
-def parse_pathway(text: str, file: str) -> Pathway:
-    """Validate a pathway document; raise DocumentInvalid listing every problem found."""
+def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument] | None = None) -> Pathway:
+    """Validate a pathway document; raise DocumentInvalid listing every problem found.
+
+    `instruments` are those questionnaire steps may use (default: the shipped ones, with any
+    locally supplied licensed text).
+    """
     document = load_document(text, file)
     if not isinstance(document.data, dict):
         raise DocumentInvalid([document.problem((), "a pathway must be a mapping of fields (id, title, steps, ...)")])
-    problems = [document.problem(location, message) for location, message in reference_problems(document.data)]
+    catalog = shipped_instruments() if instruments is None else instruments
+    problems = [document.problem(location, message)
+                for location, message in reference_problems(document.data, catalog)]
     try:
         pathway = Pathway.model_validate(document.data)
     except ValidationError as error:
-        problems += [_problem_from(document, e) for e in error.errors()]
+        problems += schema_problems(document, error, Pathway)
     if problems:
         raise DocumentInvalid(problems)
     return pathway
 
 
-def load_pathway_file(path: Path | str) -> Pathway:
-    return parse_pathway(read_text(path), str(path))
+def load_pathway_file(path: Path | str, instruments: Mapping[str, Instrument] | None = None) -> Pathway:
+    return parse_pathway(read_text(path), str(path), instruments)
 
 
-def reference_problems(data: dict) -> list[tuple[Location, str]]:
+@functools.cache
+def shipped_instruments() -> dict[str, Instrument]:
+    return load_instruments()
+
+
+def reference_problems(data: dict, instruments: Mapping[str, Instrument]) -> list[tuple[Location, str]]:
     """Rules across fields that a schema cannot express, each with the field path it concerns.
 
     They read the raw document, not the model, so that they are reported together with schema
@@ -57,11 +69,59 @@ def reference_problems(data: dict) -> list[tuple[Location, str]]:
         problems += _timing_problems(index, step)
         for field in ("template", "reminder_template"):
             problems += _templates_problems(("steps", index, field), step.get(field), locales, step.get("kind"))
+        if step.get("kind") == "questionnaire":
+            problems += _questionnaire_problems(index, step, data, instruments)
     return problems
 
 
+def _questionnaire_problems(index: int, step: dict, data: dict,
+                            instruments: Mapping[str, Instrument]) -> list[tuple[Location, str]]:
+    """The instrument exists and speaks every locale; rules name real things; reminders come before expiry."""
+    where: Location = ("steps", index)
+    problems: list[tuple[Location, str]] = []
+    instrument = instruments.get(step.get("instrument")) if isinstance(step.get("instrument"), str) else None
+    if isinstance(step.get("instrument"), str) and instrument is None:
+        hint = difflib.get_close_matches(step["instrument"], sorted(instruments), n=1)
+        problems.append(((*where, "instrument"), f"unknown instrument '{step['instrument']}'; " + (
+            f"did you mean '{hint[0]}'?" if hint else f"available: {', '.join(sorted(instruments))}")))
+    if instrument is not None:
+        for locale in _list(data.get("locales")):
+            if isinstance(locale, str) and (missing := missing_text_problem(instrument, locale)):
+                problems.append(((*where, "instrument"), missing))
+    names = set(RESPONSE_NAMES) | set(_mapping(data.get("parameters")))
+    if instrument is not None:
+        names |= {item.id for item in instrument.items if item.kind != "free_text"}
+    message_steps = {s.get("id") for s in _list(data.get("steps")) if isinstance(s, dict) and s.get("kind") == "message"}
+    actions = [((*where, "on", number), rule) for number, rule in enumerate(_list(step.get("on")))]
+    if isinstance(step.get("on_expire"), dict):
+        actions.append(((*where, "on_expire"), step["on_expire"]))
+    for place, rule in actions:
+        if not isinstance(rule, dict):
+            continue
+        if isinstance(rule.get("when"), str) and (instrument is not None or step.get("instrument") is None):
+            problems += [((*place, "when"), message) for message in expression_problems(rule["when"], names)]
+        targets = rule.get("send")
+        for target in [targets] if isinstance(targets, str) else _list(targets):
+            if isinstance(target, str) and target not in message_steps:
+                problems.append(((*place, "send"), f"'{target}' is not a message step of this pathway"))
+    try:
+        expire = timing.parse_duration(step["expire"]) if "expire" in step else None
+        reminders = [timing.parse_duration(r) for r in _list(step.get("remind"))]
+    except ValueError:
+        return problems  # the schema reports it
+    for number, reminder in enumerate(reminders):
+        if expire is not None and reminder >= expire:
+            problems.append(((*where, "remind", number), f"a reminder {timing.format_duration(reminder)} after opening "
+                             f"would come after the questionnaire expires ({timing.format_duration(expire)})"))
+    return problems
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 # What a template may use beyond templates.TEMPLATE_VARIABLES, by step kind: delivery supplies it.
-_KIND_VARIABLES = {"questionnaire": "link"}
+_KIND_VARIABLES = {"questionnaire": {"link": "link (the questionnaire's web form)"}}
 
 
 def _templates_problems(where: Location, templates: Any, locales: list[str], kind: Any) -> list[tuple[Location, str]]:
@@ -70,7 +130,7 @@ def _templates_problems(where: Location, templates: Any, locales: list[str], kin
         return []
     problems = [(where, f"no template for locale '{locale}', which the pathway declares")
                 for locale in locales if locale not in templates]
-    extra = _KIND_VARIABLES.get(kind) if isinstance(kind, str) else None
+    extra = _KIND_VARIABLES.get(kind, {}) if isinstance(kind, str) else {}
     for locale, template in templates.items():
         if locales and locale not in locales:
             problems.append(((*where, locale), f"locale '{locale}' is not among the pathway's locales ({', '.join(locales)})"))
@@ -79,14 +139,12 @@ def _templates_problems(where: Location, templates: Any, locales: list[str], kin
         used: set[str] = set()
         for part, source in template.items():
             if part in ("subject", "body") and isinstance(source, str):
-                messages = template_problems(source)
-                if extra:  # template_problems knows only the variables every message has
-                    messages = [m for m in messages if not m.startswith(f"unknown template variable '{extra}';")]
-                problems += [((*where, locale, part), message) for message in messages]
+                problems += [((*where, locale, part), message) for message in template_problems(source, extra)]
                 used |= _variables_in(source)
-        if extra and extra not in used and any(isinstance(template.get(part), str) for part in ("subject", "body")):
-            problems.append(((*where, locale), f"the message must contain {{{{ {extra} }}}}, "
-                                               "or the patient has no way to reach the form"))
+        for name in extra.keys() - used:
+            if any(isinstance(template.get(part), str) for part in ("subject", "body")):
+                problems.append(((*where, locale), f"the message must contain {{{{ {name} }}}}, "
+                                                   "or the patient has no way to reach the form"))
     return problems
 
 
@@ -126,103 +184,3 @@ def _timing_problems(index: int, step: dict) -> list[tuple[Location, str]]:
 
 def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
-
-
-def _problem_from(document: LoadedDocument, error: dict[str, Any]) -> Problem:
-    location = _data_location(document.data, error["loc"])
-    if error["type"] == "union_tag_invalid" and isinstance(error["input"], dict) and "kind" in error["input"]:
-        location = (*location, "kind")  # point at the word that is wrong, not at the whole step
-    return document.problem(location, _friendly_message(error))
-
-
-def _data_location(data: Any, pydantic_location: tuple) -> Location:
-    """Pydantic puts union tags into locations (steps.0.message.at); keep only real data keys."""
-    location: list[str | int] = []
-    for index, part in enumerate(pydantic_location):
-        last = index == len(pydantic_location) - 1
-        if part == "[key]":  # the key itself was wrong: its own position is the place
-            continue
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        elif not last:
-            continue
-        location.append(part)
-    return tuple(location)
-
-
-def _friendly_message(error: dict[str, Any]) -> str:
-    kind, context = error["type"], error.get("ctx", {})
-    name = error["loc"][-1] if error["loc"] else "document"
-    if kind == "extra_forbidden":
-        allowed = _allowed_fields(error["loc"][:-1])
-        hint = difflib.get_close_matches(str(name), allowed, n=1)
-        suggestion = f"; did you mean '{hint[0]}'?" if hint else (f"; expected one of: {', '.join(allowed)}" if allowed else "")
-        return f"'{name}' is not a valid option here{suggestion}"
-    if kind == "missing":
-        return f"required field '{name}' is missing"
-    if kind == "union_tag_invalid":
-        hint = difflib.get_close_matches(str(context.get("tag")), STEP_KINDS, n=1)
-        suggestion = f"did you mean '{hint[0]}'? " if hint else ""
-        return f"unexpected kind '{context.get('tag')}'; {suggestion}expected one of: {', '.join(STEP_KINDS)}"
-    if kind == "union_tag_not_found":
-        return f"each step needs a 'kind' (one of: {', '.join(STEP_KINDS)})"
-    if kind == "value_error":
-        return str(context.get("error", error["msg"]))
-    if kind == "string_pattern_mismatch" and context.get("pattern") in _pattern_help():
-        return f"'{error['input']}' is not allowed here; expected {_pattern_help()[context['pattern']]}"
-    if kind == "literal_error":
-        return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error['input']!r})"
-    return f"{error['msg'][0].lower()}{error['msg'][1:]}"
-
-
-@functools.cache
-def _pattern_help() -> dict[str, str]:
-    """What each text pattern of the language means in words, from the descriptions in the model."""
-    helps = {}
-    for alias in vars(model).values():
-        if typing.get_origin(alias) is typing.Annotated:
-            for info in typing.get_args(alias)[1:]:
-                if isinstance(info, FieldInfo) and info.description:
-                    helps.update({meta.pattern: info.description for meta in info.metadata
-                                  if isinstance(getattr(meta, "pattern", None), str)})
-    return helps
-
-
-def _allowed_fields(pydantic_location: tuple) -> list[str]:
-    """Walk the model types along a pydantic location to list the keys allowed there."""
-    current: Any = Pathway
-    for part in pydantic_location:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            if part in current.model_fields:
-                current = current.model_fields[part].annotation
-            elif _kind_of(current) != part:
-                return []
-            continue
-        origin, arguments = typing.get_origin(current), typing.get_args(current)
-        if origin is list and isinstance(part, int):
-            current = arguments[0]
-        elif origin is dict:
-            current = arguments[1]
-        elif origin in (typing.Union, types.UnionType):
-            current = next((member for member in map(_unwrap, arguments) if _kind_of(member) == part), None)
-        else:
-            return []
-    current = _unwrap(current)
-    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
-
-
-def _unwrap(annotation: Any) -> Any:
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(arguments) == 1:
-        return _unwrap(arguments[0])
-    return annotation
-
-
-def _kind_of(model: Any) -> str | None:
-    field = getattr(model, "model_fields", {}).get("kind")
-    return typing.get_args(field.annotation)[0] if field else None

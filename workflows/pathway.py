@@ -334,5 +334,6 @@ class PathwayWorkflow:
                                           detail=f"{escalate.priority}: {escalate.reason} ({entry.key}, {trigger})"))
 
     def _rule_names(self, response: ResponseSummary) -> dict:
-        return {**response.items, "score": response.score, "band": response.band, "flags": list(response.flags),
+        parameters = {name: parameter.value for name, parameter in self._run.pathway.parameters.items()}
+        return {**parameters, **response.items, "score": response.score, "band": response.band, "flags": list(response.flags),
                 "tags": list(self._tags)}

@@ -1,0 +1,50 @@
+"""Staff entering a patient's answers on the patient's behalf (phone follow-up, 电话随访)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from api.deps import ServicesDep, SessionDep
+from api.routes.enrollments import enrollment_or_404
+from api.schemas import Message, Name
+from carepath.responses import QuestionnaireClosed, submit_response
+from pathways.instrument import AnswersInvalid
+from workflows.contracts import RuleOutcome
+
+router = APIRouter(prefix="/enrollments", tags=["responses"])
+
+
+class StaffResponse(BaseModel):
+    answers: dict[str, Any] = Field(description="item id → answer: option id, number, 'yes'/'no' or text",
+                                    examples=[{"q1": "several_days", "q2": "not_at_all"}])
+    entered_by: Name = Field(description="who took the answers, for the record", examples=["Nurse Wang"])
+
+
+class ResponseAccepted(BaseModel):
+    response_id: str
+    outcome: RuleOutcome = Field(description="what the pathway's rules did with the response")
+
+
+@router.post(
+    "/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses",
+    response_model=ResponseAccepted,
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"model": Message}, 410: {"model": Message}, 422: {"description": "answers to check, by item"}},
+)
+async def enter_response(enrollment_id: str, step_id: str, occurrence: int, body: StaffResponse,
+                         session: SessionDep, services: ServicesDep) -> ResponseAccepted:
+    """Submit a questionnaire response taken by staff; the same rules apply as for the patient's form."""
+    await enrollment_or_404(session, enrollment_id)
+    try:
+        accepted = await submit_response(services.sessions, services.temporal, services.instruments,
+                                         enrollment_id=enrollment_id, step_id=step_id, occurrence=occurrence,
+                                         answers=body.answers, source="staff", entered_by=body.entered_by)
+    except AnswersInvalid as invalid:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            {"message": "some answers need checking", "errors": invalid.errors}) from None
+    except QuestionnaireClosed as closed:
+        raise HTTPException(status.HTTP_410_GONE, str(closed)) from None
+    return ResponseAccepted(response_id=accepted.response_id, outcome=accepted.outcome)
