@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from carepath.links import FormLinks
 from carepath.registry import PathwayRegistry
 from carepath.settings import Settings
+from pathways.instrument import Instrument
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     temporal: Client
     registry: PathwayRegistry
+    instruments: dict[str, Instrument]
+    links: FormLinks
 
 
 def get_services(request: Request) -> Services:

@@ -13,16 +13,20 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from api.deps import Services
-from api.routes import enrollments, pathways, patients
+from api.routes import enrollments, forms, pathways, patients, responses
 from carepath.db import create_engine, migrate, session_factory
 from carepath.registry import PathwayRegistry
 from carepath.settings import Settings, get_settings
+from carepath.links import form_links
 from carepath.temporal import connect
+from pathways.instrument import load_instruments
 
 api_router = APIRouter()
 api_router.include_router(patients.router)
 api_router.include_router(pathways.router)
 api_router.include_router(enrollments.router)
+api_router.include_router(responses.router)
+api_router.include_router(forms.router)
 
 
 def generate_unique_id(route: APIRoute) -> str:
@@ -39,9 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.DATABASE_URL)
         try:
             sessions = session_factory(engine)
-            registry = PathwayRegistry(sessions)
+            instruments = load_instruments(settings.PATHWAYS_DIR / "instruments")
+            registry = PathwayRegistry(sessions, instruments)
             await registry.load_directory(settings.PATHWAYS_DIR)
-            app.state.services = Services(settings, sessions, await connect(settings), registry)
+            app.state.services = Services(settings, sessions, await connect(settings), registry, instruments,
+                                          form_links(settings))
             yield
         finally:
             await engine.dispose()

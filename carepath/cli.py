@@ -67,12 +67,14 @@ def simulate(
     pathway = _load_or_exit(path)
     timeline, delivered = asyncio.run(run_simulation(pathway, _parse_anchor(anchor), timezone=tz, locale=locale))
     if as_json:
-        json.dump([{"step": d.step, "occurrence": d.occurrence, "due": d.due.isoformat(), "channel": d.channel,
-                    "subject": d.subject} for d in delivered], sys.stdout, ensure_ascii=False, indent=2)
+        json.dump([{"step": d.step, "occurrence": d.occurrence, "purpose": d.purpose, "due": d.due.isoformat(),
+                    "channel": d.channel, "subject": d.subject} for d in delivered],
+                  sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return
     for d in delivered:
-        typer.echo(f"{d.due:%Y-%m-%d %H:%M %Z}  {d.channel:<8} {d.step}#{d.occurrence:<3} {d.subject}")
+        typer.echo(f"{d.due:%Y-%m-%d %H:%M %Z}  {d.channel:<8} {f'{d.step}#{d.occurrence}':<28} "
+                   f"{d.purpose:<11} {d.subject}")
     typer.echo(f"{len(delivered)} messages delivered; enrollment {timeline.status}")
 
 

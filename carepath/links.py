@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from carepath.settings import Settings
+
 _SALT = "carepath.questionnaire-form.v1"
 
 
@@ -53,3 +55,7 @@ class FormLinks:
         if (now or datetime.now(timezone.utc)) > claims.expires:
             raise LinkExpired(claims)
         return claims
+
+
+def form_links(settings: Settings) -> FormLinks:
+    return FormLinks(settings.SECRET_KEY, settings.PUBLIC_BASE_URL)

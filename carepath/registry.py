@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from carepath.db import PathwayVersion, utcnow
 from pathways.loader import DocumentInvalid
 from pathways.model import Pathway
+from pathways.instrument import Instrument
 from pathways.validation import parse_pathway
 
 log = logging.getLogger(__name__)
@@ -58,13 +60,14 @@ def source_digest(source: str) -> str:
 
 
 class PathwayRegistry:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], instruments: Mapping[str, Instrument]):
         self._sessions = sessions
+        self._instruments = instruments
         self._cache: dict[tuple[str, int], DeployedPathway] = {}
 
     async def deploy(self, source: str, file: str) -> Deployment:
         """Store a new version; raise DocumentInvalid or VersionConflict, changing nothing."""
-        pathway = parse_pathway(source, file)
+        pathway = parse_pathway(source, file, self._instruments)
         digest = source_digest(source)
         key = (pathway.id, pathway.version)
         async with self._sessions() as session:
@@ -123,7 +126,7 @@ class PathwayRegistry:
             raise UnknownPathway(f"pathway '{pathway_id}' has no version {version}"
                                  if await self.versions(pathway_id) else f"no pathway '{pathway_id}' is deployed")
         # Stored sources were valid when deployed; parsing again yields the model the language defines today.
-        pathway = parse_pathway(stored.source, f"{pathway_id}@{version}")
+        pathway = parse_pathway(stored.source, f"{pathway_id}@{version}", self._instruments)
         return self._cache.setdefault((pathway_id, version),
                                       DeployedPathway(pathway, stored.source, stored.sha256, stored.deployed_at))
 

@@ -61,6 +61,7 @@ async def time_skipping_environment() -> AsyncIterator[WorkflowEnvironment]:
 class Delivered:
     step: str
     occurrence: int
+    purpose: str
     due: datetime
     channel: str
     subject: str
@@ -89,15 +90,15 @@ class Stack:
 
     async def deliveries(self, enrollment_id: str, zone: ZoneInfo) -> list[Delivered]:
         """What the channels carried for an enrollment, in due order, joined by Message-ID."""
-        subjects = {mail.message["Message-ID"]: mail.subject for mail in self.inbox.messages}
+        subjects = {mail.message_id: mail.subject for mail in self.inbox.messages}
         subjects |= {message.message_id: message.subject for message in self.console}
         async with self.sessions() as session:
             records = await session.scalars(
                 select(TouchpointRecord).where(TouchpointRecord.enrollment_id == enrollment_id,
                                                TouchpointRecord.status == "sent")
                 .order_by(TouchpointRecord.due_at, TouchpointRecord.id))
-            return [Delivered(r.step_id, r.occurrence, r.due_at.astimezone(zone), r.channel, subjects.get(r.message_id, ""))
-                    for r in records]
+            return [Delivered(r.step_id, r.occurrence, r.purpose, r.due_at.astimezone(zone), r.channel,
+                              subjects.get(r.message_id, "")) for r in records]
 
     async def enroll(self, patient: Patient, pathway: Pathway, anchor: date | datetime,
                      timezone: str | None = None) -> Enrolled:

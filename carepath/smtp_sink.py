@@ -24,6 +24,11 @@ class ReceivedMail:
         return str(self.message["Subject"])
 
     @property
+    def message_id(self) -> str:
+        # Long ids are folded across lines by the sender; the id itself has no white space.
+        return "".join(str(self.message["Message-ID"]).split())
+
+    @property
     def body(self) -> str:
         return self.message.get_content()
 

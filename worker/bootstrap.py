@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 from activities.channels import Channel, ConsoleChannel, EmailChannel, SmtpSettings
 from activities.delivery import DeliveryActivities
 from activities.questionnaires import QuestionnaireActivities
-from carepath.links import FormLinks
+from carepath.links import form_links
 from carepath.db import create_engine, session_factory
 from carepath.settings import Settings
 from workflows.pathway import PathwayWorkflow
@@ -23,10 +23,6 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
     return SmtpSettings(host=settings.SMTP_HOST, port=settings.SMTP_PORT, sender=settings.SMTP_SENDER,
                         username=settings.SMTP_USERNAME, password=settings.SMTP_PASSWORD,
                         starttls=settings.SMTP_STARTTLS)
-
-
-def form_links(settings: Settings) -> FormLinks:
-    return FormLinks(settings.SECRET_KEY, settings.PUBLIC_BASE_URL)
 
 
 @asynccontextmanager

@@ -224,7 +224,7 @@ class PathwayWorkflow:
         elif item.action == "remind" and entry.status == "open":
             step = self._run.pathway.step(entry.step_id)
             entry.reminders_sent += 1
-            await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}",
+            await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=item.due,
                              templates=step.reminder_template or step.template, form=self._form(entry, step))
         elif item.action == "expire" and entry.status == "open":
             await self._expire_questionnaire(entry)
@@ -237,7 +237,8 @@ class PathwayWorkflow:
         else:
             entry.status = "failed"
 
-    async def _send(self, entry: TimelineEntry, step, *, purpose: str, templates, form: FormLink | None = None) -> bool:
+    async def _send(self, entry: TimelineEntry, step, *, purpose: str, templates, form: FormLink | None = None,
+                    due: datetime | None = None) -> bool:
         """Deliver one message; on final failure record why on the entry and go on with the pathway."""
         self._in_flight = entry.key
         try:
@@ -246,7 +247,7 @@ class PathwayWorkflow:
                 MessageDelivery(
                     enrollment_id=self._run.enrollment_id, pathway_id=self._run.pathway.id,
                     pathway_title=self._run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
-                    purpose=purpose, channel=step.channel, due=entry.due, templates=templates, form=form,
+                    purpose=purpose, channel=step.channel, due=due or entry.due, templates=templates, form=form,
                 ),
                 result_type=DeliveryReceipt,
                 start_to_close_timeout=DELIVERY_ATTEMPT_TIMEOUT,

@@ -36,7 +36,7 @@ steps:
       en: {subject: "Day {{ step.occurrence }}", body: "Dear {{ patient.first_name }}"}
 """
 
-# A valid pathway in a subfolder: instruments and tests live there, and are not pathways to load.
+# A valid pathway in a subfolder: scenario tests live there, and are not pathways to load.
 NOT_A_SHIPPED_PATHWAY = SHIPPED_PATHWAY.replace("api-follow-up", "in-a-subfolder")
 
 
@@ -61,9 +61,9 @@ def inbox() -> SmtpSink:
 def settings(tmp_path_factory: pytest.TempPathFactory, temporal: WorkflowEnvironment, inbox: SmtpSink) -> Settings:
     workdir = tmp_path_factory.mktemp("api")
     shipped = workdir / "pathways"
-    (shipped / "instruments").mkdir(parents=True)
+    (shipped / "tests").mkdir(parents=True)
     (shipped / "api-follow-up.yaml").write_text(SHIPPED_PATHWAY, encoding="utf-8")
-    (shipped / "instruments" / "in-a-subfolder.yaml").write_text(NOT_A_SHIPPED_PATHWAY, encoding="utf-8")
+    (shipped / "tests" / "in-a-subfolder.yaml").write_text(NOT_A_SHIPPED_PATHWAY, encoding="utf-8")
     return Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'carepath.db'}",
                     TEMPORAL_ADDRESS=temporal.client.service_client.config.target_host,
                     SMTP_PORT=inbox.port, PATHWAYS_DIR=shipped, TASK_QUEUE=f"carepath-api-{uuid.uuid4()}")

@@ -8,6 +8,7 @@ import pytest
 
 from carepath.db import create_engine, migrate, session_factory
 from carepath.registry import PathwayRegistry, UnknownPathway
+from pathways.validation import shipped_instruments
 
 SHIPPED = """\
 id: shipped
@@ -44,7 +45,7 @@ def shipped(tmp_path: Path) -> Path:
 
 
 async def test_every_valid_file_directly_in_the_folder_is_registered(database, shipped, caplog):
-    registry = PathwayRegistry(database)
+    registry = PathwayRegistry(database, shipped_instruments())
     with caplog.at_level(logging.INFO, logger="carepath.registry"):
         await registry.load_directory(shipped)
     assert [deployed.pathway.id for deployed in await registry.latest()] == ["shipped"]
@@ -56,17 +57,17 @@ async def test_every_valid_file_directly_in_the_folder_is_registered(database, s
 
 
 async def test_loading_again_is_harmless(database, shipped):
-    await PathwayRegistry(database).load_directory(shipped)
-    restarted = PathwayRegistry(database)
+    await PathwayRegistry(database, shipped_instruments()).load_directory(shipped)
+    restarted = PathwayRegistry(database, shipped_instruments())
     await restarted.load_directory(shipped)
     assert await restarted.versions("shipped") == [1]
 
 
 async def test_a_changed_file_does_not_overwrite_its_deployed_version(database, shipped, caplog):
-    await PathwayRegistry(database).load_directory(shipped)
+    await PathwayRegistry(database, shipped_instruments()).load_directory(shipped)
     (shipped / "shipped.yaml").write_text(SHIPPED.replace("Hello", "Changed"))
 
-    restarted = PathwayRegistry(database)
+    restarted = PathwayRegistry(database, shipped_instruments())
     with caplog.at_level(logging.ERROR, logger="carepath.registry"):
         await restarted.load_directory(shipped)
     assert any("shipped.yaml was not loaded" in record.getMessage() and "raise 'version'" in record.getMessage()
@@ -77,9 +78,9 @@ async def test_a_changed_file_does_not_overwrite_its_deployed_version(database, 
 
 
 async def test_a_raised_version_is_deployed_beside_the_old_one(database, shipped):
-    await PathwayRegistry(database).load_directory(shipped)
+    await PathwayRegistry(database, shipped_instruments()).load_directory(shipped)
     (shipped / "shipped.yaml").write_text(SHIPPED.replace("Hello", "Changed").replace("version: 1", "version: 2"))
-    restarted = PathwayRegistry(database)
+    restarted = PathwayRegistry(database, shipped_instruments())
     await restarted.load_directory(shipped)
     assert await restarted.versions("shipped") == [1, 2]
     assert (await restarted.get("shipped")).pathway.version == 2
@@ -87,6 +88,6 @@ async def test_a_raised_version_is_deployed_beside_the_old_one(database, shipped
 
 
 async def test_a_missing_folder_loads_nothing(database, tmp_path):
-    registry = PathwayRegistry(database)
+    registry = PathwayRegistry(database, shipped_instruments())
     await registry.load_directory(tmp_path / "absent")
     assert await registry.latest() == []
