@@ -269,7 +269,9 @@ class PathwayWorkflow:
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
-        opened = workflow.now()
+        # Reminders and expiry count from the scheduled opening, or from a late one (after an
+        # outage) in whole seconds: timings authors and tests can state exactly.
+        opened = max(entry.due, workflow.now().replace(microsecond=0))
         reminders, expires = questionnaire_window(self._run.pathway, step, opened, self._run.timezone)
         entry.status, entry.at, entry.closes, entry.reminders = "open", opened, expires, reminders
         await workflow.execute_activity(

@@ -33,20 +33,25 @@ async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_sk
     timeline = await enrolled.workflow.result()
 
     assert timeline.status == "completed"
-    assert [e.status for e in timeline.entries] == ["sent"] * 11
+    messages = [e for e in timeline.entries if e.kind == "message"]
+    questionnaires = [e for e in timeline.entries if e.kind == "questionnaire"]
+    assert [e.status for e in messages] == ["sent"] * 11
+    # Nobody answers in this test: every questionnaire expires, and the weekly ones say so with a tag.
+    assert [e.status for e in questionnaires] == ["expired"] * 6 and timeline.tags == ["no-response"]
     subjects = [mail.subject for mail in stack.inbox.messages]
-    assert len(subjects) == 11
+    # 11 messages, 6 invitations, and reminders for the weekly checks (2) and satisfaction (1).
+    assert len(subjects) == 11 + 6 + 3
     assert subjects[0] == "Mei，您的出院须知"
     assert subjects.count("术后第 3 天自我检查提醒") == 1
-    assert subjects[-1] == "术后 30 天随访结束"
+    assert subjects.count("术后自我检查（约 1 分钟）") == 3 + 2 + 2
     assert all(mail.recipients == ("patient@example.test",) for mail in stack.inbox.messages)
-    last_due = timeline.entries[-1].due.astimezone(ZoneInfo("Asia/Shanghai"))
-    assert (last_due.date() - timeline.entries[0].due.astimezone(ZoneInfo("Asia/Shanghai")).date()).days == 30
+    local = ZoneInfo("Asia/Shanghai")
+    assert (messages[-1].due.astimezone(local).date() - messages[0].due.astimezone(local).date()).days == 30
     async with stack.sessions() as session:
         enrollment = await session.get(Enrollment, enrolled.enrollment.id)
         records = (await session.scalars(select(TouchpointRecord))).all()
     assert enrollment.status == "completed" and enrollment.ended_at is not None
-    assert len(records) == 11 and {r.status for r in records} == {"sent"} and {r.attempts for r in records} == {1}
+    assert len(records) == 20 and {r.status for r in records} == {"sent"} and {r.attempts for r in records} == {1}
 
 
 async def test_cancel_stops_every_touchpoint_left(time_skipping, stack):
