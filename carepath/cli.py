@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from pathways.loader import DocumentInvalid
 from pathways.validation import load_pathway_file
@@ -59,13 +60,24 @@ def simulate(
     anchor: Annotated[str, typer.Option(help="anchor date YYYY-MM-DD or date-time")],
     tz: Annotated[str | None, typer.Option("--tz", help="patient time zone (default: the pathway's)")] = None,
     locale: Annotated[str | None, typer.Option(help="patient locale (default: the pathway's first)")] = None,
+    answers: Annotated[Path | None, typer.Option(
+        help="YAML: {questionnaire step id: [{answers: {...}, after: 2h} | 'no answer', ...]} per occurrence")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
     """Run one enrollment on the time-skipping Temporal server and print every message delivered."""
+    from carepath.simulation import parse_answer_script
     from carepath.simulation import simulate as run_simulation
 
     pathway = _load_or_exit(path)
-    timeline, delivered = asyncio.run(run_simulation(pathway, _parse_anchor(anchor), timezone=tz, locale=locale))
+    script = None
+    if answers is not None:
+        try:
+            script = parse_answer_script(yaml.safe_load(answers.read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError, ValueError) as error:
+            typer.echo(f"{answers}: {error}", err=True)
+            raise typer.Exit(EXIT_UNREADABLE) from None
+    timeline, delivered = asyncio.run(run_simulation(pathway, _parse_anchor(anchor), timezone=tz, locale=locale,
+                                                     script=script))
     if as_json:
         json.dump([{"step": d.step, "occurrence": d.occurrence, "purpose": d.purpose, "due": d.due.isoformat(),
                     "channel": d.channel, "subject": d.subject} for d in delivered],
@@ -75,7 +87,27 @@ def simulate(
     for d in delivered:
         typer.echo(f"{d.due:%Y-%m-%d %H:%M %Z}  {d.channel:<8} {f'{d.step}#{d.occurrence}':<28} "
                    f"{d.purpose:<11} {d.subject}")
-    typer.echo(f"{len(delivered)} messages delivered; enrollment {timeline.status}")
+    for entry in timeline.entries:
+        if entry.kind == "questionnaire":
+            typer.echo(f"{entry.step_id}#{entry.occurrence}: {_questionnaire_summary(entry)}")
+    for event in timeline.events:
+        typer.echo(f"{event.kind}: {event.detail}")
+    typer.echo(f"{len(delivered)} messages delivered; enrollment {timeline.status}"
+               + (f" ({timeline.cancel_reason})" if timeline.cancel_reason else "")
+               + (f"; tags: {', '.join(timeline.tags)}" if timeline.tags else ""))
+
+
+def _questionnaire_summary(entry) -> str:
+    if entry.response is None:
+        return entry.status
+    response = entry.response
+    summary = f"answered: score {response.score:g}" if response.score is not None else "answered"
+    summary += f", band {response.band}" if response.band else ""
+    summary += f", flags {', '.join(response.flags)}" if response.flags else ""
+    outcome = entry.outcome
+    actions = [*(f"tag {t}" for t in outcome.tags), *(f"send {s}" for s in outcome.sent),
+               *(f"escalate '{e}'" for e in outcome.escalations), *(["stop"] if outcome.stopped else [])]
+    return summary + (f" -> {'; '.join(actions)}" if actions else " -> no rule matched")
 
 
 @app.command()
@@ -93,3 +125,7 @@ def up(
 
     ports = Ports(temporal=temporal_port, temporal_ui=temporal_ui_port, smtp=smtp_port, api=api_port)
     raise typer.Exit(DevStack((var_dir or PROJECT_ROOT / "var").resolve(), ports).run())
+
+
+if __name__ == "__main__":
+    app()
