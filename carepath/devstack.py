@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import importlib.util
 import os
 import signal
 import socket
@@ -46,11 +45,6 @@ class Ports:
 
 class StackFailed(Exception):
     """A part did not come up, or died: the message says which, and the rest is stopped."""
-
-
-def api_available() -> bool:
-    # The API is being built alongside; until api/main.py exists the stack runs without it.
-    return importlib.util.find_spec("api.main") is not None
 
 
 def ports_in_use(ports: Ports) -> list[str]:
@@ -170,12 +164,10 @@ class DevStack:
                     log=self.var_dir / "temporal.log")
         self._wait_until("Temporal", lambda: asyncio.run(_temporal_answers(f"{HOST}:{self.ports.temporal}")))
         self._spawn("worker", [sys.executable, "-m", "worker.main"])
-        if api_available():
-            self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
-                                "--host", HOST, "--port", str(self.ports.api)])
-            self._wait_until("the API", lambda: accepts_connections(self.ports.api))
-        else:
-            print("carepath up: api/main.py does not exist yet; running without the API", flush=True)
+        self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
+                            "--host", HOST, "--port", str(self.ports.api)])
+        # uvicorn binds its port only once the app's start-up (migrations, Temporal client) is done.
+        self._wait_until("the API", lambda: accepts_connections(self.ports.api))
 
     def _spawn(self, name: str, command: list[str], log: Path | None = None) -> None:
         """Start a child; its output goes to the terminal, or to `log` when it is only noise there."""
@@ -219,12 +211,10 @@ class DevStack:
         self.children.clear()
 
     def _print_banner(self, inbox: SmtpSink) -> None:
-        api = (f"http://{HOST}:{self.ports.api}/docs" if any(c.name == "api" for c in self.children)
-               else "not started (api/main.py does not exist yet)")
         pids = ", ".join(f"{child.name} pid {child.process.pid}" for child in self.children)
         print(f"""
 carepath is up. Ctrl-C stops everything; `make up` again resumes where it stopped.
-  API            {api}
+  API            http://{HOST}:{self.ports.api}/docs
   Temporal UI    http://{HOST}:{self.ports.temporal_ui}
   Temporal       {HOST}:{self.ports.temporal} (history in {self.var_dir / 'temporal.db'}, log in temporal.log)
   mail           smtp://{HOST}:{inbox.port}, every message kept as a file in {self.mail_dir / 'new'}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -11,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -60,14 +61,34 @@ def start_up(tmp_path: Path, ports: dict[str, int], log: Path) -> subprocess.Pop
         return subprocess.Popen([str(CAREPATH), "up"], stdout=output, stderr=subprocess.STDOUT, env=env)
 
 
-@pytest.mark.e2e
-def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
+def children_when_ready(log: Path) -> dict[str, int]:
+    """The banner's `processes  temporal pid 1, worker pid 2, api pid 3`, once it is printed."""
+    banner = eventually(lambda: re.search(r"processes +(.*)", log.read_text()), 90, "the ready banner")
+    return {name: int(pid) for name, pid in re.findall(r"(\w+) pid (\d+)", banner.group(1))}
+
+
+@contextmanager
+def running_up(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subprocess.Popen, Path, dict[str, int]]]:
+    """`carepath up` until the block ends; whatever happens, nothing it started survives the test."""
     log = tmp_path / "up.log"
     up = start_up(tmp_path, ports, log)
-    pids: list[int] = []
+    children: dict[str, int] = {}
     try:
-        banner = eventually(lambda: re.search(r"processes +(.*)", log.read_text()), 90, "the ready banner")
-        pids = [int(pid) for pid in re.findall(r"pid (\d+)", banner.group(1))]
+        children = children_when_ready(log)
+        yield up, log, children
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for pid in children.values():
+            if alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
+    with running_up(tmp_path, ports) as (up, log, children):
+        assert sorted(children) == ["api", "temporal", "worker"]
         assert answers(ports["TEMPORAL"])
         assert httpx.get(f"http://{HOST}:{ports['TEMPORAL_UI']}/", timeout=10).status_code == 200
 
@@ -80,24 +101,22 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
         assert "Subject: Smoke test" in kept[0].read_text()
         eventually(lambda: "mail to patient@example.test: Smoke test" in log.read_text(), 10, "the mail notice")
 
-        if importlib.util.find_spec("api.main") is not None:
-            assert httpx.get(f"http://{HOST}:{ports['API']}/docs", timeout=10).status_code == 200
-            assert len(pids) == 3
-        else:
-            assert len(pids) == 2
+        assert httpx.get(f"http://{HOST}:{ports['API']}/docs", timeout=10).status_code == 200
 
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0, log.read_text()
-        assert [pid for pid in pids if alive(pid)] == []
+        assert [name for name, pid in children.items() if alive(pid)] == []
         assert [port for port in ports.values() if answers(port)] == []
         assert (tmp_path / "var" / "temporal.db").exists()
-    finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for pid in pids:
-            if alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_a_child_that_dies_is_reported_and_the_rest_stopped(tmp_path, ports):
+    with running_up(tmp_path, ports) as (up, log, children):
+        os.kill(children["worker"], signal.SIGKILL)
+        assert up.wait(60) == 1
+        assert "worker was killed by SIGKILL; stopping the rest" in log.read_text()
+        assert [name for name, pid in children.items() if alive(pid)] == []
 
 
 def test_up_names_a_port_already_taken(tmp_path, ports):
