@@ -16,7 +16,7 @@ the workflow histories (server clock):
   up, this is the schedule's own rate; raise --enrollments until lateness grows to see capacity.
 - events/touchpoint: history events of a run / its touchpoints (start and end included).
 - lateness: delivery (activity completed) - due time, p50 and p99.
-- worker CPU: CPU seconds the worker process used during the phase.
+- CPU ms/tp: CPU the worker process, and the Temporal server, used during the phase, per touchpoint.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class Figures:
     lateness: list[float]
     start_seconds: float
     worker_cpu: float
+    server_cpu: float
     retries: int
     failures: list[str]
     emails: int | None = None
@@ -95,10 +96,40 @@ class Figures:
         return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _stat(pid: int | str) -> tuple[str, list[str]]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a live process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)[1]
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def temporal_server_pid() -> int:
+    """The dev server WorkflowEnvironment started: our child process named temporal."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name, fields = _stat(entry.name)
+            except OSError:  # gone meanwhile
+                continue
+            if name == "temporal" and int(fields[1]) == os.getpid():
+                return int(entry.name)
+    raise RuntimeError("cannot find the Temporal dev server process")
+
+
+class CpuMeter:
+    """CPU seconds the worker and the Temporal server used from its making to `used()`."""
+
+    def __init__(self, worker: int, server: int):
+        self._pids = (worker, server)
+        self._start = [cpu_seconds(pid) for pid in self._pids]
+
+    def used(self) -> tuple[float, float]:
+        worker, server = (cpu_seconds(pid) - start for pid, start in zip(self._pids, self._start))
+        return worker, server
 
 
 class WorkerProcess:
@@ -158,9 +189,9 @@ async def gather_bounded(factories: list[Callable[[], Awaitable]]) -> list:
 
 
 async def measure(name: str, handles: list[WorkflowHandle], activity: str, schedule: Schedule,
-                  start_seconds: float, worker: WorkerProcess, cpu_before: float) -> Figures:
+                  start_seconds: float, cpu: CpuMeter) -> Figures:
     await asyncio.gather(*(handle.result() for handle in handles))
-    worker_cpu = cpu_seconds(worker.process.pid) - cpu_before
+    worker_cpu, server_cpu = cpu.used()
     events = retries = 0
     lateness: list[float] = []
     failures: set[str] = set()
@@ -185,7 +216,7 @@ async def measure(name: str, handles: list[WorkflowHandle], activity: str, sched
         last_delivery = max(last_delivery, delivered[-1])
     touchpoints = len(handles) * schedule.touchpoints
     return Figures(name, touchpoints, (last_delivery - schedule.due(0)).total_seconds(), events / touchpoints,
-                   lateness, start_seconds, worker_cpu, retries, sorted(failures))
+                   lateness, start_seconds, worker_cpu, server_cpu, retries, sorted(failures))
 
 
 def new_schedule(options: argparse.Namespace) -> Schedule:
@@ -193,25 +224,27 @@ def new_schedule(options: argparse.Namespace) -> Schedule:
                     touchpoints=options.touchpoints)
 
 
-async def run_raw(client: Client, address: str, workdir: Path, options: argparse.Namespace) -> Figures:
+async def run_raw(client: Client, address: str, server_pid: int, workdir: Path,
+                  options: argparse.Namespace) -> Figures:
     task_queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
     worker = WorkerProcess([sys.executable, str(BENCH / "raw_workflow.py"), "--address", address,
                             "--task-queue", task_queue], {}, workdir / "raw-worker.log")
     try:
         await worker.wait_polling(client, task_queue)
-        cpu_before = cpu_seconds(worker.process.pid)
+        cpu = CpuMeter(worker.process.pid, server_pid)
         schedule = new_schedule(options)
         began = time.monotonic()
         handles = await gather_bounded([
             lambda n=n: client.start_workflow(RawTouchpoints.run, schedule, id=f"raw-{n}-{uuid.uuid4().hex[:8]}",
                                               task_queue=task_queue)
             for n in range(options.enrollments)])
-        return await measure("raw Temporal", handles, TOUCH, schedule, time.monotonic() - began, worker, cpu_before)
+        return await measure("raw Temporal", handles, TOUCH, schedule, time.monotonic() - began, cpu)
     finally:
         worker.stop()
 
 
-async def run_engine(client: Client, address: str, workdir: Path, options: argparse.Namespace) -> Figures:
+async def run_engine(client: Client, address: str, server_pid: int, workdir: Path,
+                     options: argparse.Namespace) -> Figures:
     pathway = parse_pathway(PATHWAY.format(first=options.first, every=options.every,
                                            touchpoints=options.touchpoints), "bench pathway")
     database_url = f"sqlite+aiosqlite:///{workdir / 'carepath.db'}"
@@ -230,7 +263,7 @@ async def run_engine(client: Client, address: str, workdir: Path, options: argpa
                 patients = [Patient(given_name=f"Patient{n}", family_name="Bench", email=f"p{n}@example.test",
                                     locale="en", timezone="UTC") for n in range(options.enrollments)]
                 session.add_all(patients)
-            cpu_before = cpu_seconds(worker.process.pid)
+            cpu = CpuMeter(worker.process.pid, server_pid)
             profiler = start_profiler(worker.process.pid, options.profile) if options.profile else None
             schedule = new_schedule(options)
 
@@ -243,7 +276,7 @@ async def run_engine(client: Client, address: str, workdir: Path, options: argpa
             began = time.monotonic()
             handles = await gather_bounded([lambda p=p: enroll_one(p) for p in patients])
             figures = await measure("carepath engine", handles, DELIVER_MESSAGE, schedule, time.monotonic() - began,
-                                    worker, cpu_before)
+                                    cpu)
             figures.emails = len(inbox.messages)
             figures.duplicates = figures.emails - len({mail.message["Message-ID"] for mail in inbox.messages})
             return figures
@@ -259,13 +292,15 @@ def report(raw: Figures, engine: Figures, options: argparse.Namespace) -> None:
     print(f"\n{options.enrollments} runs x {options.touchpoints} touchpoints, first at +{options.first}s, "
           f"then every {options.every}s (schedule rate {options.enrollments / options.every:.1f}/s after the first)")
     print(f"{'':<18}{'touchpoints/s':>14}{'events/tp':>11}{'late p50':>10}{'late p99':>10}"
-          f"{'start all':>11}{'worker CPU':>12}")
+          f"{'start all':>11}{'CPU ms/tp: worker':>19}{'server':>8}")
     for f in (raw, engine):
         print(f"{f.name:<18}{f.rate:>14.1f}{f.events_per_touchpoint:>11.2f}{f.percentile(50):>9.2f}s"
-              f"{f.percentile(99):>9.2f}s{f.start_seconds:>10.2f}s{f.worker_cpu:>11.1f}s")
+              f"{f.percentile(99):>9.2f}s{f.start_seconds:>10.2f}s{1000 * f.worker_cpu / f.touchpoints:>19.1f}"
+              f"{1000 * f.server_cpu / f.touchpoints:>8.1f}")
     print(f"engine / raw: {engine.rate / raw.rate:.2f} x throughput, "
           f"{engine.events_per_touchpoint / raw.events_per_touchpoint:.2f} x events, "
-          f"{engine.worker_cpu / max(raw.worker_cpu, 0.01):.1f} x worker CPU")
+          f"{engine.worker_cpu / max(raw.worker_cpu, 0.01):.1f} x worker CPU, "
+          f"{engine.server_cpu / max(raw.server_cpu, 0.01):.1f} x server CPU")
     print(f"emails received: {engine.emails} for {engine.touchpoints} touchpoints"
           + (f"; {engine.duplicates} sent twice (same Message-ID)" if engine.duplicates else ""))
     for f in (raw, engine):
@@ -285,9 +320,10 @@ async def main(options: argparse.Namespace) -> None:
             client = environment.client
             address = client.service_client.config.target_host
             print(f"Temporal dev server at {address}; {os.cpu_count()} CPUs", flush=True)
-            raw = await run_raw(client, address, workdir, options)
+            server_pid = temporal_server_pid()
+            raw = await run_raw(client, address, server_pid, workdir, options)
             print(f"raw: {raw.rate:.1f} touchpoints/s", flush=True)
-            engine = await run_engine(client, address, workdir, options)
+            engine = await run_engine(client, address, server_pid, workdir, options)
             print(f"engine: {engine.rate:.1f} touchpoints/s", flush=True)
             report(raw, engine, options)
         finally:
