@@ -14,7 +14,9 @@ the workflow histories (server clock):
 
 - touchpoints/s: touchpoints delivered / (last delivery - first due time). While the system keeps
   up, this is the schedule's own rate; raise --enrollments until lateness grows to see capacity.
-- events/touchpoint: history events of a run / its touchpoints (start and end included).
+- events/touchpoint: history events of a run / its touchpoints (start and end included); fewer
+  once touchpoints are late, as a workflow that is behind schedule starts no timer. bytes/tp: the
+  same for the size of the history.
 - lateness: delivery (activity completed) - due time, p50 and p99.
 - CPU ms/tp: CPU the worker process, and the Temporal server, used during the phase, per touchpoint.
 """
@@ -78,6 +80,7 @@ class Figures:
     touchpoints: int
     seconds: float
     events_per_touchpoint: float
+    bytes_per_touchpoint: float
     lateness: list[float]
     start_seconds: float
     worker_cpu: float
@@ -192,13 +195,14 @@ async def measure(name: str, handles: list[WorkflowHandle], activity: str, sched
                   start_seconds: float, cpu: CpuMeter) -> Figures:
     await asyncio.gather(*(handle.result() for handle in handles))
     worker_cpu, server_cpu = cpu.used()
-    events = retries = 0
+    events = retries = history_bytes = 0
     lateness: list[float] = []
     failures: set[str] = set()
     last_delivery = schedule.anchor
     for handle in handles:
         history = await handle.fetch_history()
         events += len(history.events)
+        history_bytes += sum(event.ByteSize() for event in history.events)
         scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
                      for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
         delivered = sorted(e.event_time.ToDatetime(tzinfo=timezone.utc) for e in history.events
@@ -216,7 +220,7 @@ async def measure(name: str, handles: list[WorkflowHandle], activity: str, sched
         last_delivery = max(last_delivery, delivered[-1])
     touchpoints = len(handles) * schedule.touchpoints
     return Figures(name, touchpoints, (last_delivery - schedule.due(0)).total_seconds(), events / touchpoints,
-                   lateness, start_seconds, worker_cpu, server_cpu, retries, sorted(failures))
+                   history_bytes / touchpoints, lateness, start_seconds, worker_cpu, server_cpu, retries, sorted(failures))
 
 
 def new_schedule(options: argparse.Namespace) -> Schedule:
@@ -291,10 +295,11 @@ async def run_engine(client: Client, address: str, server_pid: int, workdir: Pat
 def report(raw: Figures, engine: Figures, options: argparse.Namespace) -> None:
     print(f"\n{options.enrollments} runs x {options.touchpoints} touchpoints, first at +{options.first}s, "
           f"then every {options.every}s (schedule rate {options.enrollments / options.every:.1f}/s after the first)")
-    print(f"{'':<18}{'touchpoints/s':>14}{'events/tp':>11}{'late p50':>10}{'late p99':>10}"
+    print(f"{'':<18}{'touchpoints/s':>14}{'events/tp':>11}{'bytes/tp':>10}{'late p50':>10}{'late p99':>10}"
           f"{'start all':>11}{'CPU ms/tp: worker':>19}{'server':>8}")
     for f in (raw, engine):
-        print(f"{f.name:<18}{f.rate:>14.1f}{f.events_per_touchpoint:>11.2f}{f.percentile(50):>9.2f}s"
+        print(f"{f.name:<18}{f.rate:>14.1f}{f.events_per_touchpoint:>11.2f}{f.bytes_per_touchpoint:>10.0f}"
+              f"{f.percentile(50):>9.2f}s"
               f"{f.percentile(99):>9.2f}s{f.start_seconds:>10.2f}s{1000 * f.worker_cpu / f.touchpoints:>19.1f}"
               f"{1000 * f.server_cpu / f.touchpoints:>8.1f}")
     print(f"engine / raw: {engine.rate / raw.rate:.2f} x throughput, "
