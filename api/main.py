@@ -13,11 +13,23 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from api.deps import Services
-from api.routes import enrollments, forms, pathways, patients, responses
+from api.routes import (
+    enrollments,
+    escalations,
+    forms,
+    pathways,
+    patients,
+    responses,
+    staff,
+    tasks,
+    teams,
+    worklist,
+)
 from carepath.db import create_engine, migrate, session_factory
+from carepath.links import form_links
 from carepath.registry import PathwayRegistry
 from carepath.settings import Settings, get_settings
-from carepath.links import form_links
+from carepath.teams_store import seed_teams_file
 from carepath.temporal import connect
 from pathways.instrument import load_instruments
 
@@ -27,6 +39,11 @@ api_router.include_router(pathways.router)
 api_router.include_router(enrollments.router)
 api_router.include_router(responses.router)
 api_router.include_router(forms.router)
+api_router.include_router(teams.router)
+api_router.include_router(staff.router)
+api_router.include_router(worklist.router)
+api_router.include_router(escalations.router)
+api_router.include_router(tasks.router)
 
 
 def generate_unique_id(route: APIRoute) -> str:
@@ -43,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.DATABASE_URL)
         try:
             sessions = session_factory(engine)
+            # Teams before pathways: pathways name them.
+            await seed_teams_file(sessions, settings.PATHWAYS_DIR / "teams.yaml")
             instruments = load_instruments(settings.PATHWAYS_DIR / "instruments")
             registry = PathwayRegistry(sessions, instruments)
             await registry.load_directory(settings.PATHWAYS_DIR)
@@ -54,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="carepath",
-        summary="Care pathways as durable workflows: patients, pathway versions and enrollments.",
+        summary="Care pathways as durable workflows: patients, pathway versions and enrollments; teams, staff and "
+                "the worklist where escalations and call tasks reach them.",
         version="0.1.0",
         lifespan=lifespan,
         generate_unique_id_function=generate_unique_id,

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
-from pathways.model import Locale, Pathway, Slug, ZoneName
-from workflows.contracts import EnrollmentStatus, Timeline
+from pathways.model import Locale, ParameterName, Pathway, Priority, Slug, ZoneName
+from workflows.contracts import (
+    EnrollmentStatus,
+    EscalationState,
+    EscalationStatus,
+    RuleOutcome,
+    Timeline,
+)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
@@ -121,3 +136,189 @@ class EnrollmentPublic(BaseModel):
     workflow_id: str
     timeline: Timeline | None = Field(
         description="every touchpoint and what became of it; null when no worker answered in time")
+
+
+# Teams and staff ------------------------------------------------------------------------------
+
+Webhook = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=r"^https?://[^\s/?#]+\S*$"),
+                    Field(description="a pager or IM bridge that takes a JSON POST",
+                          examples=["https://pager.hospital.example/hooks/carepath"])]
+Role = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Field(examples=["midwife"])]
+NO_CHANNEL = "team '{}' needs an email or a webhook, or nobody is ever told"
+
+
+class TeamCreate(BaseModel):
+    id: Slug = Field(description="what pathways name in `notify:` and `team:`", examples=["midwives"])
+    name: Name = Field(description="shown to staff", examples=["Community midwives"])
+    email: Email | None = Field(default=None, description="the team's shared mailbox")
+    webhook: Webhook | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> TeamCreate:
+        if not self.email and not self.webhook:
+            raise ValueError(NO_CHANNEL.format(self.id))
+        return self
+
+
+class TeamUpdate(BaseModel):
+    """Only the fields given change; null removes a channel (one must remain)."""
+
+    name: Name | None = None
+    email: Email | None = None
+    webhook: Webhook | None = None
+
+    @model_validator(mode="after")
+    def _name_stays(self) -> TeamUpdate:
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("a team's name can be changed, not removed")
+        return self
+
+
+class TeamPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    email: str | None
+    webhook: str | None
+
+
+class StaffCreate(BaseModel):
+    name: Name = Field(examples=["Wang Fang"])
+    email: Email
+    role: Role
+    team_id: Slug = Field(description="the team whose worklist this person works", examples=["midwives"])
+
+
+class StaffPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    email: str
+    role: str
+    team_id: str
+    created_at: datetime
+
+
+# Worklist, escalations and call tasks -------------------------------------------------------------
+
+def enrollment_path(enrollment_id: str) -> str:
+    return f"/enrollments/{enrollment_id}"
+
+
+class WorklistItem(BaseModel):
+    """An open escalation or call task: ids, the pathway's own words and times, never a patient's answers."""
+
+    kind: Literal["escalation", "call"]
+    id: str = Field(description="the escalation's id, or the call task's id")
+    priority: Priority
+    due: datetime = Field(description="escalations: when opened; call tasks: when due")
+    status: str = Field(description="escalations: open or acknowledged; call tasks: open")
+    team: str | None = Field(description="the team it is with now")
+    reason: str | None = Field(default=None, description="escalations: why, from the pathway's rule")
+    script: str | None = Field(default=None, description="call tasks: what to ask, in the patient's language")
+    enrollment_id: str
+    step_id: str
+    occurrence: int
+    tier: int | None = Field(default=None, description="escalations: the ladder's rung reached so far")
+    attempt: int | None = Field(default=None, description="call tasks: which attempt this is")
+    link: str = Field(description="path of the enrollment", examples=["/enrollments/en_0123456789abcdef0123"])
+    href: str = Field(description="path to act on the item", examples=["/escalations/en_0123456789abcdef0123-1"])
+
+
+class AuditLine(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    action: str = Field(examples=["opened", "notified", "acknowledged", "resolved", "reassigned"])
+    actor: str = Field(description="a staff member's id, or 'system'")
+    team: str | None
+    tier: int | None
+    at: datetime
+
+
+class EscalationDetail(BaseModel):
+    id: str
+    enrollment_id: str
+    step_id: str
+    occurrence: int
+    trigger: str = Field(description="the rule (or safety net) that escalated")
+    reason: str
+    priority: Priority
+    policy: str
+    response_id: str | None
+    status: EscalationStatus
+    team: str | None = Field(description="the team it is with now")
+    tier: int
+    opened_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    outcome_note: str | None = Field(description="what the resolver wrote; kept here, never in workflow history")
+    link: str = Field(description="path of the enrollment")
+    audit: list[AuditLine] = Field(description="who did what, when, oldest first")
+    state: EscalationState | None = Field(description="the workflow's live account; null when no worker answered in time")
+
+
+StaffId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
+                    Field(description="the staff member acting; their team is the one that acts",
+                          examples=["st_0123456789abcdef0123"])]
+
+
+class StaffActionBody(BaseModel):
+    staff_id: StaffId
+
+
+class ResolveBody(StaffActionBody):
+    outcome: Reason = Field(description="what was done; stored with the escalation, never in workflow history",
+                            examples=["Phoned the patient; GP appointment booked for tomorrow."])
+
+
+class ReassignBody(StaffActionBody):
+    to_team: Slug = Field(examples=["obstetrics-on-call"])
+
+
+Measurement = Annotated[
+    bool | int | float | Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
+    Field(description="a number, true/false, or a short code; sentences belong in notes"),
+]
+
+
+class CallOutcomeBody(BaseModel):
+    staff_id: StaffId
+    outcome: Literal["reached", "not_reached"]
+    notes: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] | None = Field(
+        default=None, description="free text; stays in the database, never reaches the pathway's rules")
+    values: dict[ParameterName, Measurement] = Field(
+        default_factory=dict, description="what was measured, by the names the call step's rules use",
+        examples=[{"systolic": 150, "feeding_ok": True}])
+
+    @model_validator(mode="after")
+    def _values_need_the_patient(self) -> CallOutcomeBody:
+        if self.values and self.outcome == "not_reached":
+            raise ValueError("values can only be recorded when the patient was reached")
+        return self
+
+
+class CallTaskPublic(BaseModel):
+    id: int
+    enrollment_id: str
+    step_id: str
+    occurrence: int
+    attempt: int
+    team: str
+    script: str | None
+    status: str = Field(description="open, or done once an outcome is recorded")
+    due_at: datetime
+    outcome: Literal["reached", "not_reached"] | None
+    notes: str | None
+    values: dict[str, bool | int | float | str | None] | None
+    recorded_by: str | None
+    recorded_at: datetime | None
+    link: str = Field(description="path of the enrollment")
+
+
+class CallOutcomeRecorded(BaseModel):
+    task: CallTaskPublic
+    rules: RuleOutcome = Field(description="what the pathway's rules did with the outcome")

@@ -1,0 +1,95 @@
+"""Call tasks (电话随访): staff phone the patient and record whether they reached them.
+
+The outcome goes to the enrollment's workflow first; only once it has accepted are the notes and
+values written to the task, so a refused outcome leaves the task as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import SessionDep, TemporalDep
+from api.routes.enrollments import UPDATE_TIMEOUT
+from api.routes.escalations import workflow_update
+from api.routes.staff import staff_or_404
+from api.routes.teams import team_or_404
+from api.schemas import (
+    CallOutcomeBody,
+    CallOutcomeRecorded,
+    CallTaskPublic,
+    Message,
+    enrollment_path,
+)
+from carepath.db import CallTaskRecord, utcnow
+from workflows.contracts import CallOutcome, workflow_id_for
+from workflows.pathway import PathwayWorkflow
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+@router.get("", response_model=list[CallTaskPublic], responses={404: {"model": Message, "description": "Unknown team."}})
+async def list_open_tasks(session: SessionDep,
+                          team: Annotated[str | None, Query(description="only this team's tasks")] = None) -> list[CallTaskPublic]:
+    """List open call tasks, the earliest due first."""
+    query = select(CallTaskRecord).where(CallTaskRecord.status == "open").order_by(CallTaskRecord.due_at,
+                                                                                   CallTaskRecord.id)
+    if team is not None:
+        await team_or_404(session, team)
+        query = query.where(CallTaskRecord.team == team)
+    return [present(task) for task in await session.scalars(query)]
+
+
+@router.get("/{task_id}", response_model=CallTaskPublic, responses={404: {"model": Message}})
+async def read_task(task_id: int, session: SessionDep) -> CallTaskPublic:
+    """Read one call task, with its outcome once recorded."""
+    return present(await task_or_404(session, task_id))
+
+
+@router.post(
+    "/{task_id}/outcome",
+    response_model=CallOutcomeRecorded,
+    responses={
+        404: {"model": Message, "description": "Unknown task or staff member."},
+        409: {"model": Message, "description": "The task is not waiting for an outcome, or the pathway refused it."},
+        503: {"model": Message, "description": "No worker answered in time."},
+    },
+)
+async def record_task_outcome(task_id: int, body: CallOutcomeBody, session: SessionDep,
+                              temporal: TemporalDep) -> CallOutcomeRecorded:
+    """Record a call's outcome: the pathway's rules act on the values; the notes stay with the task."""
+    task = await task_or_404(session, task_id)
+    member = await staff_or_404(session, body.staff_id)
+    if task.status != "open":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"call task {task_id} is {task.status}, not waiting for an outcome")
+    # End the read before the update: SQLite will not turn a stale read transaction into a write.
+    await session.commit()
+    handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(task.enrollment_id))
+    rules = await workflow_update(
+        handle.execute_update(PathwayWorkflow.record_call_outcome,
+                              CallOutcome(step_id=task.step_id, occurrence=task.occurrence, outcome=body.outcome,
+                                          staff_id=member.id, values=body.values),
+                              rpc_timeout=UPDATE_TIMEOUT),
+        f"the enrollment {task.enrollment_id} has ended; its call tasks take no more outcomes")
+    task.status, task.outcome, task.notes, task.values = "done", body.outcome, body.notes, body.values or None
+    task.recorded_by, task.recorded_at = member.id, utcnow()
+    await session.commit()
+    return CallOutcomeRecorded(task=present(task), rules=rules)
+
+
+async def task_or_404(session: AsyncSession, task_id: int) -> CallTaskRecord:
+    task = await session.get(CallTaskRecord, task_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"call task {task_id} not found")
+    return task
+
+
+def present(task: CallTaskRecord) -> CallTaskPublic:
+    return CallTaskPublic(
+        id=task.id, enrollment_id=task.enrollment_id, step_id=task.step_id, occurrence=task.occurrence,
+        attempt=task.attempt, team=task.team, script=task.script, status=task.status, due_at=task.due_at,
+        outcome=task.outcome, notes=task.notes, values=task.values, recorded_by=task.recorded_by,
+        recorded_at=task.recorded_at, link=enrollment_path(task.enrollment_id))

@@ -1,0 +1,78 @@
+"""The site's teams: who escalations and call tasks go to, and how each is told.
+
+pathways/teams.yaml seeds them at start (see carepath.teams_store); changes made here are kept.
+"""
+
+from fastapi import APIRouter, HTTPException, status
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import SessionDep
+from api.schemas import NO_CHANNEL, Message, TeamCreate, TeamPublic, TeamUpdate
+from carepath.db import TeamRecord
+
+router = APIRouter(prefix="/teams", tags=["teams"])
+
+
+@router.post("", response_model=TeamPublic, status_code=status.HTTP_201_CREATED,
+             responses={409: {"model": Message, "description": "A team with this id exists."}})
+async def create_team(body: TeamCreate, session: SessionDep) -> TeamRecord:
+    """Add a team, which pathways can then notify and give call tasks to."""
+    if await session.get(TeamRecord, body.id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, already_exists(body.id))
+    team = TeamRecord(**body.model_dump())
+    session.add(team)
+    try:
+        await session.commit()
+    except IntegrityError:
+        raise HTTPException(status.HTTP_409_CONFLICT, already_exists(body.id)) from None
+    return team
+
+
+@router.get("", response_model=list[TeamPublic])
+async def list_teams(session: SessionDep) -> list[TeamRecord]:
+    """List every team, by id."""
+    return list(await session.scalars(select(TeamRecord).order_by(TeamRecord.id)))
+
+
+@router.get("/{team_id}", response_model=TeamPublic, responses={404: {"model": Message}})
+async def read_team(team_id: str, session: SessionDep) -> TeamRecord:
+    """Read one team."""
+    return await team_or_404(session, team_id)
+
+
+@router.patch(
+    "/{team_id}",
+    response_model=TeamPublic,
+    responses={404: {"model": Message}, 422: {"description": "A malformed field, or no channel would remain."}},
+)
+async def update_team(team_id: str, body: TeamUpdate, session: SessionDep) -> TeamRecord:
+    """Change a team's name or channels; the roster file never overwrites the change."""
+    team = await team_or_404(session, team_id)
+    changes = body.model_dump(exclude_unset=True)
+    if not changes.get("email", team.email) and not changes.get("webhook", team.webhook):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, NO_CHANNEL.format(team_id))
+    for name, value in changes.items():
+        setattr(team, name, value)
+    await session.commit()
+    return team
+
+
+def already_exists(team_id: str) -> str:
+    return f"team '{team_id}' already exists; change it with PATCH /teams/{team_id}"
+
+
+async def team_or_404(session: SessionDep, team_id: str) -> TeamRecord:
+    team = await session.get(TeamRecord, team_id)
+    if team is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"team '{team_id}' not found")
+    return team
+
+
+async def team_or_422(session: SessionDep, team_id: str) -> TeamRecord:
+    """For a team named in a request's body: the request, not the URL, is what is wrong."""
+    team = await session.get(TeamRecord, team_id)
+    if team is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"no team '{team_id}'; see GET /teams, or add it with POST /teams")
+    return team

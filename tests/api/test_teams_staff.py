@@ -1,0 +1,189 @@
+"""Teams and staff through the API, and the roster file seeding the teams table at start-up."""
+
+import logging
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.main import create_app
+from carepath.settings import Settings
+
+ROSTER = """\
+teams:
+  - id: ward-a
+    name: Ward A nurses
+    email: ward-a@hospital.test
+  - id: pager-only
+    name: Night registrar
+    webhook: https://pager.hospital.test/hooks/carepath
+"""
+
+
+def new_team(**fields) -> dict:
+    """A team of this test's own: the route tests share one database."""
+    team_id = f"team-{uuid.uuid4().hex[:8]}"
+    return {"id": team_id, "name": "Community midwives", "email": f"{team_id}@hospital.test", "webhook": None} | fields
+
+
+async def add_team(api: httpx.AsyncClient, **fields) -> dict:
+    response = await api.post("/teams", json=new_team(**fields))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_a_created_team_can_be_read_back_and_is_listed(api: httpx.AsyncClient):
+    team = new_team(webhook="https://pager.hospital.test/hooks/carepath")
+    created = await api.post("/teams", json=team)
+    assert created.status_code == 201, created.text
+    assert created.json() == team
+
+    assert (await api.get(f"/teams/{team['id']}")).json() == team
+    listed = (await api.get("/teams")).json()
+    assert team in listed and [t["id"] for t in listed] == sorted(t["id"] for t in listed)
+
+
+async def test_a_team_id_is_taken_once(api: httpx.AsyncClient):
+    team = await add_team(api)
+    again = await api.post("/teams", json=team | {"name": "Someone else"})
+    assert (again.status_code, again.json()) == (
+        409, {"detail": f"team '{team['id']}' already exists; change it with PATCH /teams/{team['id']}"})
+    assert (await api.get(f"/teams/{team['id']}")).json()["name"] == "Community midwives"
+
+
+async def test_a_team_needs_a_channel_and_well_formed_fields(api: httpx.AsyncClient):
+    silent = new_team(email=None)
+    response = await api.post("/teams", json=silent)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert f"team '{silent['id']}' needs an email or a webhook, or nobody is ever told" in error["msg"]
+
+    response = await api.post("/teams", json=new_team(id="Midwives Team", email="not an address",
+                                                        webhook="ftp://pager.example"))
+    assert response.status_code == 422
+    assert sorted(error["loc"][-1] for error in response.json()["detail"]) == ["email", "id", "webhook"]
+    assert (await api.get(f"/teams/{silent['id']}")).status_code == 404
+
+
+async def test_an_unknown_team_is_404(api: httpx.AsyncClient):
+    for response in (await api.get("/teams/no-such-team"), await api.patch("/teams/no-such-team", json={"name": "X"})):
+        assert (response.status_code, response.json()) == (404, {"detail": "team 'no-such-team' not found"})
+
+
+async def test_updating_a_team_changes_only_what_is_given(api: httpx.AsyncClient):
+    team = await add_team(api)
+    renamed = await api.patch(f"/teams/{team['id']}", json={"name": "Midwives (north)"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json() == team | {"name": "Midwives (north)"}
+
+    hook = "https://pager.hospital.test/hooks/north"
+    swapped = await api.patch(f"/teams/{team['id']}", json={"webhook": hook, "email": None})
+    assert swapped.json() == team | {"name": "Midwives (north)", "webhook": hook, "email": None}
+    assert (await api.get(f"/teams/{team['id']}")).json() == swapped.json()
+
+
+async def test_an_update_may_not_leave_a_team_unreachable_or_nameless(api: httpx.AsyncClient):
+    team = await add_team(api)
+    silenced = await api.patch(f"/teams/{team['id']}", json={"email": None})
+    assert (silenced.status_code, silenced.json()) == (
+        422, {"detail": f"team '{team['id']}' needs an email or a webhook, or nobody is ever told"})
+    nameless = await api.patch(f"/teams/{team['id']}", json={"name": None})
+    assert nameless.status_code == 422
+    assert "a team's name can be changed, not removed" in nameless.json()["detail"][0]["msg"]
+    assert (await api.patch(f"/teams/{team['id']}", json={"email": "nope"})).status_code == 422
+    assert (await api.get(f"/teams/{team['id']}")).json() == team
+
+
+async def test_staff_members_join_a_team(api: httpx.AsyncClient):
+    team = await add_team(api)
+    member = {"name": "Wang Fang", "email": "wang.fang@hospital.test", "role": "midwife", "team_id": team["id"]}
+    created = await api.post("/staff", json=member)
+    assert created.status_code == 201, created.text
+    staff = created.json()
+    assert staff["id"].startswith("st_") and {key: staff[key] for key in member} == member
+
+    assert (await api.get(f"/staff/{staff['id']}")).json() == staff
+    other = await api.post("/staff", json=member | {"name": "Li Na", "team_id": (await add_team(api))["id"]})
+    assert other.status_code == 201
+    assert (await api.get("/staff", params={"team": team["id"]})).json() == [staff]
+    everyone = [s["id"] for s in (await api.get("/staff")).json()]
+    assert {staff["id"], other.json()["id"]} <= set(everyone)
+
+
+async def test_staff_need_a_known_team_and_well_formed_fields(api: httpx.AsyncClient):
+    member = {"name": "Wang Fang", "email": "wang.fang@hospital.test", "role": "midwife", "team_id": "no-such-team"}
+    unknown = await api.post("/staff", json=member)
+    assert (unknown.status_code, unknown.json()) == (
+        422, {"detail": "no team 'no-such-team'; see GET /teams, or add it with POST /teams"})
+
+    malformed = await api.post("/staff", json=member | {"name": " ", "email": "wang", "role": ""})
+    assert malformed.status_code == 422
+    assert sorted(error["loc"][-1] for error in malformed.json()["detail"]) == ["email", "name", "role"]
+
+    missing = await api.get("/staff/st_nobody")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "staff member 'st_nobody' not found"})
+    listed = await api.get("/staff", params={"team": "no-such-team"})
+    assert (listed.status_code, listed.json()) == (404, {"detail": "team 'no-such-team' not found"})
+
+
+@pytest.fixture
+def site(tmp_path: Path, settings: Settings) -> Settings:
+    """An application of its own, with a roster file and a fresh database, on the shared Temporal."""
+    folder = tmp_path / "pathways"
+    folder.mkdir()
+    (folder / "teams.yaml").write_text(ROSTER, encoding="utf-8")
+    return settings.model_copy(update={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'site.db'}",
+                                       "PATHWAYS_DIR": folder})
+
+
+def _started(settings: Settings):
+    app = create_app(settings)
+    return app, app.router.lifespan_context(app)
+
+
+async def _teams(app) -> dict[str, dict]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://carepath.test") as client:
+        return {team["id"]: team for team in (await client.get("/teams")).json()}
+
+
+async def test_the_roster_file_seeds_teams_and_never_overwrites_a_change_made_through_the_api(site: Settings,
+                                                                                               caplog):
+    app, lifespan = _started(site)
+    async with lifespan:
+        assert await _teams(app) == {
+            "ward-a": {"id": "ward-a", "name": "Ward A nurses", "email": "ward-a@hospital.test", "webhook": None},
+            "pager-only": {"id": "pager-only", "name": "Night registrar", "email": None,
+                           "webhook": "https://pager.hospital.test/hooks/carepath"},
+        }
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://carepath.test") as client:
+            changed = await client.patch("/teams/ward-a", json={"email": "ward-a-desk@hospital.test"})
+            assert changed.status_code == 200, changed.text
+
+    # The file grows a team; the team changed through the API is still as the API left it.
+    roster = site.PATHWAYS_DIR / "teams.yaml"
+    roster.write_text(ROSTER + "  - id: ward-b\n    name: Ward B nurses\n    email: ward-b@hospital.test\n")
+    app, lifespan = _started(site)
+    with caplog.at_level(logging.INFO, logger="carepath.teams_store"):
+        async with lifespan:
+            teams = await _teams(app)
+    assert teams["ward-a"]["email"] == "ward-a-desk@hospital.test"
+    assert teams["ward-b"] == {"id": "ward-b", "name": "Ward B nurses", "email": "ward-b@hospital.test",
+                               "webhook": None}
+    [kept] = [record.getMessage() for record in caplog.records
+              if record.levelno == logging.WARNING and record.name == "carepath.teams_store"]
+    assert kept.startswith("team ward-a differs from the roster file; keeping the database's version")
+    assert "email 'ward-a-desk@hospital.test' (file: 'ward-a@hospital.test')" in kept
+    assert "teams.yaml: 3 team(s), 1 added, 1 kept as changed through the API" in caplog.text
+
+
+async def test_a_broken_roster_file_is_reported_and_the_api_still_starts(site: Settings, caplog):
+    (site.PATHWAYS_DIR / "teams.yaml").write_text(ROSTER.replace("    email: ward-a@hospital.test\n", ""))
+    app, lifespan = _started(site)
+    with caplog.at_level(logging.INFO, logger="carepath.teams_store"):
+        async with lifespan:
+            assert await _teams(app) == {}
+    [error] = [record.getMessage() for record in caplog.records
+               if record.levelno == logging.ERROR and record.name == "carepath.teams_store"]
+    assert "teams.yaml was not loaded; it has 1 problem(s)" in error
+    assert "team 'ward-a' needs an email or a webhook" in error
