@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from carepath.binaries import installed_binary
+from carepath.db import migrate
 from carepath.settings import PROJECT_ROOT
 from carepath.smtp_sink import SmtpSink
 
@@ -116,11 +117,15 @@ class DevStack:
     def mail_dir(self) -> Path:
         return self.var_dir / "mail"
 
+    @property
+    def database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.var_dir / 'carepath.db'}"
+
     def environment(self) -> dict[str, str]:
         """What the worker and the API are told: everything they share lives in var/."""
         return os.environ | {
             "CAREPATH_TEMPORAL_ADDRESS": f"{HOST}:{self.ports.temporal}",
-            "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{self.var_dir / 'carepath.db'}",
+            "CAREPATH_DATABASE_URL": self.database_url,
             "CAREPATH_SMTP_HOST": HOST,
             "CAREPATH_SMTP_PORT": str(self.ports.smtp),
             "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{self.ports.api}",
@@ -162,6 +167,9 @@ class DevStack:
                                  "--ip", HOST, "--port", str(self.ports.temporal),
                                  "--ui-port", str(self.ports.temporal_ui), "--log-level", "warn"],
                     log=self.var_dir / "temporal.log")
+        # The worker and the API each migrate at start; on a new database, at the same moment, they
+        # would both create the same tables. Done here first, theirs find nothing left to do.
+        migrate(self.database_url)
         self._wait_until("Temporal", lambda: asyncio.run(_temporal_answers(f"{HOST}:{self.ports.temporal}")))
         self._spawn("worker", [sys.executable, "-m", "worker.main"])
         self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",

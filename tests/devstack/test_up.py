@@ -18,18 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from carepath.devstack import HOST, accepts_connections
 from carepath.smtp_sink import free_port
 
 CAREPATH = Path(sys.executable).parent / "carepath"
-HOST = "127.0.0.1"
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def eventually(check, timeout: float, what: str):
@@ -61,9 +53,15 @@ def start_up(tmp_path: Path, ports: dict[str, int], log: Path) -> subprocess.Pop
         return subprocess.Popen([str(CAREPATH), "up"], stdout=output, stderr=subprocess.STDOUT, env=env)
 
 
-def children_when_ready(log: Path) -> dict[str, int]:
+def children_when_ready(up: subprocess.Popen, log: Path) -> dict[str, int]:
     """The banner's `processes  temporal pid 1, worker pid 2, api pid 3`, once it is printed."""
-    banner = eventually(lambda: re.search(r"processes +(.*)", log.read_text()), 90, "the ready banner")
+
+    def banner():
+        if up.poll() is not None:
+            raise AssertionError(f"carepath up exited with {up.returncode} before it was ready:\n{log.read_text()}")
+        return re.search(r"processes +(.*)", log.read_text())
+
+    banner = eventually(banner, 90, "the ready banner")
     return {name: int(pid) for name, pid in re.findall(r"(\w+) pid (\d+)", banner.group(1))}
 
 
@@ -74,7 +72,7 @@ def running_up(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subproce
     up = start_up(tmp_path, ports, log)
     children: dict[str, int] = {}
     try:
-        children = children_when_ready(log)
+        children = children_when_ready(up, log)
         yield up, log, children
     finally:
         if up.poll() is None:
@@ -89,7 +87,7 @@ def running_up(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subproce
 def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
     with running_up(tmp_path, ports) as (up, log, children):
         assert sorted(children) == ["api", "temporal", "worker"]
-        assert answers(ports["TEMPORAL"])
+        assert accepts_connections(ports["TEMPORAL"])
         assert httpx.get(f"http://{HOST}:{ports['TEMPORAL_UI']}/", timeout=10).status_code == 200
 
         mail = EmailMessage()
@@ -106,7 +104,7 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0, log.read_text()
         assert [name for name, pid in children.items() if alive(pid)] == []
-        assert [port for port in ports.values() if answers(port)] == []
+        assert [port for port in ports.values() if accepts_connections(port)] == []
         assert (tmp_path / "var" / "temporal.db").exists()
 
 
