@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import signal
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
