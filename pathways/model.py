@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     Tag,
+    TypeAdapter,
     WithJsonSchema,
 )
 
@@ -100,15 +101,23 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+# Tells editors that one id may stand alone (`tag: fever`) as well as in a list (`tag: [a, b]`).
+_SLUG_SCHEMA = TypeAdapter(Slug).json_schema()
+OneOrMany = WithJsonSchema({"anyOf": [_SLUG_SCHEMA, {"type": "array", "items": _SLUG_SCHEMA}]})
+
+
 class MessageStep(LanguageModel):
     """Send a message (education, reminder, instructions) to the patient."""
 
     kind: Literal["message"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
     at: TimingText | None = Field(
-        default=None, description="when the first occurrence is due; leave out for a message that only rules send")
-    repeat: Repeat | None = Field(default=None, description="optional repetition")
-    channel: Channel = Field(default="email", description="how the message reaches the patient")
+        default=None, description="when the first occurrence is due; leave out for a message that only rules send",
+        examples=["day 1 10:00", "day 0 +2h"])
+    repeat: Repeat | None = Field(default=None, description="optional repetition",
+                                  examples=[{"every": "1d", "times": 7}])
+    channel: Channel = Field(default="email", description="how the message reaches the patient",
+                             examples=["email"])
     template: Templates
 
 
@@ -117,18 +126,21 @@ class Escalate(LanguageModel):
 
     reason: str = Field(min_length=1, description="why, in words a nurse understands at a glance",
                         examples=["PHQ-9 score 10 or more"])
-    priority: Literal["urgent", "high", "routine"] = Field(default="high", description="how fast someone must look")
+    priority: Literal["urgent", "high", "routine"] = Field(default="high", description="how fast someone must look",
+                                                          examples=["high"])
 
 
 class Actions(LanguageModel):
     """What happens when a rule matches (any combination)."""
 
-    tag: Annotated[list[Slug], BeforeValidator(_one_or_many)] = Field(
+    tag: Annotated[list[Slug], BeforeValidator(_one_or_many), OneOrMany] = Field(
         default_factory=list, description="labels added to the enrollment, e.g. mood-risk", examples=[["mood-risk"]])
-    send: Annotated[list[Slug], BeforeValidator(_one_or_many)] = Field(
+    send: Annotated[list[Slug], BeforeValidator(_one_or_many), OneOrMany] = Field(
         default_factory=list, description="ids of message steps to send now", examples=[["fever-advice"]])
-    escalate: Escalate | None = Field(default=None, description="open an escalation")
-    stop: bool = Field(default=False, description="end the pathway for this patient: nothing more is sent")
+    escalate: Escalate | None = Field(default=None, description="open an escalation",
+                                      examples=[{"reason": "PHQ-9 score 10 or more", "priority": "high"}])
+    stop: bool = Field(default=False, description="end the pathway for this patient: nothing more is sent",
+                       examples=[True])
 
 
 class Rule(Actions):
@@ -144,18 +156,25 @@ class QuestionnaireStep(LanguageModel):
     kind: Literal["questionnaire"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
     instrument: Slug = Field(description="id of an instrument in pathways/instruments/", examples=["phq-9"])
-    at: TimingText = Field(description="when the questionnaire opens (the invitation is sent)")
-    repeat: Repeat | None = Field(default=None, description="optional repetition")
-    channel: Channel = Field(default="email", description="how the invitation reaches the patient")
+    at: TimingText = Field(description="when the questionnaire opens (the invitation is sent)",
+                       examples=["day 3 10:00"])
+    repeat: Repeat | None = Field(default=None, description="optional repetition",
+                                  examples=[{"every": "1d", "times": 7}])
+    channel: Channel = Field(default="email", description="how the invitation reaches the patient",
+                             examples=["email"])
     template: Templates = Field(description="the invitation per locale; must contain {{ link }}")
     reminder_template: Templates | None = Field(
-        default=None, description="reminder text per locale (default: the invitation again); must contain {{ link }}")
+        default=None, description="reminder text per locale (default: the invitation again); must contain {{ link }}",
+        examples=[{"en": {"subject": "Reminder: your check-in", "body": "Still open for you: {{ link }}"}}])
     remind: list[Duration] = Field(default_factory=list, description="after opening, remind if still unanswered",
                                    examples=[["24h", "48h"]])
     expire: Duration = Field(description="after opening, the link stops working and on_expire happens",
                              examples=["72h"])
-    on: list[Rule] = Field(default_factory=list, description="rules evaluated on each response, in order")
-    on_expire: Actions | None = Field(default=None, description="what happens when nobody answered in time")
+    on: list[Rule] = Field(default_factory=list, description="rules evaluated on each response, in order",
+                           examples=[[{"when": "score >= 10", "tag": "mood-risk",
+                                       "escalate": {"reason": "PHQ-9 score 10 or more"}}]])
+    on_expire: Actions | None = Field(default=None, description="what happens when nobody answered in time",
+                                      examples=[{"tag": "no-response"}])
 
 
 STEP_KINDS = ("message", "questionnaire")
@@ -189,7 +208,8 @@ class Pathway(LanguageModel):
     """A care pathway: what happens to an enrolled patient, and when, relative to an anchor date."""
 
     id: Slug = Field(description="stable identifier; enrollments refer to it")
-    version: int = Field(ge=1, description="raise it for every change; running enrollments keep theirs")
+    version: int = Field(ge=1, description="raise it for every change; running enrollments keep theirs",
+                         examples=[1])
     title: str = Field(min_length=1, description="shown to staff", examples=["Post-surgery recovery"])
     anchor: Slug = Field(description="the named date the schedule hangs on",
                          examples=["surgery_date", "delivery_date", "discharge_date"])
@@ -197,11 +217,16 @@ class Pathway(LanguageModel):
     send_window: SendWindowText | None = Field(
         default=None,
         description="local hours when patients may be contacted; a touchpoint outside waits for the window to open",
+        examples=["09:00-20:00"],
     )
-    locales: list[Locale] = Field(min_length=1, description="languages the pathway speaks; the first is the default")
+    locales: list[Locale] = Field(min_length=1, description="languages the pathway speaks; the first is the default",
+                                  examples=[["zh-CN", "en"]])
     parameters: dict[ParameterName, Parameter] = Field(
-        default_factory=dict, description="named thresholds that rules use, each with its source")
-    steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing")
+        default_factory=dict, description="named thresholds that rules use, each with its source",
+        examples=[{"phq9_referral_score": {"value": 10, "source": "Kroenke 2001: PHQ-9 >= 10 moderate depression"}}])
+    steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing",
+                              examples=[[{"kind": "message", "id": "welcome", "at": "day 1 10:00",
+                        "template": {"en": {"subject": "Welcome", "body": "Dear {{ patient.first_name }}, ..."}}}]])
 
     def step(self, step_id: str) -> MessageStep | QuestionnaireStep:
         return next(step for step in self.steps if step.id == step_id)
