@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
+import unicodedata
 from datetime import date, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
 
-from pathways.loader import DocumentInvalid
+from pathways.loader import DocumentInvalid, Problem
 from pathways.validation import load_pathway_file
 
 app = typer.Typer(help="carepath: care pathways as durable workflows.", no_args_is_help=True,
@@ -37,13 +40,15 @@ def _load_or_exit(path: Path):
         raise typer.Exit(EXIT_UNREADABLE) from None
     except DocumentInvalid as invalid:
         for problem in invalid.problems:
-            typer.echo(str(problem), err=True)
+            typer.echo("\n".join([str(problem), *source_excerpt(problem)]), err=True)
+        count = len(invalid.problems)
+        typer.echo(f"{path}: {count} problem{'s' if count != 1 else ''}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
 
 
 @app.command()
 def validate(paths: Annotated[list[Path], typer.Argument(help="pathway YAML files")]) -> None:
-    """Check pathway files and print every problem as file:line:col: field: message."""
+    """Check pathway files; print every problem as file:line:col: field: message, its line and a caret."""
     worst = 0
     for path in paths:
         try:
@@ -51,7 +56,64 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="pathway YAML file
             typer.echo(f"{path}: ok")
         except typer.Exit as failed:
             worst = max(worst, failed.exit_code)
+        except Exception as error:  # a bug of ours must not look like the author's mistake, nor a traceback
+            typer.echo(f"{path}: carepath could not check this file ({type(error).__name__}: {error}); "
+                       "please report it", err=True)
+            worst = max(worst, EXIT_UNREADABLE)
     raise typer.Exit(worst)
+
+
+# YAML's line breaks (PyYAML counts these when it numbers lines), so excerpts match the numbers.
+_YAML_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def source_excerpt(problem: Problem) -> list[str]:
+    """The problem's source line and a caret under its column, as actionlint and rustc print them.
+
+    Invisible characters are shown (a control character as its symbol, others as <U+XXXX>), and the
+    caret allows for tabs and for wide CJK characters, so it stands under the right place in a terminal.
+    """
+    try:
+        raw = Path(problem.file).read_bytes()
+    except OSError:
+        return []
+    try:
+        lines = _YAML_LINE_BREAK.split(raw.decode("utf-8"))
+        line = lines[problem.line - 1] if 1 <= problem.line <= len(lines) else ""
+        column = problem.column - 1
+    except UnicodeDecodeError:  # the problem's column counts bytes: the file is not UTF-8
+        lines_bytes = raw.split(b"\n")
+        line_bytes = lines_bytes[problem.line - 1].rstrip(b"\r") if 1 <= problem.line <= len(lines_bytes) else b""
+        line = line_bytes.decode("utf-8", "replace")
+        column = len(line_bytes[:problem.column - 1].decode("utf-8", "replace"))
+    if not line.strip():
+        return []
+    column = min(max(column, 0), len(line))
+    # Underline the key the problem names (`at`, `times`); elsewhere a caret alone, never a guess.
+    key = re.match(r"[\w-]*", line[column:]).group()
+    named = problem.field.rsplit(".", 1)[-1].split("[", 1)[0]
+    underline = "^" + "~" * (len(key) - 1) if key and key == named else "^"
+    shown = "".join(_visible(character) for character in line)
+    padding = "".join("\t" if character == "\t" else " " * _width(character) for character in line[:column])
+    gutter = len(str(problem.line))
+    return [f" {problem.line} | {shown}", f" {' ' * gutter} | {padding}{underline}"]
+
+
+def _visible(character: str) -> str:
+    if character == "\t" or character.isprintable():
+        return character
+    if ord(character) < 0x20:
+        return chr(0x2400 + ord(character))  # the Unicode control picture, e.g. ␇ for U+0007
+    return f"<U+{ord(character):04X}>"
+
+
+def _width(character: str) -> int:
+    """Terminal columns a character takes once shown by _visible."""
+    if unicodedata.combining(character):
+        return 0
+    if unicodedata.east_asian_width(character) in ("W", "F"):
+        return 2
+    return len(_visible(character))
 
 
 @app.command()
@@ -125,6 +187,161 @@ def up(
 
     ports = Ports(temporal=temporal_port, temporal_ui=temporal_ui_port, smtp=smtp_port, api=api_port)
     raise typer.Exit(DevStack((var_dir or PROJECT_ROOT / "var").resolve(), ports).run())
+
+
+# --- authoring tools: schema, preview, test --------------------------------------------------------
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "pathways" / "pathway.schema.json"
+
+
+def pathway_schema_text() -> str:
+    """The JSON Schema editors use while authors type (`# yaml-language-server: $schema=...`)."""
+    from pathways.model import Pathway
+
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+              **Pathway.model_json_schema(mode="validation")}
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+@app.command()
+def schema(
+    check: Annotated[bool, typer.Option("--check", help="only compare; exit 1 if the file is stale")] = False,
+    output: Annotated[Path, typer.Option(help="where the schema goes")] = SCHEMA_FILE,
+) -> None:
+    """Write pathways/pathway.schema.json from the pathway models (run it after changing pathways/model.py)."""
+    text = pathway_schema_text()
+    try:
+        current = output.read_text(encoding="utf-8")
+    except OSError:
+        current = None
+    shown = _relative(output)
+    if check:
+        if current != text:
+            typer.echo(f"{shown} is stale: run `carepath schema` and commit it", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        typer.echo(f"{shown}: up to date")
+        return
+    if current == text:
+        typer.echo(f"{shown}: up to date")
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"{shown}: written")
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+
+class PreviewFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def preview(
+    path: Annotated[Path, typer.Argument(help="pathway YAML file")],
+    anchor: Annotated[str, typer.Option(help="anchor date YYYY-MM-DD or date-time")],
+    tz: Annotated[str | None, typer.Option("--tz", help="patient time zone (default: the pathway's)")] = None,
+    output_format: Annotated[PreviewFormat, typer.Option("--format", help="text, json, or a self-contained html page")
+                             ] = PreviewFormat.text,
+    output: Annotated[Path | None, typer.Option(help="write to this file instead of the terminal")] = None,
+) -> None:
+    """Show every planned message, questionnaire window and reminder by day and local time, without running anything."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from pathways.preview import preview as plan_preview
+    from pathways.preview import render
+
+    pathway = _load_or_exit(path)
+    if tz is not None:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise typer.BadParameter(f"'{tz}' is not an IANA time zone (e.g. Asia/Shanghai)", param_hint="--tz") from None
+    text = render(plan_preview(pathway, _parse_anchor(anchor), tz), output_format.value)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        typer.echo(f"{output}: cannot write: {error.strerror or error}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    typer.echo(f"{output}: written")
+
+
+
+@app.command("test")
+def run_scenarios(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="scenario files (default: every pathways/tests/*.yaml)", show_default=False)] = None,
+    update: Annotated[bool, typer.Option("--update", help="write what happened as the new golden files")] = False,
+) -> None:
+    """Run pathway scenarios on the time-skipping server; show a diff of dated events where they differ."""
+    from carepath import scenarios
+    from carepath.settings import Settings
+
+    if not paths:
+        paths = scenarios.default_paths(Settings().PATHWAYS_DIR)
+        if not paths:
+            typer.echo("no scenario files in pathways/tests/")
+            return
+    worst, loaded_files = 0, []
+    for path in paths:
+        try:
+            loaded_files.append(scenarios.load_scenarios(path))
+        except OSError as error:
+            typer.echo(f"{path}: cannot read: {error.strerror or error}", err=True)
+            worst = EXIT_UNREADABLE
+        except DocumentInvalid as invalid:
+            for problem in invalid.problems:
+                typer.echo("\n".join([str(problem), *source_excerpt(problem)]), err=True)
+            worst = max(worst, EXIT_INVALID)
+
+    def report(loaded, result, diff: str) -> None:
+        failed = bool(result.failures) or (bool(diff) and not update)
+        typer.echo(f"  {'FAILED' if failed else 'ok':<7} {result.name}")
+        for failure in result.failures:
+            typer.echo(f"          {failure}")
+        if diff and not update:
+            typer.echo("".join(f"          {line}" for line in diff.splitlines(keepends=True)).rstrip("\n"))
+            typer.echo("          (if this is intended: carepath test --update, and commit the golden file)")
+
+    passed = failed = 0
+    current: list[Path] = []
+
+    def announce(loaded, result, diff: str) -> None:
+        if current[-1:] != [loaded.path]:
+            current.append(loaded.path)
+            typer.echo(f"{_relative(loaded.path)} ({loaded.pathway.id} v{loaded.pathway.version})")
+        report(loaded, result, diff)
+
+    outcomes = asyncio.run(scenarios.run_files(loaded_files, on_result=announce)) if loaded_files else []
+    for outcome in outcomes:
+        for result in outcome.results:
+            if result.failures or (outcome.diffs.get(result.name) and not update):
+                failed += 1
+            else:
+                passed += 1
+        if update:
+            text = scenarios.golden_text(outcome.loaded, outcome.results)
+            golden = outcome.loaded.golden
+            if not golden.exists() or golden.read_text(encoding="utf-8") != text:
+                golden.write_text(text, encoding="utf-8")
+                changed = sum(1 for diff in outcome.diffs.values() if diff) + len(outcome.stale)
+                typer.echo(f"wrote {_relative(golden)} ({changed} scenario{'s' if changed != 1 else ''} changed)")
+        elif outcome.stale:
+            failed += len(outcome.stale)
+            for name in outcome.stale:
+                typer.echo(f"  FAILED  {outcome.loaded.golden.name} has '{name}', which is no longer a scenario "
+                           "(carepath test --update removes it)")
+    typer.echo(f"{passed + failed} scenarios: {passed} passed, {failed} failed")
+    raise typer.Exit(max(worst, EXIT_INVALID if failed else 0))
 
 
 if __name__ == "__main__":

@@ -144,3 +144,77 @@ def test_cli_reports_the_worst_outcome_over_several_files(tmp_path: Path):
     assert result.returncode == 1
     assert "minimal.yaml: ok" in result.stdout
     assert "tab-indentation.yaml:11:" in result.stderr
+
+
+# Compiler-style output: each problem's line follows it, with a caret under the column.
+
+HEADER = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): (?P<text>.+)$")
+SOURCE = re.compile(r"^ (?P<line>\d+) \| (?P<source>.*)$")
+CARET = re.compile(r"^ +\| (?P<padding>[ \t]*)(?P<mark>\^~*)$")
+
+
+def excerpts(stderr: str) -> list[tuple[re.Match, re.Match | None, re.Match | None]]:
+    """Each printed problem with the source and caret lines that follow it (None where absent)."""
+    lines = stderr.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        if header := HEADER.match(line):
+            following = lines[index + 1:index + 3] + ["", ""]
+            found.append((header, SOURCE.match(following[0]), CARET.match(following[1])))
+    return found
+
+
+def test_cli_shows_every_problem_of_the_corpus_with_its_line_and_a_caret_under_the_column():
+    result = carepath_validate(*INVALID)
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    printed = excerpts(result.stderr)
+    assert len(printed) == sum(len(problems_of(path)) for path in INVALID)
+    for header, source, caret in printed:
+        path, line, column = Path(header["file"]), int(header["line"]), int(header["column"])
+        raw = (REPO / path).read_bytes().split(b"\n")[line - 1].rstrip(b"\r")
+        if not raw.strip():
+            assert source is None and caret is None, header.string  # nothing to show on a blank line
+            continue
+        assert source and caret, f"no excerpt after: {header.string}"
+        assert int(source["line"]) == line
+        if raw.isascii() and raw.decode().isprintable():
+            assert source["source"] == raw.decode(), header.string
+            assert len(caret["padding"]) == column - 1, header.string  # plain text: one column per character
+    assert all(f"{path}: {len(problems_of(path))} problem" in result.stderr for path in INVALID)
+
+
+def test_cli_caret_underlines_the_key_that_is_wrong():
+    path = HERE / "invalid" / "many-problems.yaml"
+    stderr = carepath_validate(path).stderr.splitlines()
+
+    at = stderr.index(f"{path}:19:5: steps[0].at: '10:60' is not a time of day (00:00 to 23:59)")
+    assert stderr[at + 1:at + 3] == [" 19 |     at: day 1 10:60", "    |     ^~"]
+    # A missing field is reported at the mapping that lacks it: a caret there, no underlined word.
+    missing = stderr.index(f"{path}:10:1: title: required field 'title' is missing")
+    assert stderr[missing + 2] == "    | ^"
+
+
+def test_cli_caret_allows_for_tabs_wide_characters_and_invisible_ones(tmp_path: Path):
+    tab = HERE / "invalid" / "tab-indentation.yaml"
+    control = HERE / "invalid" / "control-character.yaml"
+    wide = tmp_path / "wide.yaml"
+    wide.write_text("id: wide\nversion: 1\ntitle: 宽\nanchor: a\nlocales: [zh-CN]\nsteps:\n"
+                    "  - {kind: message, id: m, at: 1h, template: {zh-CN: {subject: 您好您好, body: \"{{ doctor }}\"}}}\n",
+                    encoding="utf-8")
+
+    stderr = carepath_validate(tab, control, wide).stderr.splitlines()
+
+    first = stderr.index(f"{tab}:11:1: not valid YAML: a tab character: YAML indentation must use spaces, not tabs")
+    assert stderr[first + 1:first + 3] == [" 11 | \tat: day 0 +2h", "    | ^"]
+    bell = next(index for index, line in enumerate(stderr) if line.startswith(f"{control}:5:13:"))
+    assert stderr[bell + 1:bell + 3] == [" 5 | title: Hello\u2407", "   |             ^"]  # U+0007 shown as ␇
+    body = next(index for index, line in enumerate(stderr) if line.startswith(f"{wide}:7:"))
+    source, caret = stderr[body + 1], stderr[body + 2]
+    # The four CJK characters take two terminal columns each: the caret is 4 columns further right.
+    assert caret.index("^") == source.index("body") + 4 and caret.endswith("^~~~")
+
+
+def test_cli_never_prints_a_traceback_for_a_directory(tmp_path: Path):
+    result = carepath_validate(tmp_path)
+    assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
