@@ -22,6 +22,7 @@ happens, and may return None until what it waits for (an escalation, say) has ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -371,6 +372,7 @@ class ScenarioResult:
     name: str
     lines: list[str]
     failures: list[str]
+    aborted: bool = False  # it could not be played to its end: the environment may be unusable now
 
 
 # Within one minute, what happened first is shown first: the cause, then what it led to.
@@ -395,11 +397,13 @@ async def run_scenario(environment: WorkflowEnvironment, stack: Stack, loaded: L
         await _play(run, loaded.scripts[index], scenario.actions, failures)
         timeline = await _finished(enrolled)
     except ScenarioError as error:
-        return ScenarioResult(scenario.name, [], [str(error)])
+        await _abandon(enrolled)
+        return ScenarioResult(scenario.name, [], [str(error)], aborted=True)
     except Exception as error:  # the server or the workflow gave up: say why, never a traceback
         failure = await _workflow_task_failure(enrolled)
+        await _abandon(enrolled)
         return ScenarioResult(scenario.name, [], [f"the pathway's workflow failed: {failure}" if failure else
-                                                  f"could not run: {type(error).__name__}: {error}"])
+                                                  f"could not run: {_causes(error)}"], aborted=True)
     await _record_outcome(run, timeline)
     lines = [_dated(run, moment, text) for moment, _, text in
              sorted(run.lines, key=lambda line: (run.written(line[0]).replace(second=0, microsecond=0), line[1]))]
@@ -448,7 +452,7 @@ async def _play(run: ScenarioRun, script: AnswerScript, actions: list[Action], f
         pending.remove(item)
         wait = moment - await run.environment.get_current_time()
         if wait > timedelta(0):
-            await run.environment.sleep(wait)
+            await _watched(run.enrolled, run.environment.sleep(wait), "letting time pass")
         if isinstance(item, _Answer):
             await _answer(run, item)
         else:
@@ -464,7 +468,10 @@ async def _answer(run: ScenarioRun, item: _Answer) -> None:
     moment = await run.environment.get_current_time()
     key = f"{item.step_id}#{item.occurrence}"
     try:
-        [result] = await answer_as_scripted(run.environment, run.stack, run.enrolled, script)
+        [result] = await _watched(run.enrolled, answer_as_scripted(run.environment, run.stack, run.enrolled, script),
+                                  f"answering {key}")
+    except ScenarioError:
+        raise
     except Exception as error:  # e.g. answers the instrument refuses after all
         raise ScenarioError(f"answer to {key} failed: {error}") from None
     if isinstance(result, QuestionnaireClosed):
@@ -476,7 +483,7 @@ async def _answer(run: ScenarioRun, item: _Answer) -> None:
 
 async def _act(run: ScenarioRun, action: Action, moment: datetime) -> None:
     try:
-        done = await PERFORMERS[action.name](run, action)
+        done = await _watched(run.enrolled, PERFORMERS[action.name](run, action), f"staff action {action.name}")
         run.record(moment, RANK["staff"], f"staff       {done}")
     except WorkflowUpdateFailedError as refused:
         cause = getattr(refused.cause, "message", None) or str(refused)
@@ -484,23 +491,49 @@ async def _act(run: ScenarioRun, action: Action, moment: datetime) -> None:
 
 
 async def _finished(enrolled: Enrolled) -> Timeline:
-    """The enrollment's end, failing fast if the workflow is broken or waits for something that never comes."""
-    result = asyncio.ensure_future(enrolled.workflow.result())
+    return await _watched(enrolled, enrolled.workflow.result(), "waiting for the enrollment to finish")
+
+
+async def _watched(enrolled: Enrolled, awaitable: Awaitable[Any], doing: str) -> Any:
+    """Await something that lets virtual time run, failing fast if the workflow is broken (an exception
+    in workflow code is retried forever, silently) or waits for something that never comes."""
+    task = asyncio.ensure_future(awaitable)
     waited = 0.0
     try:
-        while not result.done():
-            await asyncio.wait({result}, timeout=1.0)
+        while not task.done():
+            await asyncio.wait({task}, timeout=1.0)
             waited += 1.0
-            if not result.done() and (failure := await _workflow_task_failure(enrolled)):
+            if task.done():
+                break
+            if failure := await _workflow_task_failure(enrolled):
                 raise ScenarioError(f"the pathway's workflow failed: {failure}")
-            if waited >= REAL_TIME_LIMIT and not result.done():
-                raise ScenarioError(f"the enrollment had not finished after {REAL_TIME_LIMIT:g} s: is it waiting for "
-                                    "a staff action the scenario does not take?")
-        return result.result()
+            if waited >= REAL_TIME_LIMIT:
+                raise ScenarioError(f"{doing}: nothing happened for {REAL_TIME_LIMIT:g} s; is the enrollment "
+                                    "waiting for a staff action the scenario does not take?")
+        return task.result()
     finally:
-        if not result.done():
-            result.cancel()
-            await asyncio.gather(result, return_exceptions=True)
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _causes(error: BaseException) -> str:
+    """An error and what caused it, in one line: `Workflow execution failed: Workflow timed out`."""
+    parts, seen = [], set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(str(getattr(current, "message", None) or current) or type(current).__name__)
+        current = getattr(current, "cause", None) or current.__cause__
+    return f"{type(error).__name__}: " + ": ".join(parts)
+
+
+async def _abandon(enrolled: Enrolled) -> None:
+    """End a scenario's workflow that cannot go on, so that it does not hold up the next scenario."""
+    try:
+        await enrolled.workflow.terminate(reason="scenario abandoned")
+    except Exception:
+        pass  # already closed
 
 
 async def _workflow_task_failure(enrolled: Enrolled) -> str | None:
@@ -636,23 +669,42 @@ class FileOutcome:
 
 async def run_files(loaded_files: list[Loaded], *, on_result: Callable[[Loaded, ScenarioResult, str], None] | None = None
                     ) -> list[FileOutcome]:
-    """Every scenario of every file, one after another in one time-skipping environment."""
+    """Every scenario of every file, one after another in one time-skipping environment.
+
+    After a scenario that could not be played to its end (a broken workflow leaves the test server's
+    clock in an unknown state), the next one gets a fresh environment.
+    """
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="carepath-test-") as workdir:
-        async with time_skipping_environment() as environment, local_stack(environment.client, Path(workdir)) as stack:
+        resources = contextlib.AsyncExitStack()
+        try:
+            environment, stack = await _open(resources, Path(workdir), 0)
+            opened = 1
             for loaded in loaded_files:
                 golden = read_golden(loaded.golden)
                 results, diffs = [], {}
                 for index in range(len(loaded.spec.scenarios)):
                     result = await run_scenario(environment, stack, loaded, index)
-                    diffs[result.name] = "" if result.failures and not result.lines else golden_diff(
-                        loaded, golden.get(result.name), result)
+                    diffs[result.name] = "" if result.aborted else golden_diff(loaded, golden.get(result.name), result)
                     results.append(result)
                     if on_result:
                         on_result(loaded, result, diffs[result.name])
+                    if result.aborted:
+                        await resources.aclose()
+                        environment, stack = await _open(resources, Path(workdir), opened)
+                        opened += 1
                 names = {r.name for r in results}
                 outcomes.append(FileOutcome(loaded, results, diffs, [name for name in golden if name not in names]))
+        finally:
+            await resources.aclose()
     return outcomes
+
+
+async def _open(resources: contextlib.AsyncExitStack, workdir: Path, number: int) -> tuple[WorkflowEnvironment, Stack]:
+    environment = await resources.enter_async_context(time_skipping_environment())
+    folder = workdir / str(number)
+    folder.mkdir()
+    return environment, await resources.enter_async_context(local_stack(environment.client, folder))
 
 
 def default_paths(pathways_dir: Path) -> list[Path]:

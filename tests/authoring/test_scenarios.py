@@ -239,3 +239,38 @@ def test_cli_exit_codes_for_unreadable_and_invalid_files(tmp_path: Path):
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     assert invalid.returncode == 1 and f"{broken}:3:" in invalid.stderr and "^" in invalid.stderr
     assert "Traceback" not in missing.stderr + invalid.stderr
+
+
+async def test_a_broken_workflow_fails_its_scenario_fast_and_the_next_one_still_runs(tmp_path: Path, monkeypatch):
+    """An exception in workflow code is retried forever by Temporal: the runner must notice, say why,
+    and give the next scenario a fresh environment."""
+    import time
+
+    import pathways.plan
+    from carepath.scenarios import run_files
+
+    path = _small(tmp_path, "scenarios:\n  - name: broken\n  - name: healthy\n")
+    broken = [True]
+    window = pathways.plan.questionnaire_window
+
+    def failing_window(*arguments, **keywords):
+        if broken[0]:
+            raise RuntimeError("boom in workflow code")
+        return window(*arguments, **keywords)
+
+    monkeypatch.setattr(pathways.plan, "questionnaire_window", failing_window)  # the workflow imports it through
+    seen = []
+
+    def on_result(loaded, result, diff):
+        seen.append(result)
+        broken[0] = False
+
+    started = time.monotonic()
+    [outcome] = await run_files([load_scenarios(path)], on_result=on_result)
+
+    assert time.monotonic() - started < 45
+    first, second = outcome.results
+    assert first.aborted and first.failures == ["the pathway's workflow failed: boom in workflow code"]
+    assert not second.aborted and not second.failures
+    assert second.lines[-1] == "end: completed; tags: none"
+    assert "day  1 Wed 2026-12-02 10:00  sent        check#1 invitation email" in second.lines
