@@ -1,24 +1,25 @@
-"""Questionnaire occurrences and escalations as database records (the workflow keeps only ids)."""
+"""Questionnaire occurrences as database records, and screening their free text for crisis language."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from carepath.db import EscalationRecord, QuestionnaireRecord
-from workflows.contracts import (
-    EXPIRE_QUESTIONNAIRE,
-    OPEN_ESCALATION,
-    OPEN_QUESTIONNAIRE,
-    EscalationRequest,
-    QuestionnaireOccurrence,
-)
+from carepath.db import QuestionnaireRecord, ResponseRecord
+from pathways.instrument import Instrument
+from pathways.safety import CrisisLexicon
+from workflows.contracts import EXPIRE_QUESTIONNAIRE, OPEN_QUESTIONNAIRE, SCREEN_FREE_TEXT, QuestionnaireOccurrence
 
 
 class QuestionnaireActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], instruments: Mapping[str, Instrument],
+                 lexicon: CrisisLexicon):
         self._sessions = sessions
+        self._instruments = instruments
+        self._lexicon = lexicon
 
     @activity.defn(name=OPEN_QUESTIONNAIRE)
     async def open_questionnaire(self, occurrence: QuestionnaireOccurrence) -> None:
@@ -36,23 +37,18 @@ class QuestionnaireActivities:
             if record is not None and record.status == "open":
                 record.status = "expired"
 
-    @activity.defn(name=OPEN_ESCALATION)
-    async def open_escalation(self, request: EscalationRequest) -> str:
-        """Record an escalation once per trigger; a retry returns the one already recorded."""
-        async with self._sessions.begin() as session:
-            existing = await session.scalar(select(EscalationRecord).where(
-                EscalationRecord.enrollment_id == request.enrollment_id,
-                EscalationRecord.step_id == request.step_id,
-                EscalationRecord.occurrence == request.occurrence,
-                EscalationRecord.trigger == request.trigger))
-            if existing is not None:
-                return existing.id
-            record = EscalationRecord(enrollment_id=request.enrollment_id, step_id=request.step_id,
-                                      occurrence=request.occurrence, trigger=request.trigger, reason=request.reason,
-                                      priority=request.priority, response_id=request.response_id)
-            session.add(record)
-            await session.flush()
-            return record.id
+    @activity.defn(name=SCREEN_FREE_TEXT)
+    async def screen_free_text(self, response_id: str) -> bool:
+        """Whether the response's free text holds crisis language. Only the answer leaves: True or False."""
+        async with self._sessions() as session:
+            response = await session.get(ResponseRecord, response_id)
+        instrument = self._instruments[response.instrument_id]
+        texts = [response.answers.get(item.id) for item in instrument.items if item.kind == "free_text"]
+        found = [phrase for text in texts if isinstance(text, str) for phrase in self._lexicon.matches(text)]
+        if found:
+            activity.logger.warning("crisis language in response %s (lexicon v%s, %d phrase(s))",
+                                    response_id, self._lexicon.version, len(found))
+        return bool(found)
 
 
 async def _questionnaire(session: AsyncSession, occurrence: QuestionnaireOccurrence) -> QuestionnaireRecord | None:

@@ -32,6 +32,7 @@ from carepath.settings import Settings, get_settings
 from carepath.teams_store import seed_teams_file
 from carepath.temporal import connect
 from pathways.instrument import load_instruments
+from pathways.teams import ROSTER
 
 api_router = APIRouter()
 api_router.include_router(patients.router)
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             sessions = session_factory(engine)
             # Teams before pathways: pathways name them.
-            await seed_teams_file(sessions, settings.PATHWAYS_DIR / "teams.yaml")
+            await seed_teams_file(sessions, settings.PATHWAYS_DIR / ROSTER)
             instruments = load_instruments(settings.PATHWAYS_DIR / "instruments")
             registry = PathwayRegistry(sessions, instruments)
             await registry.load_directory(settings.PATHWAYS_DIR)

@@ -188,18 +188,85 @@ class ResponseRecord(Base):
 
 
 class EscalationRecord(Base):
-    __tablename__ = "escalations"
-    __table_args__ = (
-        UniqueConstraint("enrollment_id", "step_id", "occurrence", "trigger", name="uq_escalation_key"),
-    )
+    """An escalation as staff see it on the worklist; the EscalationWorkflow keeps it current."""
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("es"))
+    __tablename__ = "escalations"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
     step_id: Mapped[str] = mapped_column(String(64))
     occurrence: Mapped[int] = mapped_column(Integer)
     trigger: Mapped[str] = mapped_column(String(500))
     reason: Mapped[str] = mapped_column(Text)
-    priority: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(16), index=True)
+    policy: Mapped[str] = mapped_column(String(64), server_default="default")
     response_id: Mapped[str | None] = mapped_column(ForeignKey("responses.id"))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    team: Mapped[str | None] = mapped_column(String(64), index=True)
+    tier: Mapped[int] = mapped_column(Integer, server_default="0")
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(32))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+
+
+class EscalationAudit(Base):
+    """Who did what to an escalation, and when: never updated, only added to."""
+
+    __tablename__ = "escalation_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    escalation_id: Mapped[str] = mapped_column(ForeignKey("escalations.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(64))
+    tier: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("escalation_id", "action", "actor", "at", name="uq_escalation_audit_once"),)
+
+
+class TeamRecord(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    webhook: Mapped[str | None] = mapped_column(String(2000))
+
+
+class StaffMember(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("st"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CallTaskRecord(Base):
+    """One attempt at a phone follow-up, on a team's worklist until staff record the outcome."""
+
+    __tablename__ = "call_tasks"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", "occurrence", "attempt", name="uq_call_task_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    team: Mapped[str] = mapped_column(String(64), index=True)
+    script: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    notes: Mapped[str | None] = mapped_column(Text)
+    values: Mapped[dict | None] = mapped_column(JSON)
+    recorded_by: Mapped[str | None] = mapped_column(String(32))
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

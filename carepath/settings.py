@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     SMTP_STARTTLS: bool = False
     SMTP_SENDER: str = "carepath <no-reply@carepath.localhost>"
     PATHWAYS_DIR: Path = PROJECT_ROOT / "pathways"
+    # Clinicians extend the shipped list; a site may point at its own copy.
+    CRISIS_LEXICON: Path = PROJECT_ROOT / "pathways" / "safety" / "crisis-lexicon.yaml"
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
     SECRET_KEY: str = DEVELOPMENT_SECRET
 

@@ -1,4 +1,4 @@
-"""The site's team roster (pathways/teams.yaml) in the database, where the API manages it.
+"""The site's team roster (pathways/site/teams.yaml) in the database, where the API manages it.
 
 The file seeds the table; from then on the database is the truth. A team the file has and the
 database lacks is added at every start; a team that differs (changed through the API) is kept as

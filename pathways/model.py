@@ -121,13 +121,38 @@ class MessageStep(LanguageModel):
     template: Templates
 
 
+Priority = Literal["urgent", "high", "routine"]
+
+
 class Escalate(LanguageModel):
-    """Ask a person to look at this patient. Tiers and notification come from escalation policies."""
+    """Ask a person to look at this patient: the policy says who is told, and who next if nobody answers."""
 
     reason: str = Field(min_length=1, description="why, in words a nurse understands at a glance",
                         examples=["PHQ-9 score 10 or more"])
-    priority: Literal["urgent", "high", "routine"] = Field(default="high", description="how fast someone must look",
-                                                          examples=["high"])
+    policy: Slug = Field(default="default", description="which of the pathway's escalation_policies to follow",
+                         examples=["mood", "crisis"])
+    priority: Priority | None = Field(default=None, description="overrides the policy's priority for this rule",
+                                      examples=["urgent"])
+
+
+class Tier(LanguageModel):
+    """One rung of an escalation ladder."""
+
+    notify: Slug = Field(description="the team told at this tier (see pathways/site/teams.yaml)", examples=["midwives"])
+    ack_within: Duration | None = Field(
+        default=None, description="if nobody of that team acknowledges within this time, the next tier is told; "
+                                  "leave out on the last tier", examples=["30m"])
+
+
+class EscalationPolicy(LanguageModel):
+    """Who is told when a rule escalates, in order, and how long each has to acknowledge."""
+
+    priority: Priority = Field(default="high", description="how fast someone must look", examples=["high"])
+    tiers: list[Tier] = Field(min_length=1, description="teams told in turn until someone acknowledges",
+                              examples=[[{"notify": "midwives", "ack_within": "30m"}, {"notify": "obstetricians"}]])
+    pause_pathway: bool = Field(default=False,
+                                description="hold every other step of the pathway until the escalation is resolved",
+                                examples=[False])
 
 
 class Actions(LanguageModel):
@@ -139,6 +164,9 @@ class Actions(LanguageModel):
         default_factory=list, description="ids of message steps to send now", examples=[["fever-advice"]])
     escalate: Escalate | None = Field(default=None, description="open an escalation",
                                       examples=[{"reason": "PHQ-9 score 10 or more", "priority": "high"}])
+    call: Annotated[list[Slug], BeforeValidator(_one_or_many), OneOrMany] = Field(
+        default_factory=list, description="ids of call steps to open now (a phone follow-up task)",
+        examples=[["no-response-call"]])
     stop: bool = Field(default=False, description="end the pathway for this patient: nothing more is sent",
                        examples=[True])
 
@@ -177,7 +205,36 @@ class QuestionnaireStep(LanguageModel):
                                       examples=[{"tag": "no-response"}])
 
 
-STEP_KINDS = ("message", "questionnaire")
+class CallRetry(LanguageModel):
+    """How often staff try again when the patient could not be reached."""
+
+    every: Duration = Field(description="wait this long before the next attempt", examples=["1d"])
+    times: int = Field(ge=1, le=10, description="attempts in all, the first included", examples=[3])
+
+
+class CallStep(LanguageModel):
+    """A phone follow-up task (电话随访) for a team: staff record whether they reached the patient."""
+
+    kind: Literal["call"] = Field(description="what this step does")
+    id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    at: TimingText | None = Field(
+        default=None, description="when the task falls due; leave out for a call that only rules open",
+        examples=["day 7 10:00"])
+    repeat: Repeat | None = Field(default=None, description="optional repetition",
+                                  examples=[{"every": "1d", "times": 7}])
+    team: Slug = Field(description="the team whose worklist gets the task", examples=["midwives"])
+    script: dict[Locale, str] = Field(description="what to ask, per locale of the pathway",
+                                      examples=[{"en": "Ask how feeding is going."}])
+    retry: CallRetry = Field(default_factory=lambda: CallRetry(every=timedelta(days=1), times=3),
+                             description="when the patient is not reached", examples=[{"every": "1d", "times": 3}])
+    on: list[Rule] = Field(default_factory=list,
+                           description="rules on the values staff measured when they reached the patient",
+                           examples=[[{"when": "temperature >= 38.0", "tag": "fever"}]])
+    on_not_reached: Actions | None = Field(default=None, description="what happens after the last failed attempt",
+                                           examples=[{"tag": "not-reached"}])
+
+
+STEP_KINDS = ("message", "questionnaire", "call")
 
 
 def _step_kind(value: Any) -> str | None:
@@ -185,7 +242,8 @@ def _step_kind(value: Any) -> str | None:
 
 
 Step = Annotated[
-    Union[Annotated[MessageStep, Tag("message")], Annotated[QuestionnaireStep, Tag("questionnaire")]],
+    Union[Annotated[MessageStep, Tag("message")], Annotated[QuestionnaireStep, Tag("questionnaire")],
+          Annotated[CallStep, Tag("call")]],
     Discriminator(_step_kind),
 ]
 
@@ -224,9 +282,27 @@ class Pathway(LanguageModel):
     parameters: dict[ParameterName, Parameter] = Field(
         default_factory=dict, description="named thresholds that rules use, each with its source",
         examples=[{"phq9_referral_score": {"value": 10, "source": "Kroenke 2001: PHQ-9 >= 10 moderate depression"}}])
+    escalation_policies: dict[Slug, EscalationPolicy] = Field(
+        default_factory=dict,
+        description="named ladders that rules escalate to; 'crisis' (if given) takes crisis language and self-harm "
+                    "flags instead of the built-in crisis route",
+        examples=[{"default": {"tiers": [{"notify": "midwives", "ack_within": "30m"}, {"notify": "obstetricians"}]}}])
     steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing",
                               examples=[[{"kind": "message", "id": "welcome", "at": "day 1 10:00",
                         "template": {"en": {"subject": "Welcome", "body": "Dear {{ patient.first_name }}, ..."}}}]])
 
-    def step(self, step_id: str) -> MessageStep | QuestionnaireStep:
+    def step(self, step_id: str) -> MessageStep | QuestionnaireStep | CallStep:
         return next(step for step in self.steps if step.id == step_id)
+
+
+# Every pathway gets this route for crisis language and self-harm flags, even if its author forgot:
+# the site's crisis team, re-notified every 15 minutes until someone acknowledges.
+CRISIS_POLICY_NAME = "crisis"
+BUILT_IN_CRISIS_POLICY = EscalationPolicy(
+    priority="urgent",
+    tiers=[Tier(notify="crisis", ack_within=timedelta(minutes=15)), Tier(notify="crisis")],
+)
+
+
+def crisis_policy(pathway: Pathway) -> EscalationPolicy:
+    return pathway.escalation_policies.get(CRISIS_POLICY_NAME, BUILT_IN_CRISIS_POLICY)

@@ -7,7 +7,7 @@ import functools
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta
@@ -16,13 +16,15 @@ from pydantic import ValidationError
 from pathways import timing
 from pathways.expressions import RESPONSE_NAMES, expression_problems
 from pathways.instrument import Instrument, load_instruments, missing_text_problem
+from pathways.model import CRISIS_POLICY_NAME, Pathway
+from pathways.teams import load_teams
 from pathways.loader import DocumentInvalid, Location, load_document, read_text
 from pathways.schema_errors import schema_problems
-from pathways.model import Pathway
 from pathways.templates import environment, template_problems
 
 
-def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument] | None = None) -> Pathway:
+def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument] | None = None,
+                  teams: Collection[str] | None = None) -> Pathway:
     """Validate a pathway document; raise DocumentInvalid listing every problem found.
 
     `instruments` are those questionnaire steps may use (default: the shipped ones, with any
@@ -32,8 +34,10 @@ def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument] | 
     if not isinstance(document.data, dict):
         raise DocumentInvalid([document.problem((), "a pathway must be a mapping of fields (id, title, steps, ...)")])
     catalog = shipped_instruments() if instruments is None else instruments
+    roster = shipped_teams() if teams is None else set(teams)
     problems = [document.problem(location, message)
-                for location, message in reference_problems(document.data, catalog)]
+                for location, message in reference_problems(document.data, catalog)
+                + escalation_problems(document.data, roster)]
     try:
         pathway = Pathway.model_validate(document.data)
     except ValidationError as error:
@@ -43,8 +47,61 @@ def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument] | 
     return pathway
 
 
-def load_pathway_file(path: Path | str, instruments: Mapping[str, Instrument] | None = None) -> Pathway:
-    return parse_pathway(read_text(path), str(path), instruments)
+def load_pathway_file(path: Path | str, instruments: Mapping[str, Instrument] | None = None,
+                      teams: Collection[str] | None = None) -> Pathway:
+    return parse_pathway(read_text(path), str(path), instruments, teams)
+
+
+@functools.cache
+def shipped_teams() -> frozenset[str]:
+    return frozenset(load_teams())
+
+
+def escalation_problems(data: dict, teams: Collection[str]) -> list[tuple[Location, str]]:
+    """Every escalation names a declared policy, every tier and call a known team, every `call:` a call step."""
+    problems: list[tuple[Location, str]] = []
+    policies = _mapping(data.get("escalation_policies"))
+    known_teams = sorted(teams)
+
+    def team_problem(where: Location, team: Any) -> None:
+        if isinstance(team, str) and team not in teams:
+            hint = difflib.get_close_matches(team, known_teams, n=1)
+            problems.append((where, f"unknown team '{team}'; " + (f"did you mean '{hint[0]}'?" if hint else
+                             f"teams: {', '.join(known_teams)} (pathways/site/teams.yaml or the /teams API)")))
+
+    for name, policy in policies.items():
+        tiers = _list(policy.get("tiers")) if isinstance(policy, dict) else []
+        for number, tier in enumerate(tiers):
+            if not isinstance(tier, dict):
+                continue
+            team_problem(("escalation_policies", name, "tiers", number, "notify"), tier.get("notify"))
+            if number < len(tiers) - 1 and tier.get("ack_within") is None:
+                problems.append((("escalation_policies", name, "tiers", number),
+                                 "every tier but the last needs ack_within, or the next tier is never told"))
+    steps = [(index, step) for index, step in enumerate(_list(data.get("steps"))) if isinstance(step, dict)]
+    call_steps = {step.get("id") for _, step in steps if step.get("kind") == "call"}
+    for index, step in steps:
+        if step.get("kind") == "call":
+            team_problem(("steps", index, "team"), step.get("team"))
+        for place, actions in _actions_of(("steps", index), step):
+            escalate = actions.get("escalate")
+            if isinstance(escalate, dict):
+                policy = escalate.get("policy", "default")
+                if isinstance(policy, str) and policy not in policies and policy != CRISIS_POLICY_NAME:
+                    declared = ", ".join(policies) or "none"
+                    problems.append(((*place, "escalate", "policy") if "policy" in escalate else (*place, "escalate"),
+                                     f"no escalation policy '{policy}' in escalation_policies (declared: {declared})"))
+            targets = actions.get("call")
+            for target in [targets] if isinstance(targets, str) else _list(targets):
+                if isinstance(target, str) and target not in call_steps:
+                    problems.append(((*place, "call"), f"'{target}' is not a call step of this pathway"))
+    return problems
+
+
+def _actions_of(where: Location, step: dict) -> list[tuple[Location, dict]]:
+    found = [((*where, "on", number), rule) for number, rule in enumerate(_list(step.get("on")))]
+    found += [((*where, key), step[key]) for key in ("on_expire", "on_not_reached") if key in step]
+    return [(place, actions) for place, actions in found if isinstance(actions, dict)]
 
 
 @functools.cache

@@ -5,18 +5,23 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.channels import Channel, ConsoleChannel, EmailChannel, SmtpSettings
 from activities.delivery import DeliveryActivities
+from activities.escalations import EscalationActivities
 from activities.questionnaires import QuestionnaireActivities
-from carepath.links import form_links
 from carepath.db import create_engine, session_factory
+from carepath.links import form_links
 from carepath.settings import Settings
+from pathways.instrument import load_instruments
+from pathways.safety import load_crisis_lexicon
+from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
-WORKFLOWS = [PathwayWorkflow]
+WORKFLOWS = [PathwayWorkflow, EscalationWorkflow]
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings:
@@ -28,19 +33,24 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
 @asynccontextmanager
 async def build_worker(client: Client, settings: Settings, task_queue: str | None = None,
                        channels: dict[str, Channel] | None = None) -> AsyncIterator[Worker]:
-    """A worker with every workflow and activity, its database engine disposed of on exit.
+    """A worker with every workflow and activity; its database engine and HTTP client closed on exit.
 
     `channels` replaces the configured ones by name (the simulator records console messages).
     """
     engine = create_engine(settings.DATABASE_URL)
-    configured = {"email": EmailChannel(smtp_settings(settings)), "console": ConsoleChannel()}
+    email = EmailChannel(smtp_settings(settings))
     sessions = session_factory(engine)
-    delivery = DeliveryActivities(sessions, configured | (channels or {}), form_links(settings))
-    questionnaires = QuestionnaireActivities(sessions)
-    try:
-        yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS,
-                     activities=[delivery.deliver_message, delivery.record_enrollment_status,
-                                 questionnaires.open_questionnaire, questionnaires.expire_questionnaire,
-                                 questionnaires.open_escalation])
-    finally:
-        await engine.dispose()
+    delivery = DeliveryActivities(sessions, {"email": email, "console": ConsoleChannel()} | (channels or {}),
+                                  form_links(settings))
+    questionnaires = QuestionnaireActivities(sessions, load_instruments(settings.PATHWAYS_DIR / "instruments"),
+                                             load_crisis_lexicon(settings.CRISIS_LEXICON))
+    async with httpx.AsyncClient(trust_env=False) as http:
+        escalations = EscalationActivities(sessions, email, settings.PUBLIC_BASE_URL, http)
+        try:
+            yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS,
+                         activities=[delivery.deliver_message, delivery.record_enrollment_status,
+                                     questionnaires.open_questionnaire, questionnaires.expire_questionnaire,
+                                     questionnaires.screen_free_text, escalations.record_escalation,
+                                     escalations.notify_team, escalations.open_call_task])
+        finally:
+            await engine.dispose()

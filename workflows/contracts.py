@@ -12,15 +12,20 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
 
-from pathways.model import MessageTemplate, Pathway
+from pathways.model import EscalationPolicy, MessageTemplate, Pathway
 
 DELIVER_MESSAGE = "deliver_message"
 RECORD_ENROLLMENT_STATUS = "record_enrollment_status"
 OPEN_QUESTIONNAIRE = "open_questionnaire"
 EXPIRE_QUESTIONNAIRE = "expire_questionnaire"
-OPEN_ESCALATION = "open_escalation"
+RECORD_ESCALATION = "record_escalation"
+NOTIFY_TEAM = "notify_team"
+OPEN_CALL_TASK = "open_call_task"
+CLOSE_CALL_TASK = "close_call_task"
+SCREEN_FREE_TEXT = "screen_free_text"
 
-TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired"]
+TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired",
+                          "reached", "not_reached"]
 EnrollmentStatus = Literal["active", "completed", "cancelled", "stopped"]
 ItemValue = bool | int | float | str | None
 
@@ -51,11 +56,14 @@ class ResponseSummary(BaseModel):
 class ResponseSubmission(ResponseSummary):
     step_id: str
     occurrence: int
+    # Only whether there is free text to screen; the text itself stays in the database.
+    has_free_text: bool = False
 
 
 class RuleOutcome(BaseModel):
     tags: list[str] = []
     sent: list[str] = []
+    calls: list[str] = []
     escalations: list[str] = []
     stopped: bool = False
     errors: list[str] = []
@@ -74,6 +82,7 @@ class TimelineEntry(BaseModel):
     reminders_sent: int = 0
     response: ResponseSummary | None = None
     outcome: RuleOutcome | None = None
+    attempts: int = 0
 
     @property
     def key(self) -> str:
@@ -84,6 +93,7 @@ class TimelineEvent(BaseModel):
     at: AwareDatetime
     kind: Literal["tag", "escalation", "stop"]
     detail: str
+    escalation_id: str | None = None
 
 
 class Timeline(BaseModel):
@@ -130,16 +140,100 @@ class QuestionnaireOccurrence(BaseModel):
     expires: AwareDatetime
 
 
-class EscalationRequest(BaseModel):
-    """Open an escalation once per (enrollment, step, occurrence, trigger)."""
+def escalation_workflow_id(escalation_id: str) -> str:
+    return f"escalation-{escalation_id}"
 
+
+class EscalationStart(BaseModel):
+    """The input of an EscalationWorkflow: what happened, and the policy snapshot to follow."""
+
+    escalation_id: str
     enrollment_id: str
     step_id: str
     occurrence: int
     trigger: str
     reason: str
     priority: str
+    policy_name: str
+    policy: EscalationPolicy
     response_id: str | None = None
+
+
+class StaffAction(BaseModel):
+    """A staff member acting on an escalation for one of their teams (checked by the API)."""
+
+    staff_id: str
+    team: str
+
+
+class Reassignment(StaffAction):
+    to_team: str
+
+
+class Notified(BaseModel):
+    team: str
+    tier: int
+    at: AwareDatetime
+
+
+EscalationStatus = Literal["open", "acknowledged", "resolved"]
+
+
+class EscalationState(BaseModel):
+    escalation_id: str
+    enrollment_id: str
+    status: EscalationStatus
+    priority: str
+    reason: str
+    notified: list[Notified] = []
+    acknowledged_by: str | None = None
+    acknowledged_at: AwareDatetime | None = None
+    resolved_by: str | None = None
+    resolved_at: AwareDatetime | None = None
+
+
+class EscalationEvent(BaseModel):
+    """A change to record: the escalation's row, and one audit line saying who did what, when."""
+
+    start: EscalationStart
+    action: Literal["opened", "notified", "acknowledged", "resolved", "reassigned"]
+    actor: str
+    at: AwareDatetime
+    status: EscalationStatus
+    team: str | None = None
+    tier: int | None = None
+
+
+class TeamNotification(BaseModel):
+    escalation_id: str
+    enrollment_id: str
+    team: str
+    tier: int
+    priority: str
+    reason: str
+    trigger: str
+
+
+class CallTask(BaseModel):
+    """One attempt of a call step: a task on a team's worklist."""
+
+    enrollment_id: str
+    step_id: str
+    occurrence: int
+    attempt: int
+    team: str
+    due: AwareDatetime
+    scripts: dict[str, str]
+
+
+class CallOutcome(BaseModel):
+    """What staff recorded. Their notes stay in the database; measured values come here for rules."""
+
+    step_id: str
+    occurrence: int
+    outcome: Literal["reached", "not_reached"]
+    staff_id: str
+    values: dict[str, ItemValue] = {}
 
 
 class DeliveryReceipt(BaseModel):

@@ -18,22 +18,26 @@ from itertools import count
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pathways.expressions import evaluate
-    from pathways.model import Actions, MessageStep, QuestionnaireStep
+    from pathways.model import CRISIS_POLICY_NAME, Actions, Escalate, MessageStep, QuestionnaireStep, crisis_policy
     from pathways.plan import compile_plan, questionnaire_window
     from workflows.contracts import (
         DELIVER_MESSAGE,
         EXPIRE_QUESTIONNAIRE,
-        OPEN_ESCALATION,
+        OPEN_CALL_TASK,
         OPEN_QUESTIONNAIRE,
         RECORD_ENROLLMENT_STATUS,
+        SCREEN_FREE_TEXT,
+        CallOutcome,
+        CallTask,
         CancelRequest,
         DeliveryReceipt,
         EnrollmentRun,
         EnrollmentStatusChange,
-        EscalationRequest,
+        EscalationStart,
         FormLink,
         MessageDelivery,
         QuestionnaireOccurrence,
@@ -43,7 +47,9 @@ with workflow.unsafe.imports_passed_through():
         Timeline,
         TimelineEntry,
         TimelineEvent,
+        escalation_workflow_id,
     )
+    from workflows.escalation import EscalationWorkflow
 
 # A delivery that keeps failing for about an hour is recorded as failed rather than blocking the
 # rest of the pathway; each attempt is bounded so a hung SMTP server cannot hold an attempt forever.
@@ -69,6 +75,10 @@ class _Due:
     outlives_end: bool = field(default=False, compare=False)
 
 
+_FIRST_ACTION = {"message": "message", "questionnaire": "open", "call": "call"}
+CRISIS_REASON = "Crisis language or a self-harm answer: assess suicide risk now"
+
+
 @workflow.defn
 class PathwayWorkflow:
     @workflow.init
@@ -82,6 +92,8 @@ class PathwayWorkflow:
         self._sequence = count()
         self._agenda_changes = 0
         self._tags: list[str] = []
+        self._escalations = 0
+        self._crisis_routed: set[str] = set()
         self._events: list[TimelineEvent] = []
         self._cancel_reason: str | None = None
         self._stop_reason: str | None = None
@@ -93,8 +105,12 @@ class PathwayWorkflow:
         self._skip_touchpoints_due_before_enrollment()
         for entry in self._entries:
             if entry.status == "planned":
-                self._schedule(entry.due, "open" if entry.kind == "questionnaire" else "message", entry)
-        while self._agenda:
+                self._schedule(entry.due, _FIRST_ACTION[entry.kind], entry)
+        while self._agenda or self._calls_waiting():
+            if not self._agenda:
+                # Only a phone task is left: the pathway lasts until staff record its outcome.
+                await workflow.wait_condition(lambda: bool(self._agenda) or not self._calls_waiting())
+                continue
             next_item = self._agenda[0]
             if await self._sleep_until(next_item.due) and self._agenda and self._agenda[0] is next_item:
                 self._agenda.pop(0)
@@ -131,23 +147,68 @@ class PathwayWorkflow:
             raise ValueError("the enrollment has already completed")
 
     @workflow.update
-    def submit_response(self, submission: ResponseSubmission) -> RuleOutcome:
-        """Record a questionnaire response and act on it by the step's rules."""
+    async def submit_response(self, submission: ResponseSubmission) -> RuleOutcome:
+        """Record a questionnaire response, act on it by the step's rules, and by the safety net."""
         entry = self._entry(submission.step_id, submission.occurrence)
         step = self._run.pathway.step(entry.step_id)
         entry.status, entry.at = "answered", workflow.now()
         entry.response = ResponseSummary(**submission.model_dump(include=set(ResponseSummary.model_fields)))
+        entry.outcome = self._apply_rules(step.on, entry, self._rule_names(entry.response))
+        crisis_words = submission.has_free_text and await workflow.execute_activity(
+            SCREEN_FREE_TEXT, submission.response_id, result_type=bool,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY)
+        if crisis_words or "self_harm" in submission.flags:
+            self._crisis(entry, "crisis language in free text" if crisis_words else "self-harm flag", entry.outcome)
+        return entry.outcome
+
+    @workflow.update
+    def record_call_outcome(self, outcome: CallOutcome) -> RuleOutcome:
+        """Staff reached the patient (rules on what they measured) or did not (try again, then escalate)."""
+        entry = self._entry(outcome.step_id, outcome.occurrence)
+        step = self._run.pathway.step(entry.step_id)
+        entry.at = workflow.now()
+        if outcome.outcome == "reached":
+            entry.status = "reached"
+            entry.outcome = self._apply_rules(step.on, entry, self._value_names(outcome.values))
+        elif entry.attempts < step.retry.times:
+            entry.status = "planned"
+            entry.detail = f"attempt {entry.attempts} of {step.retry.times}: not reached"
+            self._schedule(workflow.now() + step.retry.every, "call", entry)
+            entry.outcome = RuleOutcome()
+        else:
+            entry.status, entry.detail = "not_reached", f"not reached in {entry.attempts} attempts"
+            entry.outcome = RuleOutcome()
+            if step.on_not_reached:
+                self._act(step.on_not_reached, entry, f"not reached in {entry.attempts} attempts", entry.outcome)
+        return entry.outcome
+
+    @record_call_outcome.validator
+    def _accept_outcomes_of_open_calls(self, outcome: CallOutcome) -> None:
+        entry = next((e for e in self._entries if e.step_id == outcome.step_id
+                      and e.occurrence == outcome.occurrence and e.kind == "call"), None)
+        if entry is None:
+            raise ValueError(f"no call {outcome.step_id} #{outcome.occurrence} in this enrollment")
+        if entry.status != "open":
+            raise ValueError(f"call {outcome.step_id} #{outcome.occurrence} is {entry.status}, not waiting for an outcome")
+
+    def _apply_rules(self, rules, entry: TimelineEntry, names: dict) -> RuleOutcome:
         outcome = RuleOutcome()
-        for index, rule in enumerate(step.on):
+        for index, rule in enumerate(rules):
             try:
-                matched = bool(evaluate(rule.when, self._rule_names(entry.response)))
+                matched = bool(evaluate(rule.when, names))
             except Exception as error:  # a rule over an unanswered optional item cannot decide
                 outcome.errors.append(f"rule {index + 1} ({rule.when}) not evaluated: {error}")
                 continue
             if matched:
                 self._act(rule, entry, f"rule {index + 1}: {rule.when}", outcome)
-        entry.outcome = outcome
         return outcome
+
+    def _crisis(self, entry: TimelineEntry, trigger: str, outcome: RuleOutcome) -> None:
+        """The safety net every pathway has: one urgent escalation on the crisis route per response."""
+        if entry.key in self._crisis_routed:
+            return  # the author's own rule already sent it down the crisis route
+        self._act(Actions(escalate=Escalate(reason=CRISIS_REASON, policy=CRISIS_POLICY_NAME, priority="urgent")),
+                  entry, trigger, outcome)
 
     @submit_response.validator
     def _accept_only_open_occurrences(self, submission: ResponseSubmission) -> None:
@@ -178,6 +239,9 @@ class PathwayWorkflow:
         self._agenda.append(_Due(due, next(self._sequence), action, entry, detail, outlives_end))
         self._agenda.sort()
         self._agenda_changes += 1
+
+    def _calls_waiting(self) -> bool:
+        return any(entry.kind == "call" and entry.status == "open" for entry in self._entries)
 
     def _skip_touchpoints_due_before_enrollment(self) -> None:
         """A patient enrolled on day 10 must not receive days 1-9 in one burst.
@@ -230,6 +294,8 @@ class PathwayWorkflow:
             await self._expire_questionnaire(entry)
         elif item.action == "escalate":
             await self._escalate(entry, *item.detail)
+        elif item.action == "call":
+            await self._open_call(entry)
 
     async def _deliver(self, entry: TimelineEntry, step: MessageStep) -> None:
         if await self._send(entry, step, purpose="scheduled", templates=step.template):
@@ -315,7 +381,16 @@ class PathwayWorkflow:
             self._entries.append(sent)
             self._schedule(now, "message", sent, outlives_end=True)
             outcome.sent.append(step_id)
+        for step_id in actions.call:
+            call = TimelineEntry(step_id=step_id, kind="call", due=now,
+                                 occurrence=1 + sum(1 for e in self._entries if e.step_id == step_id),
+                                 detail=f"opened by {entry.key}, {trigger}")
+            self._entries.append(call)
+            self._schedule(now, "call", call)
+            outcome.calls.append(step_id)
         if actions.escalate:
+            if actions.escalate.policy == CRISIS_POLICY_NAME:
+                self._crisis_routed.add(entry.key)
             self._schedule(now, "escalate", entry, (trigger, actions.escalate), outlives_end=True)
             outcome.escalations.append(actions.escalate.reason)
         if actions.stop and self._ended_by() is None:
@@ -324,19 +399,45 @@ class PathwayWorkflow:
             outcome.stopped = True
             self._close_remaining()
 
-    async def _escalate(self, entry: TimelineEntry, trigger: str, escalate) -> None:
+    async def _escalate(self, entry: TimelineEntry, trigger: str, escalate: Escalate) -> None:
+        """Start the escalation's own workflow; it outlives this one until a person resolves it."""
+        pathway = self._run.pathway
+        policy = (crisis_policy(pathway) if escalate.policy == CRISIS_POLICY_NAME
+                  else pathway.escalation_policies[escalate.policy])
+        self._escalations += 1
+        escalation_id = f"{self._run.enrollment_id}-{self._escalations}"
+        priority = escalate.priority or policy.priority
+        child = await workflow.start_child_workflow(
+            EscalationWorkflow.run,
+            EscalationStart(escalation_id=escalation_id, enrollment_id=self._run.enrollment_id,
+                            step_id=entry.step_id, occurrence=entry.occurrence, trigger=trigger,
+                            reason=escalate.reason, priority=priority, policy_name=escalate.policy, policy=policy,
+                            response_id=entry.response.response_id if entry.response else None),
+            id=escalation_workflow_id(escalation_id),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
+        self._events.append(TimelineEvent(at=workflow.now(), kind="escalation", escalation_id=escalation_id,
+                                          detail=f"{priority}: {escalate.reason} ({entry.key}, {trigger})"))
+        if policy.pause_pathway:
+            await child  # every other step waits until a person resolves it
+
+    async def _open_call(self, entry: TimelineEntry) -> None:
+        step = self._run.pathway.step(entry.step_id)
+        entry.attempts += 1
+        entry.status, entry.at = "open", workflow.now()
         await workflow.execute_activity(
-            OPEN_ESCALATION,
-            EscalationRequest(enrollment_id=self._run.enrollment_id, step_id=entry.step_id,
-                              occurrence=entry.occurrence, trigger=trigger, reason=escalate.reason,
-                              priority=escalate.priority,
-                              response_id=entry.response.response_id if entry.response else None),
+            OPEN_CALL_TASK,
+            CallTask(enrollment_id=self._run.enrollment_id, step_id=step.id, occurrence=entry.occurrence,
+                     attempt=entry.attempts, team=step.team, due=workflow.now(), scripts=step.script),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
         )
-        self._events.append(TimelineEvent(at=workflow.now(), kind="escalation",
-                                          detail=f"{escalate.priority}: {escalate.reason} ({entry.key}, {trigger})"))
+
+    def _value_names(self, values: dict) -> dict:
+        return {**self._parameters(), **values, "tags": list(self._tags)}
+
+    def _parameters(self) -> dict:
+        return {name: parameter.value for name, parameter in self._run.pathway.parameters.items()}
 
     def _rule_names(self, response: ResponseSummary) -> dict:
-        parameters = {name: parameter.value for name, parameter in self._run.pathway.parameters.items()}
-        return {**parameters, **response.items, "score": response.score, "band": response.band, "flags": list(response.flags),
+        return {**self._parameters(), **response.items, "score": response.score, "band": response.band, "flags": list(response.flags),
                 "tags": list(self._tags)}

@@ -1,6 +1,6 @@
 """The site's teams: who escalations and call tasks go to, and how each is told.
 
-pathways/teams.yaml seeds them at start (see carepath.teams_store); changes made here are kept.
+pathways/site/teams.yaml seeds them at start (see carepath.teams_store); changes made here are kept.
 """
 
 from fastapi import APIRouter, HTTPException, status

@@ -132,7 +132,8 @@ def site(tmp_path: Path, settings: Settings) -> Settings:
     """An application of its own, with a roster file and a fresh database, on the shared Temporal."""
     folder = tmp_path / "pathways"
     folder.mkdir()
-    (folder / "teams.yaml").write_text(ROSTER, encoding="utf-8")
+    (folder / "site").mkdir(exist_ok=True)
+    (folder / "site" / "teams.yaml").write_text(ROSTER, encoding="utf-8")
     return settings.model_copy(update={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'site.db'}",
                                        "PATHWAYS_DIR": folder})
 
@@ -161,7 +162,7 @@ async def test_the_roster_file_seeds_teams_and_never_overwrites_a_change_made_th
             assert changed.status_code == 200, changed.text
 
     # The file grows a team; the team changed through the API is still as the API left it.
-    roster = site.PATHWAYS_DIR / "teams.yaml"
+    roster = site.PATHWAYS_DIR / "site" / "teams.yaml"
     roster.write_text(ROSTER + "  - id: ward-b\n    name: Ward B nurses\n    email: ward-b@hospital.test\n")
     app, lifespan = _started(site)
     with caplog.at_level(logging.INFO, logger="carepath.teams_store"):
@@ -178,7 +179,7 @@ async def test_the_roster_file_seeds_teams_and_never_overwrites_a_change_made_th
 
 
 async def test_a_broken_roster_file_is_reported_and_the_api_still_starts(site: Settings, caplog):
-    (site.PATHWAYS_DIR / "teams.yaml").write_text(ROSTER.replace("    email: ward-a@hospital.test\n", ""))
+    (site.PATHWAYS_DIR / "site" / "teams.yaml").write_text(ROSTER.replace("    email: ward-a@hospital.test\n", ""))
     app, lifespan = _started(site)
     with caplog.at_level(logging.INFO, logger="carepath.teams_store"):
         async with lifespan:

@@ -1,7 +1,7 @@
 """An escalation through every real process: the patient's answers, the team's inbox, the worklist,
 a midwife acknowledging and resolving it through the API, and the audit trail that records it.
 
-The stack's teams come from the shipped roster, pathways/teams.yaml, loaded by the API at start.
+The stack's teams come from the shipped roster, pathways/site/teams.yaml, loaded by the API at start.
 """
 
 import asyncio
@@ -40,7 +40,7 @@ steps:
       - when: score >= 10
         escalate: {policy: mood, reason: "PHQ-9 10 or more"}
 """
-MIDWIVES = "midwives@carepath.localhost"  # pathways/teams.yaml
+MIDWIVES = "midwives@carepath.localhost"  # pathways/site/teams.yaml
 FREQUENCY = ["not_at_all", "several_days", "more_than_half_the_days", "nearly_every_day"]
 ANSWERS = {f"q{n}": FREQUENCY[v] for n, v in enumerate((2, 2, 2, 2, 2, 2, 2, 1, 0), start=1)}  # total 15, q9 0
 LINK = re.compile(r"http://[^\s]+/f/[A-Za-z0-9_.\-]+")

@@ -19,6 +19,9 @@ anchor: start
 locales: [en, zh-CN]
 parameters:
   referral_score: {value: 10, source: "PHQ-9 >= 10, Kroenke 2001"}
+escalation_policies:
+  default:
+    tiers: [{notify: midwives, ack_within: 1h}, {notify: obstetrics-on-call}]
 steps:
   - kind: questionnaire
     id: phq9

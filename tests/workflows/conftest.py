@@ -3,9 +3,10 @@ import pytest
 from carepath.simulation import local_stack, time_skipping_environment
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping():
-    """One time-skipping server for the session; its clock is shared, so tests run one at a time."""
+    """A time-skipping server per test: escalations outlive their pathway, and a workflow left
+    waiting from one test would hold the next test's clock still."""
     async with time_skipping_environment() as environment:
         yield environment
 
