@@ -69,7 +69,9 @@ async def submit_response(sessions: async_sessionmaker[AsyncSession], client: Cl
         outcome = await workflow.execute_update(
             PathwayWorkflow.submit_response,
             ResponseSubmission(step_id=step_id, occurrence=occurrence, response_id=response.id, score=result.total,
-                               band=result.band, flags=list(result.flags), items=dict(result.items)),
+                               band=result.band, flags=list(result.flags), items=dict(result.items),
+                               has_free_text=any(item.kind == "free_text" and str(answers.get(item.id) or "").strip()
+                                                 for item in instrument.items)),
         )
     except WorkflowUpdateFailedError as refused:
         await _finish(sessions, response.id, questionnaire.id, status="refused")
