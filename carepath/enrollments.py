@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -53,7 +54,13 @@ async def enroll(session: AsyncSession, client: Client, task_queue: str, *, pati
                                 anchor=anchor_instant(anchor, zone), timezone=zone,
                                 idempotency_key=idempotency_key, request_fingerprint=fingerprint)
         session.add(enrollment)
-        await session.commit()
+        try:
+            await session.commit()
+        except IntegrityError:
+            # The same new key from two requests at once: the other one won; answer as a replay.
+            await session.rollback()
+            return await enroll(session, client, task_queue, patient=patient, pathway=pathway, anchor=anchor,
+                                timezone=timezone, idempotency_key=idempotency_key)
     return Enrolled(enrollment, created, await start_workflow(client, task_queue, enrollment, pathway))
 
 

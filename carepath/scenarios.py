@@ -49,13 +49,14 @@ from carepath.simulation import (
     time_skipping_environment,
 )
 from pathways.instrument import Instrument
-from pathways.loader import DocumentInvalid, LoadedDocument, Location, load_document_file
+from pathways.loader import DocumentInvalid, Location, load_document_file
 from pathways.model import LanguageModel, Locale, Pathway, Slug, TimingText, ZoneName
 from pathways.plan import anchor_instant, compile_plan, questionnaire_window
 from pathways.schema_errors import schema_problems
 from pathways.timing import parse_timing
 from pathways.validation import load_pathway_file, shipped_instruments
-from workflows.contracts import CancelRequest, Timeline
+from workflows.contracts import CallOutcome, CancelRequest, StaffAction, Timeline, escalation_workflow_id
+from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
 REAL_TIME_LIMIT = 60.0
@@ -88,12 +89,25 @@ class Patient(LanguageModel):
     timezone: ZoneName | None = Field(default=None, description="the patient's zone (default: the pathway's)")
 
 
+class CallOutcomeAction(LanguageModel):
+    step: Slug = Field(description="the call step's id")
+    outcome: Literal["reached", "not_reached"] = Field(description="whether staff reached the patient")
+    values: dict[str, bool | int | float | str] = Field(default_factory=dict,
+                                                        description="what staff measured, e.g. {systolic: 150}")
+
+
 class Action(LanguageModel):
     """Something staff do during the scenario. Exactly one action per entry."""
 
     at: TimingText = Field(description="when staff act, written like a step's `at`", examples=["day 10 09:00"])
     cancel: str | None = Field(default=None, min_length=1, description="cancel the enrollment, giving this reason",
                                examples=["readmitted to hospital"])
+    call_outcome: CallOutcomeAction | None = Field(
+        default=None, description="record the outcome of the call step's open task",
+        examples=[{"step": "no-response-call", "outcome": "not_reached"}])
+    acknowledge: str | None = Field(
+        default=None, min_length=1, description="acknowledge the open escalation with this reason, for its latest team",
+        examples=["PHQ-9 score 10 or more after birth"])
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
@@ -352,7 +366,36 @@ async def _cancel(run: ScenarioRun, action: Action) -> str:
     return f"cancel: {action.cancel}"
 
 
-PERFORMERS: dict[str, Callable[[ScenarioRun, Action], Awaitable[str]]] = {"cancel": _cancel}
+async def _call_outcome(run: ScenarioRun, action: Action) -> str:
+    wanted = action.call_outcome
+    timeline = await run.enrolled.workflow.query(PathwayWorkflow.timeline)
+    entry = next((e for e in timeline.entries if e.kind == "call" and e.step_id == wanted.step and e.status == "open"),
+                 None)
+    if entry is None:
+        return f"call {wanted.step}: no open task"
+    await run.enrolled.workflow.execute_update(PathwayWorkflow.record_call_outcome, CallOutcome(
+        step_id=wanted.step, occurrence=entry.occurrence, outcome=wanted.outcome, staff_id="scenario-staff",
+        values=wanted.values))
+    return f"call {entry.key} attempt {entry.attempts}: {wanted.outcome}"
+
+
+async def _acknowledge(run: ScenarioRun, action: Action) -> str:
+    timeline = await run.enrolled.workflow.query(PathwayWorkflow.timeline)
+    for event in timeline.events:
+        if event.kind != "escalation":
+            continue
+        handle = run.stack.client.get_workflow_handle_for(
+            EscalationWorkflow.run, escalation_workflow_id(event.escalation_id))
+        state = await handle.query(EscalationWorkflow.state)
+        if state.reason == action.acknowledge and state.status == "open":
+            team = state.notified[-1].team
+            await handle.execute_update(EscalationWorkflow.acknowledge, StaffAction(staff_id="scenario-staff", team=team))
+            return f"acknowledge {action.acknowledge} (tier {state.notified[-1].tier}, {team})"
+    return f"acknowledge {action.acknowledge}: no open escalation"
+
+
+PERFORMERS: dict[str, Callable[[ScenarioRun, Action], Awaitable[str]]] = {
+    "cancel": _cancel, "call_outcome": _call_outcome, "acknowledge": _acknowledge}
 """Staff actions a scenario can take, by the key that names them in `actions:`."""
 
 
@@ -669,30 +712,25 @@ class FileOutcome:
 
 async def run_files(loaded_files: list[Loaded], *, on_result: Callable[[Loaded, ScenarioResult, str], None] | None = None
                     ) -> list[FileOutcome]:
-    """Every scenario of every file, one after another in one time-skipping environment.
-
-    After a scenario that could not be played to its end (a broken workflow leaves the test server's
-    clock in an unknown state), the next one gets a fresh environment.
-    """
+    """Every scenario of every file, one after another, each in a fresh time-skipping environment:
+    escalations outlive their pathway and would hold a shared server's clock still."""
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="carepath-test-") as workdir:
         resources = contextlib.AsyncExitStack()
         try:
-            environment, stack = await _open(resources, Path(workdir), 0)
-            opened = 1
+            opened = 0
             for loaded in loaded_files:
                 golden = read_golden(loaded.golden)
                 results, diffs = [], {}
                 for index in range(len(loaded.spec.scenarios)):
+                    environment, stack = await _open(resources, Path(workdir), opened)
+                    opened += 1
                     result = await run_scenario(environment, stack, loaded, index)
+                    await resources.aclose()
                     diffs[result.name] = "" if result.aborted else golden_diff(loaded, golden.get(result.name), result)
                     results.append(result)
                     if on_result:
                         on_result(loaded, result, diffs[result.name])
-                    if result.aborted:
-                        await resources.aclose()
-                        environment, stack = await _open(resources, Path(workdir), opened)
-                        opened += 1
                 names = {r.name for r in results}
                 outcomes.append(FileOutcome(loaded, results, diffs, [name for name in golden if name not in names]))
         finally:

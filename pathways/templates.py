@@ -39,4 +39,10 @@ def template_problems(source: str, extra_variables: Mapping[str, str] | None = N
 
 
 def render(source: str, context: dict) -> str:
-    return environment().from_string(source).render(context)
+    return _compiled(source).render(context)
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str):
+    # Compiling is most of a render's cost and a pathway has few templates: keep them compiled.
+    return environment().from_string(source)
