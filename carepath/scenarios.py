@@ -419,7 +419,7 @@ class ScenarioResult:
 
 
 # Within one minute, what happened first is shown first: the cause, then what it led to.
-RANK = {"staff": 0, "sent": 1, "answered": 2, "refused": 2, "rule": 3, "expired": 4, "tag": 5, "escalation": 6,
+RANK = {"staff": 0, "sent": 1, "answered": 2, "refused": 2, "rule": 3, "expired": 4, "tag": 5, "call": 5, "escalation": 6,
         "sent by rule": 7, "stop": 8, "cancelled": 9}
 
 
@@ -604,7 +604,12 @@ async def _record_outcome(run: ScenarioRun, timeline: Timeline) -> None:
             run.record(entry.at, RANK["answered"], f"answered    {entry.key}{_response(entry.response)}")
         elif entry.kind == "questionnaire" and entry.status == "expired" and entry.closes:
             run.record(entry.closes, RANK["expired"], f"expired     {entry.key}")
-        elif entry.status in ("cancelled", "skipped", "failed") and entry.at:
+        elif entry.kind == "call":
+            opened_by = f" ({entry.detail})" if (entry.detail or "").startswith("opened by") else ""
+            run.record(entry.due, RANK["call"], f"call        {entry.key} opened{opened_by}")
+            if entry.status in ("reached", "not_reached") and entry.at:
+                run.record(entry.at, RANK["call"], f"{entry.status:<11} {entry.key} after {entry.attempts} attempt(s)")
+        if entry.status in ("cancelled", "skipped", "failed") and entry.at:
             run.record(entry.at, RANK["cancelled"], f"{entry.status:<11} {entry.key} (planned for "
                                                     f"{run.day_and_time(entry.due)})")
     for event in timeline.events:

@@ -171,12 +171,11 @@ class PathwayWorkflow:
             entry.status = "reached"
             entry.outcome = self._apply_rules(step.on, entry, self._value_names(outcome.values))
         elif entry.attempts < step.retry.times:
-            entry.status = "planned"
-            entry.detail = f"attempt {entry.attempts} of {step.retry.times}: not reached"
+            entry.status = "planned"  # `attempts` says how many were made; `detail` keeps who opened it
             self._schedule(workflow.now() + step.retry.every, "call", entry)
             entry.outcome = RuleOutcome()
         else:
-            entry.status, entry.detail = "not_reached", f"not reached in {entry.attempts} attempts"
+            entry.status = "not_reached"
             entry.outcome = RuleOutcome()
             if step.on_not_reached:
                 self._act(step.on_not_reached, entry, f"not reached in {entry.attempts} attempts", entry.outcome)

@@ -30,7 +30,7 @@ def _lines(text: str) -> list[str]:
 def test_text_lists_every_touchpoint_window_and_reminder_by_day_and_local_time():
     lines = _lines(to_text(preview(load_pathway_file(POSTNATAL), ANCHOR)))
 
-    assert lines[0] == "Postnatal follow-up, 42 days (postnatal-42d v1)"
+    assert lines[0] == "Postnatal follow-up, 42 days (postnatal-42d v2)"
     assert lines[1] == ("Anchor delivery_date: 2026-12-01 Tue 00:00; times in Asia/Shanghai; "
                         "send window 09:00-20:00")
     for expected in [
@@ -40,8 +40,9 @@ def test_text_lists_every_touchpoint_window_and_reminder_by_day_and_local_time()
         "6 Mon 2026-12-07 10:00 postnatal-check #1 expires (closes if unanswered: tag no-response)",
         "16 Thu 2026-12-17 11:00 phq9 #1 reminder (reminder 2, if still unanswered)",
         "38 Fri 2027-01-08 10:00 six-week-check-reminder message (email)",
-        "49 Tue 2027-01-19 10:00 satisfaction expires (closes if unanswered)",
+        "49 Tue 2027-01-19 10:00 satisfaction expires (closes if unanswered: call no-response-call)",
         "bleeding-advice message, by postnatal-check rule 1; postnatal-check-day14 rule 1",
+        "no-response-call call, by satisfaction on_expire",
         "3 messages, 6 questionnaires (8 reminders); the last event on day 49 (Tue 2027-01-19).",
     ]:
         assert expected in lines, expected
@@ -67,7 +68,8 @@ def test_json_has_every_touchpoint_of_the_compiled_plan_in_the_patients_zone():
     assert [(w["opens"], w["reminders"], w["expires"]) for w in phq9][0] == (
         "2026-12-15T11:00:00+00:00", ["2026-12-16T11:00:00+00:00", "2026-12-17T11:00:00+00:00"],
         "2026-12-19T11:00:00+00:00")
-    assert data["on_demand"] == [{"step": "bleeding-advice", "kind": "message",
+    assert data["on_demand"] == [{"step": "no-response-call", "kind": "call", "started_by": ["satisfaction on_expire"]},
+                                 {"step": "bleeding-advice", "kind": "message",
                                   "started_by": ["postnatal-check rule 1", "postnatal-check-day14 rule 1"]}]
     assert [e["event"] for e in data["events"]].count("expire") == len(data["questionnaire_windows"]) == 6
 

@@ -41,19 +41,24 @@ def test_shipped_scenarios_pass(path: Path):
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
 def test_shipped_scenarios_fire_every_rule_and_every_on_expire(path: Path):
-    """Every `when` of every questionnaire, and every on_expire, happens in at least one scenario."""
+    """Every `when` of every questionnaire and call, every on_expire and on_not_reached, happens in
+    at least one scenario."""
     loaded = load_scenarios(path)
     lines = "\n".join(line for section in read_golden(golden_path(path)).values() for line in section)
     missing = []
     for step in loaded.pathway.steps:
-        if step.kind != "questionnaire":
+        if step.kind not in ("questionnaire", "call"):
             continue
         for number, rule in enumerate(step.on, start=1):
             if f"({step.id}#" not in lines or not re.search(
                     rf"\({re.escape(step.id)}#\d+, rule {number}: {re.escape(rule.when)}\)", lines):
                 missing.append(f"{step.id} rule {number}: {rule.when}")
-        if step.on_expire and not re.search(rf"\({re.escape(step.id)}#\d+, no answer before expiry\)", lines):
+        if getattr(step, "on_expire", None) and not re.search(
+                rf"\((?:opened by )?{re.escape(step.id)}#\d+, no answer before expiry\)", lines):
             missing.append(f"{step.id} on_expire")
+        if getattr(step, "on_not_reached", None) and not re.search(
+                rf"\({re.escape(step.id)}#\d+, not reached in \d+ attempts\)", lines):
+            missing.append(f"{step.id} on_not_reached")
     assert not missing, f"no scenario in {path.name} makes these happen: {missing}"
 
 
@@ -126,7 +131,7 @@ scenarios:
         - no answer
   - name: one
     actions:
-      - {at: day 2 10:00, acknowledge: escalation-1}
+      - {at: day 2 10:00, page_the_doctor: escalation-1}
       - {at: day 2 10:00}
   - name: racing the reminder
     answers:
@@ -142,7 +147,7 @@ scenarios:
         (9, "scenarios[0].answers.check[0].answers.recommend", "recommend: "),
         (10, "scenarios[0].answers.check[1]", "check opens 1 time(s); this is one answer too many"),
         (11, "scenarios[1].name", "'one' names 2 scenarios"),
-        (13, "scenarios[1].actions[0].acknowledge", "'acknowledge' is not a valid option here"),
+        (13, "scenarios[1].actions[0].page_the_doctor", "'page_the_doctor' is not a valid option here"),
         (14, "scenarios[1].actions[1]", "each action names exactly one of: cancel"),
     ]
     for line, field, message in expected:
