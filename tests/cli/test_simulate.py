@@ -3,11 +3,13 @@
 import json
 import subprocess
 import sys
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CARE = [sys.executable, "-m", "carepath.cli"]
+# Ahead of today, always: touchpoints already past when a patient is enrolled are skipped.
+ANCHOR = date.today() + timedelta(days=7)
 
 
 def _simulate(*arguments: str) -> subprocess.CompletedProcess:
@@ -15,7 +17,7 @@ def _simulate(*arguments: str) -> subprocess.CompletedProcess:
 
 
 def test_simulate_json_lists_every_delivery_of_the_shipped_post_surgery_pathway():
-    run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", "2026-12-01", "--json")
+    run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", ANCHOR.isoformat(), "--json")
 
     assert run.returncode == 0, run.stderr
     deliveries = json.loads(run.stdout)
@@ -25,8 +27,8 @@ def test_simulate_json_lists_every_delivery_of_the_shipped_post_surgery_pathway(
         + ["two-weeks", "thirty-days"])
     dues = [datetime.fromisoformat(d["due"]) for d in scheduled]
     assert all(due.utcoffset().total_seconds() == 8 * 3600 for due in dues)  # Asia/Shanghai, the pathway's zone
-    assert dues[0].isoformat() == "2026-12-01T09:00:00+08:00"  # day 0 +2h = 02:00, held until the window opens
-    assert dues[-1].isoformat() == "2026-12-31T10:00:00+08:00"
+    assert dues[0].isoformat() == f"{ANCHOR}T09:00:00+08:00"  # day 0 +2h = 02:00, held until the window opens
+    assert dues[-1].isoformat() == f"{ANCHOR + timedelta(days=30)}T10:00:00+08:00"
     assert {d["channel"] for d in deliveries} == {"email"} and all(d["subject"] for d in deliveries)
     invitations = [d for d in deliveries if d["purpose"] == "invitation"]
     assert [d["step"] for d in invitations] == ["postop-check"] * 3 + ["postop-check-weekly"] * 2 + ["satisfaction"]
@@ -42,7 +44,7 @@ def test_simulate_with_answers_shows_the_branch_each_answer_took(tmp_path):
         "              vomiting: 'no', anything_else: 'it hurts'}\n"
         "  - no answer\n", encoding="utf-8")
 
-    run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", "2026-12-01", "--answers", str(answers),
+    run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", ANCHOR.isoformat(), "--answers", str(answers),
                     "--locale", "en")
 
     assert run.returncode == 0, run.stderr
@@ -57,6 +59,6 @@ def test_simulate_refuses_a_malformed_answers_file(tmp_path):
     answers = tmp_path / "answers.yaml"
     answers.write_text("postop-check: {pain: 3}\n", encoding="utf-8")
 
-    run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", "2026-12-01", "--answers", str(answers))
+    run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", ANCHOR.isoformat(), "--answers", str(answers))
 
     assert run.returncode == 2 and "one entry per occurrence" in run.stderr
