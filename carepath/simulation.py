@@ -20,14 +20,13 @@ from sqlalchemy import select
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.channels import OutgoingMessage, Recipient
 from carepath.binaries import installed_binary
-from carepath.db import Enrollment, EscalationRecord, Patient, TouchpointRecord, create_engine, migrate, session_factory
+from carepath.db import Patient, TouchpointRecord, create_engine, migrate, session_factory
 from carepath.enrollments import Enrolled, enroll
 from carepath.responses import Accepted, QuestionnaireClosed, submit_response
 from carepath.settings import Settings
@@ -37,7 +36,7 @@ from pathways.instrument import Instrument, load_instruments
 from pathways.model import Pathway
 from pathways.teams import ROSTER, load_teams
 from pathways.timing import parse_duration
-from workflows.contracts import Timeline, escalation_workflow_id, workflow_id_for
+from workflows.contracts import Timeline
 from workflows.pathway import PathwayWorkflow
 from worker.bootstrap import build_worker
 
@@ -134,27 +133,10 @@ async def local_stack(client: Client, workdir: Path) -> AsyncIterator[Stack]:
         try:
             async with build_worker(client, settings, task_queue, {"console": _RecordingConsole(console)}) as worker:
                 async with worker:
-                    stack = Stack(settings, client, session_factory(engine), inbox, console, task_queue,
-                                  load_instruments(settings.PATHWAYS_DIR / "instruments"))
-                    try:
-                        yield stack
-                    finally:
-                        await _terminate_everything_started(stack)
+                    yield Stack(settings, client, session_factory(engine), inbox, console, task_queue,
+                                load_instruments(settings.PATHWAYS_DIR / "instruments"))
         finally:
             await engine.dispose()
-
-
-async def _terminate_everything_started(stack: Stack) -> None:
-    """Escalations outlive their pathway and wait for a person; with this stack's worker gone they
-    would hold a shared time-skipping server's clock still (it never skips past a pending task)."""
-    async with stack.sessions() as session:
-        ids = [workflow_id_for(i) for i in await session.scalars(select(Enrollment.id))]
-        ids += [escalation_workflow_id(i) for i in await session.scalars(select(EscalationRecord.id))]
-    for workflow_id in ids:
-        try:
-            await stack.client.get_workflow_handle(workflow_id).terminate("simulation over")
-        except RPCError:
-            pass  # finished already
 
 
 @dataclass(frozen=True)
