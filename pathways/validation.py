@@ -149,12 +149,7 @@ def _questionnaire_problems(index: int, step: dict, data: dict,
     if instrument is not None:
         names |= {item.id for item in instrument.items if item.kind != "free_text"}
     message_steps = {s.get("id") for s in _list(data.get("steps")) if isinstance(s, dict) and s.get("kind") == "message"}
-    actions = [((*where, "on", number), rule) for number, rule in enumerate(_list(step.get("on")))]
-    if isinstance(step.get("on_expire"), dict):
-        actions.append(((*where, "on_expire"), step["on_expire"]))
-    for place, rule in actions:
-        if not isinstance(rule, dict):
-            continue
+    for place, rule in _actions_of(where, step):
         if isinstance(rule.get("when"), str) and (instrument is not None or step.get("instrument") is None):
             problems += [((*place, "when"), message) for message in expression_problems(rule["when"], names)]
         targets = rule.get("send")
