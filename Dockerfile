@@ -5,12 +5,14 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md alembic.ini ./
-COPY carepath carepath
-COPY pathways pathways
+COPY language language
 COPY workflows workflows
 COPY activities activities
+COPY store store
+COPY services services
 COPY api api
 COPY worker worker
+COPY tools tools
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres]'
 
 FROM python:3.11-slim

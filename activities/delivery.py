@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -10,9 +12,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, OutgoingMessage, Recipient
-from carepath.db import Enrollment, Patient, TouchpointRecord, utcnow
-from carepath.links import FormLinks
-from pathways.templates import render
+from store.db import Enrollment, Patient, TouchpointRecord, utcnow
+from language.templates import render
 from workflows.contracts import (
     DELIVER_MESSAGE,
     RECORD_ENROLLMENT_STATUS,
@@ -22,9 +23,15 @@ from workflows.contracts import (
 )
 
 
+class FormLinkSigner(Protocol):
+    """Makes the signed link to one questionnaire occurrence's form (services.links.FormLinks)."""
+
+    def url(self, enrollment_id: str, step_id: str, occurrence: int, expires: datetime) -> str: ...
+
+
 class DeliveryActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel],
-                 links: FormLinks):
+                 links: FormLinkSigner):
         self._sessions = sessions
         self._channels = channels
         self._links = links

@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import EmailChannel, OutgoingMessage, Recipient
-from carepath.db import CallTaskRecord, Enrollment, EscalationAudit, EscalationRecord, Patient, TeamRecord
+from store.db import CallTaskRecord, Enrollment, EscalationAudit, EscalationRecord, Patient, TeamRecord
 from workflows.contracts import (
     NOTIFY_TEAM,
     OPEN_CALL_TASK,

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from carepath.db import QuestionnaireRecord, ResponseRecord
-from pathways.instrument import Instrument
-from pathways.safety import CrisisLexicon
+from store.db import QuestionnaireRecord, ResponseRecord
+from language.instruments.model import Instrument
+from language.lexicon import CrisisLexicon
 from workflows.contracts import EXPIRE_QUESTIONNAIRE, OPEN_QUESTIONNAIRE, SCREEN_FREE_TEXT, QuestionnaireOccurrence
 
 

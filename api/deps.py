@@ -10,10 +10,10 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from carepath.links import FormLinks
-from carepath.registry import PathwayRegistry
-from carepath.settings import Settings
-from pathways.instrument import Instrument
+from services.links import FormLinks
+from services.registry import PathwayRegistry
+from services.settings import Settings
+from language.instruments.model import Instrument
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,13 @@ from api.routes import (
     teams,
     worklist,
 )
-from carepath.db import create_engine, migrate, session_factory
-from carepath.links import form_links
-from carepath.registry import PathwayRegistry
-from carepath.settings import Settings, get_settings
-from carepath.teams_store import seed_teams_file
-from carepath.temporal import connect
-from pathways.instrument import load_instruments
-from pathways.teams import ROSTER
+from store.db import create_engine, migrate, session_factory
+from services.links import form_links
+from services.registry import PathwayRegistry
+from services.settings import Settings, get_settings
+from services.teams import seed_teams_file
+from services.temporal import connect
+from services.site import load_site
 
 api_router = APIRouter()
 api_router.include_router(patients.router)
@@ -61,12 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.DATABASE_URL)
         try:
             sessions = session_factory(engine)
+            site = load_site(settings.PATHWAYS_DIR)
             # Teams before pathways: pathways name them.
-            await seed_teams_file(sessions, settings.PATHWAYS_DIR / ROSTER)
-            instruments = load_instruments(settings.PATHWAYS_DIR / "instruments")
-            registry = PathwayRegistry(sessions, instruments)
-            await registry.load_directory(settings.PATHWAYS_DIR)
-            app.state.services = Services(settings, sessions, await connect(settings), registry, instruments,
+            await seed_teams_file(sessions, site.roster)
+            registry = PathwayRegistry(sessions, site.instruments)
+            await registry.load_directory(site.folder)
+            app.state.services = Services(settings, sessions, await connect(settings), registry, site.instruments,
                                           form_links(settings))
             yield
         finally:

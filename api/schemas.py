@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from pathways.model import Locale, ParameterName, Pathway, Priority, Slug, ZoneName
+from language.model import Locale, ParameterName, Pathway, Priority, Slug, ZoneName
 from workflows.contracts import (
     EnrollmentStatus,
     EscalationState,

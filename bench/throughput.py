@@ -7,7 +7,7 @@ an SMTP sink, then runs two phases one after the other on that server:
 
 - raw: `bench/raw_workflow.py`, one timer and one no-op activity per touchpoint;
 - engine: the real carepath worker (`python -m worker.main`), N patients enrolled through
-  `carepath.enrollments.enroll` in a pathway of one email step with `repeat`, delivered to the sink.
+  `services.enrollments.enroll` in a pathway of one email step with `repeat`, delivered to the sink.
 
 Both phases use one anchor for all N runs, so touchpoints fall due in bursts of N. Figures, from
 the workflow histories (server clock):
@@ -47,11 +47,11 @@ sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the proj
 
 from raw_workflow import TOUCH, RawTouchpoints, Schedule  # noqa: E402
 
-from carepath.binaries import installed_binary  # noqa: E402
-from carepath.db import Patient, create_engine, migrate, session_factory  # noqa: E402
-from carepath.enrollments import enroll  # noqa: E402
-from carepath.smtp_sink import SmtpSink  # noqa: E402
-from pathways.validation import parse_pathway  # noqa: E402
+from tools.binaries import installed_binary  # noqa: E402
+from store.db import Patient, create_engine, migrate, session_factory  # noqa: E402
+from services.enrollments import enroll  # noqa: E402
+from tools.smtp_sink import SmtpSink  # noqa: E402
+from language.validation import parse_pathway  # noqa: E402
 from workflows.contracts import DELIVER_MESSAGE  # noqa: E402
 
 PATHWAY = """\
@@ -251,7 +251,7 @@ async def run_engine(client: Client, address: str, server_pid: int, workdir: Pat
                      options: argparse.Namespace) -> Figures:
     pathway = parse_pathway(PATHWAY.format(first=options.first, every=options.every,
                                            touchpoints=options.touchpoints), "bench pathway")
-    database_url = f"sqlite+aiosqlite:///{workdir / 'carepath.db'}"
+    database_url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
     await asyncio.to_thread(migrate, database_url)
     task_queue = f"bench-engine-{uuid.uuid4().hex[:8]}"
     engine = create_engine(database_url)

@@ -1,6 +1,11 @@
 import os
+from pathlib import Path
 
 import pytest
+
+from language.instruments.model import Instrument
+from services.settings import PROJECT_ROOT
+from services.site import load_instruments
 
 _exit_status = 0
 
@@ -19,3 +24,14 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
+
+
+@pytest.fixture(scope="session")
+def shipped(tmp_path_factory) -> dict[str, Instrument]:
+    """The instruments as committed: no developer's local licensed text merged in."""
+    return load_instruments(PROJECT_ROOT / "pathways" / "instruments", local_dir=tmp_path_factory.mktemp("no-local-text"))
+
+
+@pytest.fixture
+def empty_dir(tmp_path) -> Path:
+    return tmp_path

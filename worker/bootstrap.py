@@ -13,11 +13,10 @@ from activities.channels import Channel, ConsoleChannel, EmailChannel, SmtpSetti
 from activities.delivery import DeliveryActivities
 from activities.escalations import EscalationActivities
 from activities.questionnaires import QuestionnaireActivities
-from carepath.db import create_engine, session_factory
-from carepath.links import form_links
-from carepath.settings import Settings
-from pathways.instrument import load_instruments
-from pathways.safety import load_crisis_lexicon
+from store.db import create_engine, session_factory
+from services.links import form_links
+from services.settings import Settings
+from services.site import Site, load_site
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
@@ -32,18 +31,19 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
 
 @asynccontextmanager
 async def build_worker(client: Client, settings: Settings, task_queue: str | None = None,
-                       channels: dict[str, Channel] | None = None) -> AsyncIterator[Worker]:
+                       channels: dict[str, Channel] | None = None, site: Site | None = None) -> AsyncIterator[Worker]:
     """A worker with every workflow and activity; its database engine and HTTP client closed on exit.
 
-    `channels` replaces the configured ones by name (the simulator records console messages).
+    `channels` replaces the configured ones by name (the simulator records console messages); `site`
+    is the pathways folder's instruments and lexicon, if already loaded.
     """
     engine = create_engine(settings.DATABASE_URL)
     email = EmailChannel(smtp_settings(settings))
     sessions = session_factory(engine)
     delivery = DeliveryActivities(sessions, {"email": email, "console": ConsoleChannel()} | (channels or {}),
                                   form_links(settings))
-    questionnaires = QuestionnaireActivities(sessions, load_instruments(settings.PATHWAYS_DIR / "instruments"),
-                                             load_crisis_lexicon(settings.CRISIS_LEXICON))
+    site = site or load_site(settings.PATHWAYS_DIR)
+    questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     async with httpx.AsyncClient(trust_env=False) as http:
         escalations = EscalationActivities(sessions, email, settings.PUBLIC_BASE_URL, http)
         try:

@@ -6,9 +6,9 @@ import asyncio
 import logging
 import signal
 
-from carepath.db import migrate
-from carepath.settings import Settings, get_settings
-from carepath.temporal import connect
+from store.db import migrate
+from services.settings import Settings, get_settings
+from services.temporal import connect
 from worker.bootstrap import build_worker
 
 log = logging.getLogger("carepath.worker")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
 
-from pathways.model import EscalationPolicy, MessageTemplate, Pathway
+from language.model import EscalationPolicy, MessageTemplate, Pathway
 
 DELIVER_MESSAGE = "deliver_message"
 RECORD_ENROLLMENT_STATUS = "record_enrollment_status"

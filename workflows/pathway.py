@@ -21,9 +21,9 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pathways.expressions import evaluate
-    from pathways.model import CRISIS_POLICY_NAME, Actions, Escalate, MessageStep, QuestionnaireStep, crisis_policy
-    from pathways.plan import compile_plan, questionnaire_window
+    from language.expressions import evaluate
+    from language.model import CRISIS_POLICY_NAME, Actions, Escalate, MessageStep, QuestionnaireStep, crisis_policy
+    from language.plan import compile_plan, questionnaire_window
     from workflows.contracts import (
         DELIVER_MESSAGE,
         EXPIRE_QUESTIONNAIRE,

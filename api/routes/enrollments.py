@@ -16,10 +16,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import RegistryDep, SessionDep, SettingsDep, TemporalDep
 from api.routes.patients import patient_or_404
 from api.schemas import CancelBody, EnrollmentCreate, EnrollmentPublic, Message
-from carepath.db import Enrollment
-from carepath.enrollments import EnrollmentConflict, enroll
-from carepath.registry import UnknownPathway
-from workflows.contracts import CancelRequest, Timeline
+from store.db import Enrollment
+from services.enrollments import EnrollmentConflict, enroll
+from services.registry import UnknownPathway
+from workflows.contracts import CancelRequest, Timeline, workflow_id_for
 from workflows.pathway import PathwayWorkflow
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ async def cancel_enrollment(enrollment_id: str, body: CancelBody, session: Sessi
                             temporal: TemporalDep) -> EnrollmentPublic:
     """Cancel an enrollment: every touchpoint not yet started is dropped."""
     enrollment = await enrollment_or_404(session, enrollment_id)
-    handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, enrollment.workflow_id)
+    handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment.id))
     try:
         timeline = await handle.execute_update(PathwayWorkflow.cancel, CancelRequest(reason=body.reason),
                                                rpc_timeout=UPDATE_TIMEOUT)
@@ -115,7 +115,7 @@ async def enrollment_or_404(session: SessionDep, enrollment_id: str) -> Enrollme
 
 async def read_timeline(temporal: Client, enrollment: Enrollment) -> Timeline | None:
     """The workflow's own account, also after it has closed; None if it cannot answer now."""
-    handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, enrollment.workflow_id)
+    handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment.id))
     try:
         return await handle.query(PathwayWorkflow.timeline, rpc_timeout=QUERY_TIMEOUT)
     except (RPCError, WorkflowQueryFailedError) as error:
@@ -140,6 +140,6 @@ def present(enrollment: Enrollment, timeline: Timeline | None) -> EnrollmentPubl
         pathway_version=enrollment.pathway_version, anchor=enrollment.anchor.astimezone(ZoneInfo(enrollment.timezone)),
         timezone=enrollment.timezone, status=timeline.status if timeline else enrollment.status,
         status_reason=timeline.cancel_reason if timeline else enrollment.status_reason,
-        created_at=enrollment.created_at, ended_at=enrollment.ended_at, workflow_id=enrollment.workflow_id,
+        created_at=enrollment.created_at, ended_at=enrollment.ended_at, workflow_id=workflow_id_for(enrollment.id),
         timeline=timeline,
     )

@@ -33,7 +33,7 @@ from api.schemas import (
     StaffActionBody,
     enrollment_path,
 )
-from carepath.db import EscalationAudit, EscalationRecord
+from store.db import EscalationAudit, EscalationRecord
 from workflows.contracts import (
     EscalationState,
     Reassignment,

@@ -15,10 +15,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ServicesDep
-from carepath.db import Enrollment, Patient, QuestionnaireRecord
-from carepath.links import FormClaims, LinkExpired, LinkInvalid
-from carepath.responses import QuestionnaireClosed, open_questionnaire, submit_response
-from pathways.instrument import AnswersInvalid, Instrument
+from store.db import Enrollment, Patient, QuestionnaireRecord
+from services.links import FormClaims, LinkExpired, LinkInvalid
+from services.responses import QuestionnaireClosed, open_questionnaire, submit_response
+from language.instruments.model import Instrument
+from language.instruments.scoring import AnswersInvalid
 
 router = APIRouter(prefix="/f", tags=["forms"], include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")

@@ -2,8 +2,8 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from api.deps import RegistryDep
 from api.schemas import InvalidPathway, Message, PathwayDetail, PathwaySummary
-from carepath.registry import DeployedPathway, PathwayRegistry, UnknownPathway, VersionConflict
-from pathways.loader import DocumentInvalid
+from services.registry import DeployedPathway, PathwayRegistry, UnknownPathway, VersionConflict
+from language.loader import DocumentInvalid
 
 router = APIRouter(prefix="/pathways", tags=["pathways"])
 

@@ -2,7 +2,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.deps import SessionDep
 from api.schemas import Message, PatientCreate, PatientPublic
-from carepath.db import Patient
+from store.db import Patient
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from api.deps import ServicesDep, SessionDep
 from api.routes.enrollments import enrollment_or_404
 from api.schemas import Message, Name
-from carepath.responses import QuestionnaireClosed, submit_response
-from pathways.instrument import AnswersInvalid
+from services.responses import QuestionnaireClosed, submit_response
+from language.instruments.scoring import AnswersInvalid
 from workflows.contracts import RuleOutcome
 
 router = APIRouter(prefix="/enrollments", tags=["responses"])

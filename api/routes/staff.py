@@ -8,7 +8,7 @@ from sqlalchemy import select
 from api.deps import SessionDep
 from api.routes.teams import team_or_404, team_or_422
 from api.schemas import Message, StaffCreate, StaffPublic
-from carepath.db import StaffMember
+from store.db import StaffMember
 
 router = APIRouter(prefix="/staff", tags=["staff"])
 

@@ -24,7 +24,7 @@ from api.schemas import (
     Message,
     enrollment_path,
 )
-from carepath.db import CallTaskRecord, utcnow
+from store.db import CallTaskRecord, utcnow
 from workflows.contracts import CallOutcome, workflow_id_for
 from workflows.pathway import PathwayWorkflow
 

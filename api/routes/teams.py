@@ -1,6 +1,6 @@
 """The site's teams: who escalations and call tasks go to, and how each is told.
 
-pathways/site/teams.yaml seeds them at start (see carepath.teams_store); changes made here are kept.
+pathways/site/teams.yaml seeds them at start (see services.teams); changes made here are kept.
 """
 
 from fastapi import APIRouter, HTTPException, status
@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import SessionDep
 from api.schemas import NO_CHANNEL, Message, TeamCreate, TeamPublic, TeamUpdate
-from carepath.db import TeamRecord
+from store.db import TeamRecord
 
 router = APIRouter(prefix="/teams", tags=["teams"])
 

@@ -10,8 +10,8 @@ from sqlalchemy import and_, or_, select
 from api.deps import SessionDep
 from api.routes.teams import team_or_404
 from api.schemas import Message, WorklistItem, enrollment_path
-from carepath.db import CallTaskRecord, EscalationAudit, EscalationRecord
-from pathways.model import Priority
+from store.db import CallTaskRecord, EscalationAudit, EscalationRecord
+from language.model import Priority
 
 router = APIRouter(prefix="/worklist", tags=["worklist"])
 

@@ -3,8 +3,10 @@ worker and SMTP inbox in this process. Nothing is mocked."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,9 +14,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
-from carepath.binaries import installed_binary
-from carepath.settings import Settings
-from carepath.smtp_sink import SmtpSink
+from tools.binaries import installed_binary
+from services.settings import PROJECT_ROOT, Settings
+from services.site import REQUIRED
+from tools.smtp_sink import SmtpSink
 from worker.bootstrap import build_worker
 
 # Shipped with the application under test: its steps lie a day or more ahead, so nothing is sent
@@ -40,6 +43,19 @@ steps:
 NOT_A_SHIPPED_PATHWAY = SHIPPED_PATHWAY.replace("api-follow-up", "in-a-subfolder")
 
 
+def with_site_files(folder: Path) -> Path:
+    """A pathways folder with the shipped instruments and crisis lexicon, and no pathway yet. No roster:
+    tests create the teams they need through the API."""
+    for part in REQUIRED:
+        shutil.copytree(PROJECT_ROOT / "pathways" / part.parts[0], folder / part.parts[0])
+    return folder
+
+
+@pytest.fixture
+def site_folder(tmp_path: Path) -> Path:
+    return with_site_files(tmp_path / "pathways")
+
+
 @pytest.fixture(scope="session")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
@@ -60,11 +76,11 @@ def inbox() -> SmtpSink:
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory, temporal: WorkflowEnvironment, inbox: SmtpSink) -> Settings:
     workdir = tmp_path_factory.mktemp("api")
-    shipped = workdir / "pathways"
+    shipped = with_site_files(workdir / "pathways")
     (shipped / "tests").mkdir(parents=True)
     (shipped / "api-follow-up.yaml").write_text(SHIPPED_PATHWAY, encoding="utf-8")
     (shipped / "tests" / "in-a-subfolder.yaml").write_text(NOT_A_SHIPPED_PATHWAY, encoding="utf-8")
-    return Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'carepath.db'}",
+    return Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'store.db'}",
                     TEMPORAL_ADDRESS=temporal.client.service_client.config.target_host,
                     SMTP_PORT=inbox.port, PATHWAYS_DIR=shipped, TASK_QUEUE=f"carepath-api-{uuid.uuid4()}")
 

@@ -1,6 +1,6 @@
 import httpx
 
-from carepath.registry import source_digest
+from services.registry import source_digest
 
 NEW_PATHWAY = """\
 id: api-deployed
@@ -99,3 +99,21 @@ async def test_only_yaml_is_accepted(api: httpx.AsyncClient):
     response = await api.post("/pathways", json={"id": "api-json"})
     assert response.status_code == 415
     assert "application/yaml" in response.json()["detail"]
+
+
+async def test_a_pathway_may_name_a_team_created_through_the_api(api: httpx.AsyncClient):
+    team = await api.post("/teams", json={"id": "wound-clinic", "name": "Wound clinic",
+                                          "email": "wound-clinic@hospital.test"})
+    assert team.status_code == 201, team.text
+    calling = NEW_PATHWAY.replace("api-deployed", "wound-follow-up") + (
+        "  - kind: call\n    id: wound-check\n    at: day 3 10:00\n    team: wound-clinic\n"
+        "    script: {en: Ask how the wound looks.}\n")
+
+    deployed = await deploy(api, calling)
+
+    assert deployed.status_code == 201, deployed.text
+    assert deployed.json()["definition"]["steps"][1]["team"] == "wound-clinic"
+    unknown = await deploy(api, calling.replace("wound-follow-up", "nobodys-call").replace("team: wound-clinic",
+                                                                                           "team: wound-clinc"))
+    assert unknown.status_code == 422
+    assert "unknown team 'wound-clinc'; did you mean 'wound-clinic'?" in unknown.text

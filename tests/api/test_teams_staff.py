@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from api.main import create_app
-from carepath.settings import Settings
+from services.settings import Settings
+from services.site import SiteIncomplete
 
 ROSTER = """\
 teams:
@@ -128,11 +129,10 @@ async def test_staff_need_a_known_team_and_well_formed_fields(api: httpx.AsyncCl
 
 
 @pytest.fixture
-def site(tmp_path: Path, settings: Settings) -> Settings:
+def site(tmp_path: Path, site_folder: Path, settings: Settings) -> Settings:
     """An application of its own, with a roster file and a fresh database, on the shared Temporal."""
-    folder = tmp_path / "pathways"
-    folder.mkdir()
-    (folder / "site").mkdir(exist_ok=True)
+    folder = site_folder
+    (folder / "site").mkdir()
     (folder / "site" / "teams.yaml").write_text(ROSTER, encoding="utf-8")
     return settings.model_copy(update={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'site.db'}",
                                        "PATHWAYS_DIR": folder})
@@ -165,14 +165,14 @@ async def test_the_roster_file_seeds_teams_and_never_overwrites_a_change_made_th
     roster = site.PATHWAYS_DIR / "site" / "teams.yaml"
     roster.write_text(ROSTER + "  - id: ward-b\n    name: Ward B nurses\n    email: ward-b@hospital.test\n")
     app, lifespan = _started(site)
-    with caplog.at_level(logging.INFO, logger="carepath.teams_store"):
+    with caplog.at_level(logging.INFO, logger="services.teams"):
         async with lifespan:
             teams = await _teams(app)
     assert teams["ward-a"]["email"] == "ward-a-desk@hospital.test"
     assert teams["ward-b"] == {"id": "ward-b", "name": "Ward B nurses", "email": "ward-b@hospital.test",
                                "webhook": None}
     [kept] = [record.getMessage() for record in caplog.records
-              if record.levelno == logging.WARNING and record.name == "carepath.teams_store"]
+              if record.levelno == logging.WARNING and record.name == "services.teams"]
     assert kept.startswith("team ward-a differs from the roster file; keeping the database's version")
     assert "email 'ward-a-desk@hospital.test' (file: 'ward-a@hospital.test')" in kept
     assert "teams.yaml: 3 team(s), 1 added, 1 kept as changed through the API" in caplog.text
@@ -181,10 +181,26 @@ async def test_the_roster_file_seeds_teams_and_never_overwrites_a_change_made_th
 async def test_a_broken_roster_file_is_reported_and_the_api_still_starts(site: Settings, caplog):
     (site.PATHWAYS_DIR / "site" / "teams.yaml").write_text(ROSTER.replace("    email: ward-a@hospital.test\n", ""))
     app, lifespan = _started(site)
-    with caplog.at_level(logging.INFO, logger="carepath.teams_store"):
+    with caplog.at_level(logging.INFO, logger="services.teams"):
         async with lifespan:
             assert await _teams(app) == {}
     [error] = [record.getMessage() for record in caplog.records
-               if record.levelno == logging.ERROR and record.name == "carepath.teams_store"]
+               if record.levelno == logging.ERROR and record.name == "services.teams"]
     assert "teams.yaml was not loaded; it has 1 problem(s)" in error
     assert "team 'ward-a' needs an email or a webhook" in error
+
+
+async def test_a_custom_pathways_folder_without_its_site_files_is_refused_by_name(tmp_path: Path,
+                                                                               settings: Settings):
+    folder = tmp_path / "hospital-pathways"
+    (folder / "site").mkdir(parents=True)
+    (folder / "site" / "teams.yaml").write_text(ROSTER, encoding="utf-8")
+    app, lifespan = _started(settings.model_copy(update={
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'custom.db'}", "PATHWAYS_DIR": folder}))
+
+    with pytest.raises(SiteIncomplete) as refused:
+        async with lifespan:
+            pass
+
+    message = str(refused.value)
+    assert f"{folder / 'instruments'}, {folder / 'safety' / 'crisis-lexicon.yaml'} are missing" in message

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pathways.preview import preview, to_html
-from pathways.validation import load_pathway_file
+from language.preview import preview, to_html
+from services.settings import PROJECT_ROOT
+from services.site import load_site
+
+SITE = load_site(PROJECT_ROOT / "pathways")
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = [REPO / "pathways" / "postnatal-42d.yaml", REPO / "pathways" / "post-surgery-recovery.yaml"]
@@ -18,7 +21,7 @@ SHIPPED = [REPO / "pathways" / "postnatal-42d.yaml", REPO / "pathways" / "post-s
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
 def test_the_rendered_preview_shows_every_step_its_events_and_a_legend(path: Path, chromium, tmp_path: Path):
-    pathway = load_pathway_file(path)
+    pathway = SITE.load_pathway(path)
     result = preview(pathway, date(2026, 12, 1))
     page = tmp_path / f"{path.stem}.html"
     page.write_text(to_html(result), encoding="utf-8")
@@ -41,7 +44,7 @@ def test_the_rendered_preview_shows_every_step_its_events_and_a_legend(path: Pat
 def test_the_preview_screenshot_is_a_full_page_picture(chromium, tmp_path: Path):
     """Produces a PNG to look at (kept under pytest's tmp dir): checked here only for its size."""
     page = tmp_path / "postnatal.html"
-    page.write_text(to_html(preview(load_pathway_file(SHIPPED[0]), date(2026, 12, 1))), encoding="utf-8")
+    page.write_text(to_html(preview(SITE.load_pathway(SHIPPED[0]), date(2026, 12, 1))), encoding="utf-8")
 
     png = chromium.screenshot(page, tmp_path / "postnatal.png")
 

@@ -23,10 +23,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from carepath.binaries import installed_binary
-from carepath.devstack import Child, accepts_connections
-from carepath.settings import PROJECT_ROOT
-from carepath.smtp_sink import ReceivedMail, SmtpSink, free_port
+from tools.binaries import installed_binary
+from tools.devstack import Child, accepts_connections
+from services.settings import PROJECT_ROOT
+from tools.smtp_sink import ReceivedMail, SmtpSink, free_port
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
@@ -169,7 +169,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
     api_port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("CAREPATH_")} | {
         "CAREPATH_ENVIRONMENT": "test",
-        "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'carepath.db'}",
+        "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'store.db'}",
         "CAREPATH_TEMPORAL_ADDRESS": temporal_server.client.service_client.config.target_host,
         "CAREPATH_TASK_QUEUE": f"carepath-e2e-{uuid.uuid4()}",
         "CAREPATH_SMTP_HOST": HOST,

@@ -1,6 +1,6 @@
 import pytest
 
-from carepath.simulation import local_stack, time_skipping_environment
+from tools.simulation import local_stack, time_skipping_environment
 
 
 @pytest.fixture

@@ -8,12 +8,16 @@ import pytest
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
-from carepath.db import CallTaskRecord, EscalationAudit, EscalationRecord
-from carepath.responses import submit_response
-from pathways.validation import parse_pathway
+from store.db import CallTaskRecord, EscalationAudit, EscalationRecord
+from services.responses import submit_response
+from language.validation import parse_pathway
 from workflows.contracts import CallOutcome, StaffAction, escalation_workflow_id
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
+from services.settings import PROJECT_ROOT
+from services.site import load_site
+
+SITE = load_site(PROJECT_ROOT / "pathways")
 
 PATHWAY = """\
 id: escalation-test
@@ -64,7 +68,7 @@ MIDWIFE = StaffAction(staff_id="st_midwife", team="midwives")
 
 
 async def _start(time_skipping, stack, locale="en"):
-    pathway = parse_pathway(PATHWAY, "escalation.yaml", stack.instruments)
+    pathway = parse_pathway(PATHWAY, "escalation.yaml", stack.instruments, SITE.teams())
     patient = await stack.add_patient(given_name="Meiling", locale=locale, timezone="UTC")
     anchor = (await time_skipping.get_current_time()).date() + timedelta(days=1)
     enrolled = await stack.enroll(patient, pathway, anchor)

@@ -6,10 +6,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from carepath.db import Enrollment, TouchpointRecord
-from pathways.validation import load_pathway_file, parse_pathway
+from store.db import Enrollment, TouchpointRecord
+from language.validation import parse_pathway
 from workflows.contracts import CancelRequest
 from workflows.pathway import PathwayWorkflow
+from services.settings import PROJECT_ROOT
+from services.site import load_site
+
+SITE = load_site(PROJECT_ROOT / "pathways")
 
 SHIPPED = Path(__file__).resolve().parents[2] / "pathways"
 
@@ -17,7 +21,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "pathways"
 def _pathway(steps: str, extra: str = ""):
     return parse_pathway(
         "id: test-pathway\nversion: 1\ntitle: Test\nanchor: surgery_date\nlocales: [en]\n" + extra + "steps:\n" + steps,
-        "test.yaml",
+        "test.yaml", SITE.instruments, SITE.teams(),
     )
 
 
@@ -30,7 +34,7 @@ async def _tomorrow(time_skipping) -> date:
 
 
 async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_skipping, stack):
-    pathway = load_pathway_file(SHIPPED / "post-surgery-recovery.yaml")
+    pathway = SITE.load_pathway(SHIPPED / "post-surgery-recovery.yaml")
     patient = await stack.add_patient(given_name="Mei", locale="zh-CN", timezone="Asia/Shanghai")
     enrolled = await stack.enroll(patient, pathway, await _tomorrow(time_skipping))
 

@@ -7,11 +7,15 @@ import pytest
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 
-from carepath.db import EscalationRecord, QuestionnaireRecord, ResponseRecord, TouchpointRecord
-from carepath.responses import QuestionnaireClosed, submit_response
-from pathways.validation import parse_pathway
+from store.db import EscalationRecord, QuestionnaireRecord, ResponseRecord, TouchpointRecord
+from services.responses import QuestionnaireClosed, submit_response
+from language.validation import parse_pathway
 from workflows.contracts import ResponseSubmission
 from workflows.pathway import PathwayWorkflow
+from services.settings import PROJECT_ROOT
+from services.site import load_site
+
+SITE = load_site(PROJECT_ROOT / "pathways")
 
 MOOD_PATHWAY = """\
 id: mood-check
@@ -76,7 +80,7 @@ async def _recorded_escalations(stack, count: int) -> list[EscalationRecord]:
 
 
 async def _enroll(time_skipping, stack):
-    pathway = parse_pathway(MOOD_PATHWAY, "mood.yaml", stack.instruments)
+    pathway = parse_pathway(MOOD_PATHWAY, "mood.yaml", stack.instruments, SITE.teams())
     patient = await stack.add_patient(timezone="UTC")
     anchor = (await time_skipping.get_current_time()).date() + timedelta(days=1)
     enrolled = await stack.enroll(patient, pathway, anchor)

@@ -1,0 +1,1 @@
+"""Questionnaire instruments: the model, scoring, checks and licensed local text."""

@@ -1,0 +1,308 @@
+"""The pathway language: what a clinical manager may write, as pydantic models.
+
+Every model forbids unknown keys so that a typo is an error, never a silently ignored setting.
+Every field carries a description: they become the JSON Schema editors show while authors type.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    TypeAdapter,
+    WithJsonSchema,
+)
+
+from language import timing
+
+
+class LanguageModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{name}' is not an IANA time zone (e.g. Asia/Shanghai, Europe/London)") from None
+    return name
+
+
+def _check_with(parser):
+    def check(text: str) -> str:
+        parser(text)
+        return text
+
+    return check
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(timing.parse_duration),
+    PlainSerializer(timing.format_duration, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "description": timing.DURATION_HELP, "examples": ["30s", "2h", "1d"]}),
+]
+TimingText = Annotated[
+    str,
+    AfterValidator(_check_with(timing.parse_timing)),
+    WithJsonSchema({"type": "string", "description": timing.AT_HELP, "examples": ["day 3 09:00", "day 0 +2h", "30s"]}),
+]
+SendWindowText = Annotated[
+    str,
+    AfterValidator(_check_with(timing.parse_send_window)),
+    WithJsonSchema({"type": "string", "description": timing.WINDOW_HELP, "examples": ["09:00-20:00"]}),
+]
+ZoneName = Annotated[str, AfterValidator(_check_zone), Field(examples=["Asia/Shanghai", "Europe/London"])]
+Slug = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64, examples=["post-surgery-recovery"],
+          description="lower-case letters, digits, '-' and '_'"),
+]
+Locale = Annotated[
+    str,
+    Field(pattern=r"^[a-z]{2,3}(-[A-Z][A-Za-z]{1,3})?$", examples=["zh-CN", "en"],
+          description="a BCP 47 language tag such as zh-CN or en"),
+]
+Channel = Literal["email", "console"]
+
+
+class Repeat(LanguageModel):
+    """Repeat a step at a fixed interval after its first occurrence."""
+
+    every: Duration = Field(description="time between occurrences; whole days keep the same local clock time")
+    times: int = Field(ge=2, le=366, description="how many occurrences in all, the first included", examples=[7])
+
+
+class MessageTemplate(LanguageModel):
+    """The text of one message in one language. Jinja2, rendered in a sandbox."""
+
+    subject: str = Field(min_length=1, description="the subject line (email) or title", examples=["Your check-in"])
+    body: str = Field(min_length=1, description="the message text; {{ patient.first_name }} and friends",
+                      examples=["Dear {{ patient.first_name }}, ..."])
+
+
+Templates = Annotated[
+    dict[Locale, MessageTemplate],
+    Field(description="one template per locale of the pathway", examples=[{"en": {"subject": "Hello", "body": "Hi"}}]),
+]
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# Tells editors that one id may stand alone (`tag: fever`) as well as in a list (`tag: [a, b]`).
+_SLUG_SCHEMA = TypeAdapter(Slug).json_schema()
+OneOrMany = WithJsonSchema({"anyOf": [_SLUG_SCHEMA, {"type": "array", "items": _SLUG_SCHEMA}]})
+
+
+class MessageStep(LanguageModel):
+    """Send a message (education, reminder, instructions) to the patient."""
+
+    kind: Literal["message"] = Field(description="what this step does")
+    id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    at: TimingText | None = Field(
+        default=None, description="when the first occurrence is due; leave out for a message that only rules send",
+        examples=["day 1 10:00", "day 0 +2h"])
+    repeat: Repeat | None = Field(default=None, description="optional repetition",
+                                  examples=[{"every": "1d", "times": 7}])
+    channel: Channel = Field(default="email", description="how the message reaches the patient",
+                             examples=["email"])
+    template: Templates
+
+
+Priority = Literal["urgent", "high", "routine"]
+
+
+class Escalate(LanguageModel):
+    """Ask a person to look at this patient: the policy says who is told, and who next if nobody answers."""
+
+    reason: str = Field(min_length=1, description="why, in words a nurse understands at a glance",
+                        examples=["PHQ-9 score 10 or more"])
+    policy: Slug = Field(default="default", description="which of the pathway's escalation_policies to follow",
+                         examples=["mood", "crisis"])
+    priority: Priority | None = Field(default=None, description="overrides the policy's priority for this rule",
+                                      examples=["urgent"])
+
+
+class Tier(LanguageModel):
+    """One rung of an escalation ladder."""
+
+    notify: Slug = Field(description="the team told at this tier (see pathways/site/teams.yaml)", examples=["midwives"])
+    ack_within: Duration | None = Field(
+        default=None, description="if nobody of that team acknowledges within this time, the next tier is told; "
+                                  "leave out on the last tier", examples=["30m"])
+
+
+class EscalationPolicy(LanguageModel):
+    """Who is told when a rule escalates, in order, and how long each has to acknowledge."""
+
+    priority: Priority = Field(default="high", description="how fast someone must look", examples=["high"])
+    tiers: list[Tier] = Field(min_length=1, description="teams told in turn until someone acknowledges",
+                              examples=[[{"notify": "midwives", "ack_within": "30m"}, {"notify": "obstetricians"}]])
+    pause_pathway: bool = Field(default=False,
+                                description="hold every other step of the pathway until the escalation is resolved",
+                                examples=[False])
+
+
+class Actions(LanguageModel):
+    """What happens when a rule matches (any combination)."""
+
+    tag: Annotated[list[Slug], BeforeValidator(_one_or_many), OneOrMany] = Field(
+        default_factory=list, description="labels added to the enrollment, e.g. mood-risk", examples=[["mood-risk"]])
+    send: Annotated[list[Slug], BeforeValidator(_one_or_many), OneOrMany] = Field(
+        default_factory=list, description="ids of message steps to send now", examples=[["fever-advice"]])
+    escalate: Escalate | None = Field(default=None, description="open an escalation",
+                                      examples=[{"reason": "PHQ-9 score 10 or more", "priority": "high"}])
+    call: Annotated[list[Slug], BeforeValidator(_one_or_many), OneOrMany] = Field(
+        default_factory=list, description="ids of call steps to open now (a phone follow-up task)",
+        examples=[["no-response-call"]])
+    stop: bool = Field(default=False, description="end the pathway for this patient: nothing more is sent",
+                       examples=[True])
+
+
+class Rule(Actions):
+    """`when` the expression is true for a response, the actions happen. Every matching rule fires."""
+
+    when: str = Field(min_length=1, description="an expression over score, band, flags, tags and item ids",
+                      examples=["score >= 10 or 'self_harm' in flags"])
+
+
+class QuestionnaireStep(LanguageModel):
+    """Ask the patient to fill in an instrument through a signed web link, then act on the answers."""
+
+    kind: Literal["questionnaire"] = Field(description="what this step does")
+    id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    instrument: Slug = Field(description="id of an instrument in pathways/instruments/", examples=["phq-9"])
+    at: TimingText = Field(description="when the questionnaire opens (the invitation is sent)",
+                       examples=["day 3 10:00"])
+    repeat: Repeat | None = Field(default=None, description="optional repetition",
+                                  examples=[{"every": "1d", "times": 7}])
+    channel: Channel = Field(default="email", description="how the invitation reaches the patient",
+                             examples=["email"])
+    template: Templates = Field(description="the invitation per locale; must contain {{ link }}")
+    reminder_template: Templates | None = Field(
+        default=None, description="reminder text per locale (default: the invitation again); must contain {{ link }}",
+        examples=[{"en": {"subject": "Reminder: your check-in", "body": "Still open for you: {{ link }}"}}])
+    remind: list[Duration] = Field(default_factory=list, description="after opening, remind if still unanswered",
+                                   examples=[["24h", "48h"]])
+    expire: Duration = Field(description="after opening, the link stops working and on_expire happens",
+                             examples=["72h"])
+    on: list[Rule] = Field(default_factory=list, description="rules evaluated on each response, in order",
+                           examples=[[{"when": "score >= 10", "tag": "mood-risk",
+                                       "escalate": {"reason": "PHQ-9 score 10 or more"}}]])
+    on_expire: Actions | None = Field(default=None, description="what happens when nobody answered in time",
+                                      examples=[{"tag": "no-response"}])
+
+
+class CallRetry(LanguageModel):
+    """How often staff try again when the patient could not be reached."""
+
+    every: Duration = Field(description="wait this long before the next attempt", examples=["1d"])
+    times: int = Field(ge=1, le=10, description="attempts in all, the first included", examples=[3])
+
+
+class CallStep(LanguageModel):
+    """A phone follow-up task (电话随访) for a team: staff record whether they reached the patient."""
+
+    kind: Literal["call"] = Field(description="what this step does")
+    id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    at: TimingText | None = Field(
+        default=None, description="when the task falls due; leave out for a call that only rules open",
+        examples=["day 7 10:00"])
+    repeat: Repeat | None = Field(default=None, description="optional repetition",
+                                  examples=[{"every": "1d", "times": 7}])
+    team: Slug = Field(description="the team whose worklist gets the task", examples=["midwives"])
+    script: dict[Locale, str] = Field(description="what to ask, per locale of the pathway",
+                                      examples=[{"en": "Ask how feeding is going."}])
+    retry: CallRetry = Field(default_factory=lambda: CallRetry(every=timedelta(days=1), times=3),
+                             description="when the patient is not reached", examples=[{"every": "1d", "times": 3}])
+    on: list[Rule] = Field(default_factory=list,
+                           description="rules on the values staff measured when they reached the patient",
+                           examples=[[{"when": "temperature >= 38.0", "tag": "fever"}]])
+    on_not_reached: Actions | None = Field(default=None, description="what happens after the last failed attempt",
+                                           examples=[{"tag": "not-reached"}])
+
+
+STEP_KINDS = ("message", "questionnaire", "call")
+
+
+def _step_kind(value: Any) -> str | None:
+    return value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
+Step = Annotated[
+    Union[Annotated[MessageStep, Tag("message")], Annotated[QuestionnaireStep, Tag("questionnaire")],
+          Annotated[CallStep, Tag("call")]],
+    Discriminator(_step_kind),
+]
+
+
+ParameterName = Annotated[
+    str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64, examples=["phq9_referral_score"],
+               description="lower-case letters, digits and '_', starting with a letter (rules use it as a name)"),
+]
+
+
+class Parameter(LanguageModel):
+    """A clinical threshold used by rules, with where it comes from, so reviewers can check it."""
+
+    value: float | int = Field(description="the number rules compare with", examples=[10, 38.0])
+    source: str = Field(min_length=1, description="the guideline, paper or local decision behind the number",
+                        examples=["Kroenke, Spitzer & Williams, J Gen Intern Med 2001: PHQ-9 >= 10 moderate depression"])
+
+
+class Pathway(LanguageModel):
+    """A care pathway: what happens to an enrolled patient, and when, relative to an anchor date."""
+
+    id: Slug = Field(description="stable identifier; enrollments refer to it")
+    version: int = Field(ge=1, description="raise it for every change; running enrollments keep theirs",
+                         examples=[1])
+    title: str = Field(min_length=1, description="shown to staff", examples=["Post-surgery recovery"])
+    anchor: Slug = Field(description="the named date the schedule hangs on",
+                         examples=["surgery_date", "delivery_date", "discharge_date"])
+    timezone: ZoneName = Field(default="UTC", description="used when the patient has no time zone of their own")
+    send_window: SendWindowText | None = Field(
+        default=None,
+        description="local hours when patients may be contacted; a touchpoint outside waits for the window to open",
+        examples=["09:00-20:00"],
+    )
+    locales: list[Locale] = Field(min_length=1, description="languages the pathway speaks; the first is the default",
+                                  examples=[["zh-CN", "en"]])
+    parameters: dict[ParameterName, Parameter] = Field(
+        default_factory=dict, description="named thresholds that rules use, each with its source",
+        examples=[{"phq9_referral_score": {"value": 10, "source": "Kroenke 2001: PHQ-9 >= 10 moderate depression"}}])
+    escalation_policies: dict[Slug, EscalationPolicy] = Field(
+        default_factory=dict,
+        description="named ladders that rules escalate to; 'crisis' (if given) takes crisis language and self-harm "
+                    "flags instead of the built-in crisis route",
+        examples=[{"default": {"tiers": [{"notify": "midwives", "ack_within": "30m"}, {"notify": "obstetricians"}]}}])
+    steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing",
+                              examples=[[{"kind": "message", "id": "welcome", "at": "day 1 10:00",
+                        "template": {"en": {"subject": "Welcome", "body": "Dear {{ patient.first_name }}, ..."}}}]])
+
+    def step(self, step_id: str) -> MessageStep | QuestionnaireStep | CallStep:
+        return next(step for step in self.steps if step.id == step_id)
+
+
+# Every pathway gets this route for crisis language and self-harm flags, even if its author forgot:
+# the site's crisis team, re-notified every 15 minutes until someone acknowledges.
+CRISIS_POLICY_NAME = "crisis"
+BUILT_IN_CRISIS_POLICY = EscalationPolicy(
+    priority="urgent",
+    tiers=[Tier(notify="crisis", ack_within=timedelta(minutes=15)), Tier(notify="crisis")],
+)
+
+
+def crisis_policy(pathway: Pathway) -> EscalationPolicy:
+    return pathway.escalation_policies.get(CRISIS_POLICY_NAME, BUILT_IN_CRISIS_POLICY)

@@ -1,0 +1,121 @@
+"""Compiling a pathway for one enrollment into its dated touchpoints.
+
+A pure function of (pathway, anchor, zone): the workflow runs it to know what to do and when, and
+the preview runs it to show authors the same thing without running anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from language.model import Pathway, QuestionnaireStep
+from language.timing import SendWindow, parse_send_window, parse_timing
+
+ONE_DAY = timedelta(days=1)
+
+
+class Touchpoint(BaseModel):
+    """One dated occurrence of a step for one enrollment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    occurrence: int
+    kind: str
+    due: AwareDatetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.step_id}#{self.occurrence}"
+
+
+def anchor_instant(anchor: date | datetime, zone: str) -> datetime:
+    """A date-only anchor means the start of that day in the patient's zone."""
+    tz = ZoneInfo(zone)
+    if isinstance(anchor, datetime):
+        return anchor.astimezone(tz) if anchor.tzinfo else _wall_clock(anchor.replace(tzinfo=tz))
+    # Where DST starts at midnight (America/Santiago, Asia/Beirut) the day starts at 01:00.
+    return _wall_clock(datetime.combine(anchor, time(0, 0), tzinfo=tz))
+
+
+def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = None) -> list[Touchpoint]:
+    """Every touchpoint of the pathway for this anchor, in the order they fall due."""
+    zone = zone or pathway.timezone
+    start = anchor_instant(anchor, zone)
+    window = parse_send_window(pathway.send_window) if pathway.send_window else None
+    touchpoints = []
+    for order, step in enumerate(pathway.steps):
+        if step.at is None:
+            continue
+        first = _first_due(start, step.at)
+        count = step.repeat.times if step.repeat else 1
+        for index in range(count):
+            due = _nth_due(first, step.repeat.every, index) if step.repeat else first
+            if window:
+                due = within_window(due, window)
+            touchpoints.append((due.astimezone(timezone.utc), order, index,
+                                Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
+                                           due=due.astimezone(timezone.utc))))
+    return [entry[-1] for entry in sorted(touchpoints, key=lambda entry: entry[:3])]
+
+
+def _first_due(start: datetime, at: str) -> datetime:
+    timing = parse_timing(at)
+    if timing.clock is not None:
+        day = start.date() + timedelta(days=timing.days)
+        return datetime.combine(day, timing.clock, tzinfo=start.tzinfo)
+    # Aware arithmetic keeps the local wall clock across DST for whole days; the offset is elapsed
+    # time, so it is added in UTC: `day 0 +2h` is two hours after the anchor even on a DST night.
+    day = _wall_clock(start + timedelta(days=timing.days))
+    return (day.astimezone(timezone.utc) + timing.offset).astimezone(start.tzinfo)
+
+
+def questionnaire_window(pathway: Pathway, step: QuestionnaireStep, opened: datetime, zone: str) -> tuple[list[datetime], datetime]:
+    """When reminders fall due and when the questionnaire expires, for an occurrence opened at `opened`.
+
+    Reminders respect the send window (a reminder is a message); expiry is a deadline and does not.
+    """
+    local = opened.astimezone(ZoneInfo(zone))
+    window = parse_send_window(pathway.send_window) if pathway.send_window else None
+    expires = _later(local, step.expire).astimezone(timezone.utc)
+    reminders = []
+    for offset in step.remind:
+        due = _later(local, offset)
+        if window:
+            due = within_window(due, window)
+        if due.astimezone(timezone.utc) < expires:
+            reminders.append(due.astimezone(timezone.utc))
+    return reminders, expires
+
+
+def _nth_due(first: datetime, every: timedelta, index: int) -> datetime:
+    # Whether `every` is whole days decides, not the product: 1d12h twice is 3 days, but elapsed.
+    if every % ONE_DAY == timedelta(0):
+        return _wall_clock(first + every * index)
+    return (first.astimezone(timezone.utc) + every * index).astimezone(first.tzinfo)
+
+
+def _later(moment: datetime, duration: timedelta) -> datetime:
+    """`duration` after `moment`, as the language means it: whole days keep the local clock time
+    across DST (`1d` after 10:00 is 10:00), anything else is elapsed time (`36h` is 36 hours)."""
+    if duration % ONE_DAY == timedelta(0):
+        return _wall_clock(moment + duration)
+    return (moment.astimezone(timezone.utc) + duration).astimezone(moment.tzinfo)
+
+
+def within_window(due: datetime, window: SendWindow) -> datetime:
+    """The first moment at or after `due` (in its zone) when the window is open."""
+    local = due.astimezone(due.tzinfo)
+    if local.time() < window.opens:
+        return _wall_clock(datetime.combine(local.date(), window.opens, tzinfo=local.tzinfo))
+    if local.time() > window.closes:
+        return _wall_clock(datetime.combine(local.date() + ONE_DAY, window.opens, tzinfo=local.tzinfo))
+    return local
+
+
+def _wall_clock(moment: datetime) -> datetime:
+    """Normalise a local time that DST skipped (02:30 on a spring-forward night) to a real instant."""
+    return moment.astimezone(timezone.utc).astimezone(moment.tzinfo)

@@ -1,0 +1,49 @@
+"""The site's teams: who escalations and call tasks go to, and how each team is told.
+
+`pathways/site/teams.yaml` is the roster pathways are checked against; the API loads it into the
+database at start, where staff members are added to teams.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationError, model_validator
+
+from language.loader import DocumentInvalid, load_document
+from language.model import LanguageModel, Slug
+from language.schema_errors import schema_problems
+
+
+
+class Team(LanguageModel):
+    """A team that can be notified. Notifications to a shared channel never carry answers' free text."""
+
+    id: Slug = Field(description="what pathways name in `notify:` and `team:`", examples=["midwives"])
+    name: str = Field(min_length=1, description="shown to staff", examples=["Community midwives"])
+    email: str | None = Field(default=None, description="the team's shared mailbox", examples=["midwives@hospital.example"])
+    webhook: str | None = Field(default=None, description="a pager or IM bridge that takes a JSON POST",
+                                examples=["https://pager.hospital.example/hooks/carepath"])
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "Team":
+        if not self.email and not self.webhook:
+            raise ValueError(f"team '{self.id}' needs an email or a webhook, or nobody is ever told")
+        return self
+
+
+class Roster(LanguageModel):
+    teams: list[Team] = Field(min_length=1, description="every team of the site")
+
+
+def parse_roster(text: str, file: str) -> dict[str, Team]:
+    """The teams of a roster document by id; DocumentInvalid lists every problem at its line."""
+    document = load_document(text, file)
+    try:
+        roster = Roster.model_validate(document.data)
+    except ValidationError as error:
+        raise DocumentInvalid(schema_problems(document, error, Roster)) from None
+    teams: dict[str, Team] = {}
+    for index, team in enumerate(roster.teams):
+        if team.id in teams:
+            raise DocumentInvalid([document.problem(("teams", index, "id"), f"team '{team.id}' is listed twice")])
+        teams[team.id] = team
+    return teams

@@ -1,0 +1,81 @@
+"""Enrolling a patient: the database record first, then the workflow, safe to repeat at any point."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from store.db import Enrollment, Patient
+from language.model import Pathway
+from language.plan import anchor_instant
+from workflows.contracts import EnrollmentRun, workflow_id_for
+from workflows.pathway import PathwayWorkflow
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    enrollment: Enrollment
+    created: bool
+    workflow: WorkflowHandle
+
+
+class EnrollmentConflict(Exception):
+    """The idempotency key was used before for a different request."""
+
+
+async def enroll(session: AsyncSession, client: Client, task_queue: str, *, patient: Patient, pathway: Pathway,
+                 anchor: date | datetime, timezone: str | None = None,
+                 idempotency_key: str | None = None) -> Enrolled:
+    """Create (or find again) an enrollment and make sure its workflow runs.
+
+    If the process dies between the commit and the workflow start, repeating the request with the
+    same key starts the workflow; a workflow already running under the enrollment's id is kept.
+    """
+    zone = timezone or patient.timezone or pathway.timezone
+    fingerprint = hashlib.sha256(json.dumps(
+        [patient.id, pathway.id, pathway.version, anchor.isoformat(), zone]).encode()).hexdigest()
+    enrollment = None
+    if idempotency_key:
+        enrollment = await session.scalar(select(Enrollment).where(Enrollment.idempotency_key == idempotency_key))
+        if enrollment is not None and enrollment.request_fingerprint != fingerprint:
+            raise EnrollmentConflict(f"idempotency key '{idempotency_key}' was already used for a different enrollment")
+    created = enrollment is None
+    if created:
+        enrollment = Enrollment(patient_id=patient.id, pathway_id=pathway.id, pathway_version=pathway.version,
+                                anchor=anchor_instant(anchor, zone), timezone=zone,
+                                idempotency_key=idempotency_key, request_fingerprint=fingerprint)
+        session.add(enrollment)
+        try:
+            await session.commit()
+        except IntegrityError:
+            # The same new key from two requests at once: the other one won; answer as a replay.
+            await session.rollback()
+            return await enroll(session, client, task_queue, patient=patient, pathway=pathway, anchor=anchor,
+                                timezone=timezone, idempotency_key=idempotency_key)
+    return Enrolled(enrollment, created, await start_workflow(client, task_queue, enrollment, pathway))
+
+
+async def start_workflow(client: Client, task_queue: str, enrollment: Enrollment, pathway: Pathway) -> WorkflowHandle:
+    # One enrollment, one run, ever: a repeated request joins the running workflow, and never
+    # restarts one that has already finished.
+    try:
+        return await client.start_workflow(
+            PathwayWorkflow.run,
+            EnrollmentRun(enrollment_id=enrollment.id, pathway=pathway, anchor=enrollment.anchor,
+                          timezone=enrollment.timezone),
+            id=workflow_id_for(enrollment.id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(workflow_id_for(enrollment.id))

@@ -1,0 +1,267 @@
+"""The relational store: tables, engine and sessions. SQLite by default, PostgreSQL in production.
+
+Schema changes go through Alembic migrations (store/migrations); `migrate()` applies them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps stored in UTC and always returned time-zone aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give a time zone")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pt"))
+    given_name: Mapped[str] = mapped_column(String(200))
+    family_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(16))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PathwayVersion(Base):
+    """Every deployed version, kept forever: running enrollments may still follow an old one."""
+
+    __tablename__ = "pathway_versions"
+
+    pathway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("en"))
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    pathway_id: Mapped[str] = mapped_column(String(64))
+    pathway_version: Mapped[int] = mapped_column(Integer)
+    anchor: Mapped[datetime] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TouchpointRecord(Base):
+    """One message's delivery; the unique key is what makes a retried delivery send once."""
+
+    __tablename__ = "touchpoints"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", "occurrence", "purpose", name="uq_touchpoint_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    # scheduled, invitation, reminder-1, ...: one occurrence of a questionnaire sends several messages.
+    purpose: Mapped[str] = mapped_column(String(32), default="scheduled", server_default="scheduled")
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # The API and the worker are separate processes writing one file: WAL lets readers proceed
+    # during a write, and the busy timeout makes a writer wait its turn instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(url: str) -> None:
+    """Bring the schema at `url` up to the newest migration (blocking; call before serving)."""
+    from alembic import command
+    from alembic.config import Config
+
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "head")
+
+
+class QuestionnaireRecord(Base):
+    """One occurrence of a questionnaire step: open from `opens` until answered or `expires`."""
+
+    __tablename__ = "questionnaires"
+    __table_args__ = (UniqueConstraint("enrollment_id", "step_id", "occurrence", name="uq_questionnaire_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    instrument_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ResponseRecord(Base):
+    """A submitted questionnaire: the answers (PHI, free text included) live here and only here."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("rs"))
+    questionnaire_id: Mapped[int] = mapped_column(ForeignKey("questionnaires.id"), index=True)
+    instrument_id: Mapped[str] = mapped_column(String(64))
+    answers: Mapped[dict] = mapped_column(JSON)
+    score: Mapped[float | None] = mapped_column(Float)
+    band: Mapped[str | None] = mapped_column(String(64))
+    flags: Mapped[list] = mapped_column(JSON, default=list)
+    # received → accepted (the workflow took it) or refused (expired or answered meanwhile); kept either way.
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    source: Mapped[str] = mapped_column(String(16))
+    entered_by: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[dict | None] = mapped_column(JSON)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EscalationRecord(Base):
+    """An escalation as staff see it on the worklist; the EscalationWorkflow keeps it current."""
+
+    __tablename__ = "escalations"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(16), index=True)
+    policy: Mapped[str] = mapped_column(String(64), server_default="default")
+    response_id: Mapped[str | None] = mapped_column(ForeignKey("responses.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    team: Mapped[str | None] = mapped_column(String(64), index=True)
+    tier: Mapped[int] = mapped_column(Integer, server_default="0")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(32))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+
+
+class EscalationAudit(Base):
+    """Who did what to an escalation, and when: never updated, only added to."""
+
+    __tablename__ = "escalation_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    escalation_id: Mapped[str] = mapped_column(ForeignKey("escalations.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(64))
+    tier: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("escalation_id", "action", "actor", "at", name="uq_escalation_audit_once"),)
+
+
+class TeamRecord(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    webhook: Mapped[str | None] = mapped_column(String(2000))
+
+
+class StaffMember(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("st"))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CallTaskRecord(Base):
+    """One attempt at a phone follow-up, on a team's worklist until staff record the outcome."""
+
+    __tablename__ = "call_tasks"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", "occurrence", "attempt", name="uq_call_task_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(64))
+    occurrence: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    team: Mapped[str] = mapped_column(String(64), index=True)
+    script: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    notes: Mapped[str | None] = mapped_column(Text)
+    values: Mapped[dict | None] = mapped_column(JSON)
+    recorded_by: Mapped[str | None] = mapped_column(String(32))
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

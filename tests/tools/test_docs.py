@@ -1,0 +1,41 @@
+"""docs/authoring.md: its worked example is a valid pathway, and its scenario example a valid scenario file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tools.scenarios import load_scenarios
+from services.settings import PROJECT_ROOT
+from services.site import load_site
+
+SITE = load_site(PROJECT_ROOT / "pathways")
+
+REPO = Path(__file__).resolve().parents[2]
+GUIDE = (REPO / "docs" / "authoring.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```yaml\n(.*?)```", GUIDE, re.DOTALL)
+
+
+def _block(start: str) -> str:
+    return next(block for block in BLOCKS if block.startswith(start))
+
+
+def test_the_worked_example_and_its_scenarios_are_valid(tmp_path: Path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "knee-replacement.yaml").write_text(_block("# yaml-language-server"), encoding="utf-8")
+    (tmp_path / "tests" / "knee-replacement.yaml").write_text(_block("pathway: ../knee-replacement.yaml"),
+                                                               encoding="utf-8")
+
+    pathway = SITE.load_pathway(tmp_path / "knee-replacement.yaml")
+    loaded = load_scenarios(tmp_path / "tests" / "knee-replacement.yaml", SITE)
+
+    assert pathway.id == "knee-replacement" and len(loaded.spec.scenarios) == 3
+
+
+def test_the_guide_names_every_command_and_every_step_kind_that_exists():
+    from language.model import STEP_KINDS
+
+    for command in ("carepath validate", "carepath preview", "carepath test", "carepath simulate", "--update"):
+        assert command in GUIDE, command
+    for kind in STEP_KINDS:
+        assert f"kind: {kind}" in GUIDE, f"docs/authoring.md does not describe steps of kind '{kind}'"

@@ -1,0 +1,128 @@
+"""`carepath up` as a developer runs it: every part answers, and Ctrl-C leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tools.devstack import HOST, accepts_connections
+from tools.smtp_sink import free_port
+
+CAREPATH = Path(sys.executable).parent / "carepath"
+
+
+def eventually(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    return {name: free_port() for name in ("TEMPORAL", "TEMPORAL_UI", "SMTP", "API")}
+
+
+def start_up(tmp_path: Path, ports: dict[str, int], log: Path) -> subprocess.Popen:
+    env = os.environ | {"CAREPATH_DEV_VAR_DIR": str(tmp_path / "var")}
+    env |= {f"CAREPATH_DEV_{name}_PORT": str(port) for name, port in ports.items()}
+    with open(log, "wb") as output:
+        return subprocess.Popen([str(CAREPATH), "up"], stdout=output, stderr=subprocess.STDOUT, env=env)
+
+
+def children_when_ready(up: subprocess.Popen, log: Path) -> dict[str, int]:
+    """The banner's `processes  temporal pid 1, worker pid 2, api pid 3`, once it is printed."""
+
+    def banner():
+        if up.poll() is not None:
+            raise AssertionError(f"carepath up exited with {up.returncode} before it was ready:\n{log.read_text()}")
+        return re.search(r"processes +(.*)", log.read_text())
+
+    banner = eventually(banner, 90, "the ready banner")
+    return {name: int(pid) for name, pid in re.findall(r"(\w+) pid (\d+)", banner.group(1))}
+
+
+@contextmanager
+def running_up(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subprocess.Popen, Path, dict[str, int]]]:
+    """`carepath up` until the block ends; whatever happens, nothing it started survives the test."""
+    log = tmp_path / "up.log"
+    up = start_up(tmp_path, ports, log)
+    children: dict[str, int] = {}
+    try:
+        children = children_when_ready(up, log)
+        yield up, log, children
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for pid in children.values():
+            if alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
+    with running_up(tmp_path, ports) as (up, log, children):
+        assert sorted(children) == ["api", "temporal", "worker"]
+        assert accepts_connections(ports["TEMPORAL"])
+        assert httpx.get(f"http://{HOST}:{ports['TEMPORAL_UI']}/", timeout=10).status_code == 200
+
+        mail = EmailMessage()
+        mail["From"], mail["To"], mail["Subject"] = "carepath@example.test", "patient@example.test", "Smoke test"
+        mail.set_content("Hello")
+        with smtplib.SMTP(HOST, ports["SMTP"], timeout=10) as smtp:
+            smtp.send_message(mail)
+        kept = eventually(lambda: list((tmp_path / "var" / "mail" / "new").iterdir()), 10, "the mail file")
+        assert "Subject: Smoke test" in kept[0].read_text()
+        eventually(lambda: "mail to patient@example.test: Smoke test" in log.read_text(), 10, "the mail notice")
+
+        assert httpx.get(f"http://{HOST}:{ports['API']}/docs", timeout=10).status_code == 200
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0, log.read_text()
+        assert [name for name, pid in children.items() if alive(pid)] == []
+        assert [port for port in ports.values() if accepts_connections(port)] == []
+        assert (tmp_path / "var" / "temporal.db").exists()
+
+
+@pytest.mark.e2e
+def test_a_child_that_dies_is_reported_and_the_rest_stopped(tmp_path, ports):
+    with running_up(tmp_path, ports) as (up, log, children):
+        os.kill(children["worker"], signal.SIGKILL)
+        assert up.wait(60) == 1
+        assert "worker was killed by SIGKILL; stopping the rest" in log.read_text()
+        assert [name for name, pid in children.items() if alive(pid)] == []
+
+
+def test_up_names_a_port_already_taken(tmp_path, ports):
+    with socket.socket() as squatter:
+        squatter.bind((HOST, ports["API"]))
+        squatter.listen()
+        log = tmp_path / "up.log"
+        up = start_up(tmp_path, ports, log)
+        assert up.wait(30) == 2
+    assert f"port {ports['API']} (API) on {HOST} is already in use" in log.read_text()
+    assert not (tmp_path / "var").exists()

