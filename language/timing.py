@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 from pydantic import TypeAdapter, ValidationError
@@ -21,6 +21,17 @@ DURATION_HELP = "a duration such as 30s, 15m, 2h, 1d, 1w, 1d12h or ISO 8601 PT30
 MAX_DAYS = 36_600
 """No pathway spans more than about a century; beyond this, dates would overflow the calendar."""
 LONGEST = timedelta(days=MAX_DAYS)
+
+
+ANCHOR_HELP = "a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM, optionally +08:00)"
+
+
+def parse_anchor(text: str) -> date | datetime:
+    """An enrollment's anchor as people type it: a date is that whole day, a date-time one instant."""
+    try:
+        return datetime.fromisoformat(text) if "T" in text or " " in text.strip() else date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not {ANCHOR_HELP}") from None
 
 
 class NotADuration(ValueError):

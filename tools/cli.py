@@ -17,6 +17,7 @@ import typer
 import yaml
 
 from language.loader import DocumentInvalid, Problem
+from language.timing import parse_anchor
 from services.settings import Settings
 from services.site import Site, SiteIncomplete, load_site
 
@@ -29,9 +30,9 @@ EXIT_UNREADABLE = 2
 
 def _parse_anchor(text: str) -> date | datetime:
     try:
-        return datetime.fromisoformat(text) if "T" in text or " " in text else date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"'{text}' is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM[+08:00])") from None
+        return parse_anchor(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 @cache

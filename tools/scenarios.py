@@ -52,7 +52,7 @@ from language.loader import DocumentInvalid, Location
 from language.model import LanguageModel, Locale, Pathway, Slug, TimingText, ZoneName
 from language.plan import anchor_instant, compile_plan, questionnaire_window
 from language.schema_errors import schema_problems
-from language.timing import parse_timing
+from language.timing import parse_anchor, parse_timing
 from services.site import Site, load_document_file
 from workflows.contracts import CallOutcome, CancelRequest, StaffAction, Timeline, escalation_workflow_id
 from workflows.escalation import EscalationWorkflow
@@ -66,15 +66,8 @@ REAL_TIME_LIMIT = 60.0
 
 
 def _check_anchor(text: str) -> str:
-    _parse_anchor(text)
+    parse_anchor(text)
     return text
-
-
-def _parse_anchor(text: str) -> date | datetime:
-    try:
-        return datetime.fromisoformat(text) if "T" in text or " " in text else date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"'{text}' is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)") from None
 
 
 AnchorText = Annotated[str, AfterValidator(_check_anchor), Field(examples=["2026-12-01"])]
@@ -270,7 +263,7 @@ def _coinciding_answers(pathway: Pathway, spec: ScenarioFile, scenario: Scenario
                         where: Location) -> list[tuple[Location, str]]:
     """An answer given at the very moment a reminder or the expiry falls due would race it: refuse."""
     zone = (scenario.patient and scenario.patient.timezone) or spec.patient.timezone or pathway.timezone
-    anchor = _parse_anchor(scenario.anchor or spec.anchor)
+    anchor = parse_anchor(scenario.anchor or spec.anchor)
     problems = []
     for touchpoint in compile_plan(pathway, anchor, zone):
         answers = script.get(touchpoint.step_id, [])
@@ -426,7 +419,7 @@ async def run_scenario(environment: WorkflowEnvironment, stack: Stack, loaded: L
     scenario, pathway = loaded.spec.scenarios[index], loaded.pathway
     zone = (scenario.patient and scenario.patient.timezone) or loaded.spec.patient.timezone or pathway.timezone
     locale = (scenario.patient and scenario.patient.locale) or loaded.spec.patient.locale or pathway.locales[0]
-    anchor = _parse_anchor(scenario.anchor or loaded.spec.anchor)
+    anchor = parse_anchor(scenario.anchor or loaded.spec.anchor)
     written_anchor = anchor_instant(anchor, zone)
     shift = equivalent_shift(anchor, zone, _span_days(pathway, written_anchor, zone, scenario),
                              await environment.get_current_time() + timedelta(days=1))

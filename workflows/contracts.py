@@ -99,6 +99,9 @@ class TimelineEvent(BaseModel):
 class Timeline(BaseModel):
     enrollment_id: str
     status: EnrollmentStatus
+    # When the workflow next wakes by itself; None while it waits only for people (an open call,
+    # an escalation that pauses the pathway) and once it has finished.
+    next_due: AwareDatetime | None = None
     cancel_reason: str | None = None
     tags: list[str] = []
     entries: list[TimelineEntry]

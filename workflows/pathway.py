@@ -128,6 +128,7 @@ class PathwayWorkflow:
     @workflow.query
     def timeline(self) -> Timeline:
         return Timeline(enrollment_id=self._run.enrollment_id, status=self._status(), cancel_reason=self._ended_by(),
+                        next_due=self._agenda[0].due if self._agenda else None,
                         tags=self._tags, entries=self._entries, events=self._events)
 
     @workflow.update
