@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The carepath image. It serves the API by default; `python -m worker.main` runs the worker.
-# Both migrate the database at start. Settings come from CAREPATH_* variables (carepath/settings.py).
+# Both migrate the database at start. Settings come from CAREPATH_* variables (services/settings.py).
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -25,8 +25,10 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels 'carepath[postgres]' \
  && useradd --system --uid 10001 --home-dir /srv/carepath carepath
 WORKDIR /srv/carepath
-# The pathways deployed when the API starts; mount a hospital's own folder here instead.
-COPY pathways/*.yaml pathways/
+# What clinical managers and the site write: the pathways deployed when the API starts, and the
+# instruments, team roster and crisis lexicon they refer to. Mount a hospital's own folder here
+# instead (the API and the worker refuse to start, naming what is missing, if it is incomplete).
+COPY pathways pathways
 USER carepath
 EXPOSE 8000
 CMD ["uvicorn", "api.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
