@@ -38,12 +38,16 @@ def _check_zone(name: str) -> str:
     return name
 
 
-def _check_with(parser):
-    def check(text: str) -> str:
-        parser(text)
-        return text
+def _parsed_with(parser, parsed: type, help_text: str):
+    """Text is parsed once, at load; a value already parsed (a model built in code) passes as it is."""
+    def parse(value: Any) -> Any:
+        if isinstance(value, parsed):
+            return value
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return parser(str(value))
+        raise ValueError(f"expected text: {help_text}")
 
-    return check
+    return parse
 
 
 Duration = Annotated[
@@ -52,14 +56,18 @@ Duration = Annotated[
     PlainSerializer(timing.format_duration, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "description": timing.DURATION_HELP, "examples": ["30s", "2h", "1d"]}),
 ]
-TimingText = Annotated[
-    str,
-    AfterValidator(_check_with(timing.parse_timing)),
-    WithJsonSchema({"type": "string", "description": timing.AT_HELP, "examples": ["day 3 09:00", "day 0 +2h", "30s"]}),
+# Held parsed, written back as the author's words: a pathway survives the JSON of workflow input.
+At = Annotated[
+    timing.Timing,
+    BeforeValidator(_parsed_with(timing.parse_timing, timing.Timing, timing.AT_HELP)),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "description": timing.AT_HELP,
+                    "examples": ["day 3 09:00", "day -1 18:00", "day 0 +2h", "30s"]}),
 ]
-SendWindowText = Annotated[
-    str,
-    AfterValidator(_check_with(timing.parse_send_window)),
+SendWindow = Annotated[
+    timing.SendWindow,
+    BeforeValidator(_parsed_with(timing.parse_send_window, timing.SendWindow, timing.WINDOW_HELP)),
+    PlainSerializer(str, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "description": timing.WINDOW_HELP, "examples": ["09:00-20:00"]}),
 ]
 ZoneName = Annotated[str, AfterValidator(_check_zone), Field(examples=["Asia/Shanghai", "Europe/London"])]
@@ -111,7 +119,7 @@ class MessageStep(LanguageModel):
 
     kind: Literal["message"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
-    at: TimingText | None = Field(
+    at: At | None = Field(
         default=None, description="when the first occurrence is due; leave out for a message that only rules send",
         examples=["day 1 10:00", "day 0 +2h"])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
@@ -184,7 +192,7 @@ class QuestionnaireStep(LanguageModel):
     kind: Literal["questionnaire"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
     instrument: Slug = Field(description="id of an instrument in pathways/instruments/", examples=["phq-9"])
-    at: TimingText = Field(description="when the questionnaire opens (the invitation is sent)",
+    at: At = Field(description="when the questionnaire opens (the invitation is sent)",
                        examples=["day 3 10:00"])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
@@ -217,7 +225,7 @@ class CallStep(LanguageModel):
 
     kind: Literal["call"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
-    at: TimingText | None = Field(
+    at: At | None = Field(
         default=None, description="when the task falls due; leave out for a call that only rules open",
         examples=["day 7 10:00"])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
@@ -272,7 +280,7 @@ class Pathway(LanguageModel):
     anchor: Slug = Field(description="the named date the schedule hangs on",
                          examples=["surgery_date", "delivery_date", "discharge_date"])
     timezone: ZoneName = Field(default="UTC", description="used when the patient has no time zone of their own")
-    send_window: SendWindowText | None = Field(
+    send_window: SendWindow | None = Field(
         default=None,
         description="local hours when patients may be contacted; a touchpoint outside waits for the window to open",
         examples=["09:00-20:00"],

@@ -12,9 +12,14 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from language.model import Pathway, QuestionnaireStep
-from language.timing import SendWindow, parse_send_window, parse_timing
+from language.timing import SendWindow, Timing
 
 ONE_DAY = timedelta(days=1)
+
+
+def touchpoint_key(step_id: str, occurrence: int) -> str:
+    """How timelines, logs and reports name one occurrence of a step: `phq9#2`."""
+    return f"{step_id}#{occurrence}"
 
 
 class Touchpoint(BaseModel):
@@ -29,7 +34,7 @@ class Touchpoint(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.step_id}#{self.occurrence}"
+        return touchpoint_key(self.step_id, self.occurrence)
 
 
 def anchor_instant(anchor: date | datetime, zone: str) -> datetime:
@@ -45,7 +50,6 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
     """Every touchpoint of the pathway for this anchor, in the order they fall due."""
     zone = zone or pathway.timezone
     start = anchor_instant(anchor, zone)
-    window = parse_send_window(pathway.send_window) if pathway.send_window else None
     touchpoints = []
     for order, step in enumerate(pathway.steps):
         if step.at is None:
@@ -54,16 +58,15 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
         count = step.repeat.times if step.repeat else 1
         for index in range(count):
             due = _nth_due(first, step.repeat.every, index) if step.repeat else first
-            if window:
-                due = within_window(due, window)
+            if pathway.send_window:
+                due = within_window(due, pathway.send_window)
             touchpoints.append((due.astimezone(timezone.utc), order, index,
                                 Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
                                            due=due.astimezone(timezone.utc))))
     return [entry[-1] for entry in sorted(touchpoints, key=lambda entry: entry[:3])]
 
 
-def _first_due(start: datetime, at: str) -> datetime:
-    timing = parse_timing(at)
+def _first_due(start: datetime, timing: Timing) -> datetime:
     if timing.clock is not None:
         day = start.date() + timedelta(days=timing.days)
         return datetime.combine(day, timing.clock, tzinfo=start.tzinfo)
@@ -79,13 +82,12 @@ def questionnaire_window(pathway: Pathway, step: QuestionnaireStep, opened: date
     Reminders respect the send window (a reminder is a message); expiry is a deadline and does not.
     """
     local = opened.astimezone(ZoneInfo(zone))
-    window = parse_send_window(pathway.send_window) if pathway.send_window else None
     expires = _later(local, step.expire).astimezone(timezone.utc)
     reminders = []
     for offset in step.remind:
         due = _later(local, offset)
-        if window:
-            due = within_window(due, window)
+        if pathway.send_window:
+            due = within_window(due, pathway.send_window)
         if due.astimezone(timezone.utc) < expires:
             reminders.append(due.astimezone(timezone.utc))
     return reminders, expires

@@ -235,7 +235,7 @@ def to_data(result: Preview) -> dict[str, Any]:
         "pathway": {"id": pathway.id, "version": pathway.version, "title": pathway.title, "anchor": pathway.anchor},
         "anchor": result.anchor.isoformat(),
         "timezone": result.zone,
-        "send_window": pathway.send_window,
+        "send_window": str(pathway.send_window) if pathway.send_window else None,
         "events": [{"day": e.day, "date": e.at.date().isoformat(), "weekday": f"{e.at:%a}", "time": f"{e.at:%H:%M}",
                     "at": e.at.isoformat(), "step": e.step_id, "occurrence": e.occurrence, "kind": e.kind,
                     "event": e.event, "detail": e.detail} for e in result.events],

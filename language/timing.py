@@ -6,7 +6,7 @@ Pure functions with no clock: the compiler and the workflow both rely on them be
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
@@ -88,6 +88,7 @@ class Timing:
     """When a step first happens, relative to the enrollment's anchor.
 
     `day 3 09:00`: the anchor's calendar date + 3 days, at 09:00 in the patient's zone.
+    `day -1 18:00`: the evening before the anchor's date (negative days come before the anchor).
     `day 0 +2h`: the anchor instant + 0 days + 2 hours.
     `30s` / `PT30S`: the anchor instant + the duration (for tests and benchmarks).
     """
@@ -95,34 +96,48 @@ class Timing:
     days: int
     clock: time | None
     offset: timedelta
+    # The words the author wrote, kept for JSON and messages; two spellings of one time are equal.
+    text: str = field(default="", compare=False)
+
+    def __str__(self) -> str:
+        return self.text
 
 
-AT_HELP = "'day N HH:MM' (e.g. day 3 09:00), 'day N +DURATION' (e.g. day 0 +2h) or a duration (e.g. 30s)"
-_DAY_AT = re.compile(r"^day\s+(\d+)(?:\s+(\d{1,2}):(\d{2})|\s+\+\s*(\S+))?$", re.IGNORECASE)
+AT_HELP = ("'day N HH:MM' (e.g. day 3 09:00; a negative N is before the anchor, e.g. day -1 18:00), "
+           "'day N +DURATION' (e.g. day 0 +2h) or a duration (e.g. 30s)")
+_DAY_AT = re.compile(r"^day\s+(-?\d+)(?:\s+(\d{1,2}):(\d{2})|\s+\+\s*(\S+))?$", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1024)
 def parse_timing(text: str) -> Timing:
-    match = _DAY_AT.match(text.strip())
+    text = text.strip()
+    match = _DAY_AT.match(text)
     if match:
         days, hour, minute, offset = match.groups()
-        if int(days) > MAX_DAYS:
-            raise ValueError(f"'day {int(days)}' is more than {MAX_DAYS} days after the anchor")
+        if abs(int(days)) > MAX_DAYS:
+            side = "after" if int(days) > 0 else "before"
+            raise ValueError(f"'day {int(days)}' is more than {MAX_DAYS} days {side} the anchor")
         if hour is not None:
             if int(hour) > 23 or int(minute) > 59:
                 raise ValueError(f"'{hour}:{minute}' is not a time of day (00:00 to 23:59)")
-            return Timing(int(days), time(int(hour), int(minute)), timedelta())
-        return Timing(int(days), None, parse_duration(offset) if offset else timedelta())
+            return Timing(int(days), time(int(hour), int(minute)), timedelta(), text)
+        return Timing(int(days), None, parse_duration(offset) if offset else timedelta(), text)
     try:
-        return Timing(0, None, parse_duration(text))
+        return Timing(0, None, parse_duration(text), text)
     except NotADuration:
         raise ValueError(f"'{text}' is not a time; write {AT_HELP}") from None
 
 
 @dataclass(frozen=True)
 class SendWindow:
+    """Local hours when patients may be contacted; `closes` is 23:59:59 for a window written to 24:00."""
+
     opens: time
     closes: time
+    text: str = field(default="", compare=False)  # as the author wrote it
+
+    def __str__(self) -> str:
+        return self.text
 
 
 WINDOW_HELP = "'HH:MM-HH:MM', e.g. 09:00-20:00"
@@ -132,7 +147,8 @@ _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*[-\u2013\u2014]\s*(\d{1,2}):(\d{2})$
 
 @lru_cache(maxsize=64)
 def parse_send_window(text: str) -> SendWindow:
-    match = _WINDOW.match(text.strip())
+    text = text.strip()
+    match = _WINDOW.match(text)
     if not match:
         raise ValueError(f"'{text}' is not a send window; write {WINDOW_HELP}")
     h1, m1, h2, m2 = (int(g) for g in match.groups())
@@ -141,4 +157,4 @@ def parse_send_window(text: str) -> SendWindow:
     opens, closes = time(h1, m1), (time(23, 59, 59) if h2 == 24 else time(h2, m2))
     if closes <= opens:
         raise ValueError(f"send window '{text}' must open before it closes")
-    return SendWindow(opens, closes)
+    return SendWindow(opens, closes, text)

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel
 
 from language.model import EscalationPolicy, MessageTemplate, Pathway
+from language.plan import touchpoint_key
 
 DELIVER_MESSAGE = "deliver_message"
 RECORD_ENROLLMENT_STATUS = "record_enrollment_status"
@@ -86,7 +87,7 @@ class TimelineEntry(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.step_id}#{self.occurrence}"
+        return touchpoint_key(self.step_id, self.occurrence)
 
 
 class TimelineEvent(BaseModel):

@@ -284,3 +284,32 @@ def test_questionnaire_reminders_wait_for_the_send_window_but_expiry_does_not():
     reminders, expires = questionnaire_window(p, p.steps[0], opened, "Asia/Shanghai")
     assert reminders == [datetime(2026, 5, 2, 9, 0, tzinfo=SHANGHAI)]  # 21:30 waits; 90h is after expiry
     assert expires == datetime(2026, 5, 4, 19, 30, tzinfo=SHANGHAI)
+
+
+# Before the anchor
+
+
+def test_negative_days_fall_before_the_anchor_in_the_patients_zone():
+    # Bowel preparation the evening before surgery, a reminder a week before.
+    p = pathway(message("prep", "day -1 18:00"), message("week-before", "day -7 09:00"),
+                message("surgery-day", "day 0 07:00"), timezone="Asia/Shanghai")
+    plan = compile_plan(p, date(2026, 5, 10))
+    assert [t.step_id for t in plan] == ["week-before", "prep", "surgery-day"]
+    assert dues(plan, SHANGHAI) == [datetime(2026, 5, 3, 9, tzinfo=SHANGHAI), datetime(2026, 5, 9, 18, tzinfo=SHANGHAI),
+                                    datetime(2026, 5, 10, 7, tzinfo=SHANGHAI)]
+
+
+def test_a_negative_day_with_an_offset_counts_from_the_anchor_instant():
+    plan = compile_plan(pathway(message("call-ahead", "day -1 +2h")), datetime(2026, 5, 10, 8, 0, tzinfo=UTC))
+    assert dues(plan) == [utc(2026, 5, 9, 10)]
+
+
+# The workflow receives the pathway as JSON
+
+
+def test_a_pathway_survives_json_with_its_timings_as_the_author_wrote_them():
+    p = pathway(message("m", "day -1 18:00", repeat={"every": "1d12h", "times": 2}), send_window="09:00-24:00")
+    data = p.model_dump(mode="json")
+    assert (data["steps"][0]["at"], data["send_window"]) == ("day -1 18:00", "09:00-24:00")
+    assert Pathway.model_validate_json(p.model_dump_json()) == p
+

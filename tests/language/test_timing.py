@@ -112,10 +112,19 @@ def test_format_duration_of_zero():
         ("30s", Timing(0, None, timedelta(seconds=30))),
         ("PT30S", Timing(0, None, timedelta(seconds=30))),
         (f"day {MAX_DAYS} 10:00", Timing(MAX_DAYS, time(10, 0), timedelta())),
+        ("day -1 18:00", Timing(-1, time(18, 0), timedelta())),  # the evening before the anchor
+        ("day -7 09:00", Timing(-7, time(9, 0), timedelta())),
+        ("day -1 +2h", Timing(-1, None, timedelta(hours=2))),
+        (f"day -{MAX_DAYS} 10:00", Timing(-MAX_DAYS, time(10, 0), timedelta())),
     ],
 )
 def test_at_expressions(text, expected):
     assert parse_timing(text) == expected
+
+
+def test_a_timing_keeps_the_authors_words_but_two_spellings_of_one_time_are_equal():
+    assert str(parse_timing("  Day 2 9:05 ")) == "Day 2 9:05"
+    assert parse_timing("30s") == parse_timing("PT30S")
 
 
 @pytest.mark.parametrize(
@@ -125,7 +134,9 @@ def test_at_expressions(text, expected):
         ("day 1 24:00", r"'24:00' is not a time of day"),
         ("day 1 09:60", r"'09:60' is not a time of day"),
         ("day three 09:00", "is not a time; write 'day N HH:MM'"),
-        ("day -1 09:00", "is not a time"),
+        ("day - 1 09:00", "is not a time"),
+        ("day +1 09:00", "is not a time"),
+        (f"day -{MAX_DAYS + 1} 10:00", f"more than {MAX_DAYS} days before the anchor"),
         ("day 1 9am", "is not a time"),
         ("day 1 09:00:30", "is not a time"),
         ("09:00", "is not a time"),
@@ -156,6 +167,7 @@ def test_bad_at_expressions(text, message):
 )
 def test_send_windows(text, opens, closes):
     assert parse_send_window(text) == SendWindow(opens, closes)
+    assert str(parse_send_window(text)) == text.strip()
 
 
 @pytest.mark.parametrize(
