@@ -3,27 +3,38 @@
 Deterministic code only. The pathway snapshot arrives in the input, so an enrollment keeps the
 version it started with; the plan is recompiled from it on every replay, identically.
 
-The run is an agenda: a list of things due at given times (send a message, open a questionnaire,
-remind, expire, act on a rule). One loop sleeps on a durable timer until the earliest is due and
-performs it; updates (answers, cancellation) change the agenda and wake the loop.
+The run is an agenda (workflows/agenda.py): typed things due at given times (send a message, open
+a questionnaire, remind, expire, open a call, start an escalation). One loop sleeps on a durable
+timer until the earliest is due and performs it; updates (answers, call outcomes, cancellation)
+change the agenda and wake the loop. What a response or call outcome triggers is decided by the
+pure functions of language/rules.py; this workflow applies the decision.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import count
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from language.expressions import evaluate
-    from language.model import CRISIS_POLICY_NAME, Actions, Escalate, MessageStep, QuestionnaireStep, crisis_policy
+    from language.model import CRISIS_POLICY_NAME, Actions, Escalate, QuestionnaireStep, crisis_policy
     from language.plan import compile_plan, questionnaire_window
+    from language.rules import Decision, decide, measured_names, response_names, safety_net
+    from workflows.agenda import (
+        Agenda,
+        AgendaItem,
+        Expire,
+        OpenCall,
+        OpenQuestionnaire,
+        Remind,
+        SendMessage,
+        StartEscalation,
+        first_item,
+    )
     from workflows.contracts import (
         DELIVER_MESSAGE,
         EXPIRE_QUESTIONNAIRE,
@@ -61,24 +72,6 @@ BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 ENROLLMENT_GRACE = timedelta(minutes=15)
 
 
-@dataclass(order=True)
-class _Due:
-    """One thing on the agenda. Ordered by time, then by when it was added."""
-
-    due: datetime
-    sequence: int
-    action: str = field(compare=False)
-    entry: TimelineEntry = field(compare=False)
-    detail: object = field(default=None, compare=False)
-    # What a rule decided (an escalation, advice to the patient) happens even if the same rule,
-    # or staff, end the pathway a moment later.
-    outlives_end: bool = field(default=False, compare=False)
-
-
-_FIRST_ACTION = {"message": "message", "questionnaire": "open", "call": "call"}
-CRISIS_REASON = "Crisis language or a self-harm answer: assess suicide risk now"
-
-
 @workflow.defn
 class PathwayWorkflow:
     @workflow.init
@@ -88,12 +81,9 @@ class PathwayWorkflow:
             TimelineEntry(step_id=t.step_id, occurrence=t.occurrence, kind=t.kind, due=t.due)
             for t in compile_plan(run.pathway, run.anchor, run.timezone)
         ]
-        self._agenda: list[_Due] = []
-        self._sequence = count()
-        self._agenda_changes = 0
+        self._agenda = Agenda()
         self._tags: list[str] = []
         self._escalations = 0
-        self._crisis_routed: set[str] = set()
         self._events: list[TimelineEvent] = []
         self._cancel_reason: str | None = None
         self._stop_reason: str | None = None
@@ -105,15 +95,15 @@ class PathwayWorkflow:
         self._skip_touchpoints_due_before_enrollment()
         for entry in self._entries:
             if entry.status == "planned":
-                self._schedule(entry.due, _FIRST_ACTION[entry.kind], entry)
+                self._agenda.add(first_item(entry))
         while self._agenda or self._calls_waiting():
             if not self._agenda:
                 # Only a phone task is left: the pathway lasts until staff record its outcome.
                 await workflow.wait_condition(lambda: bool(self._agenda) or not self._calls_waiting())
                 continue
-            next_item = self._agenda[0]
-            if await self._sleep_until(next_item.due) and self._agenda and self._agenda[0] is next_item:
-                self._agenda.pop(0)
+            next_item = self._agenda.first()
+            if await self._sleep_until(next_item.due) and self._agenda.first() is next_item:
+                self._agenda.remove(next_item)
                 await self._perform(next_item)
         self._close_remaining()
         self._finished = True
@@ -127,8 +117,9 @@ class PathwayWorkflow:
 
     @workflow.query
     def timeline(self) -> Timeline:
+        next_item = self._agenda.first()
         return Timeline(enrollment_id=self._run.enrollment_id, status=self._status(), cancel_reason=self._ended_by(),
-                        next_due=self._agenda[0].due if self._agenda else None,
+                        next_due=next_item.due if next_item else None,
                         tags=self._tags, entries=self._entries, events=self._events)
 
     @workflow.update
@@ -153,33 +144,42 @@ class PathwayWorkflow:
         entry = self._entry(submission.step_id, submission.occurrence)
         step = self._run.pathway.step(entry.step_id)
         entry.status, entry.at = "answered", workflow.now()
-        entry.response = ResponseSummary(**submission.model_dump(include=set(ResponseSummary.model_fields)))
-        entry.outcome = self._apply_rules(step.on, entry, self._rule_names(entry.response))
+        entry.response = response = ResponseSummary(**submission.model_dump(include=set(ResponseSummary.model_fields)))
+        decision = decide(step.on, response_names(self._run.pathway.parameters, score=response.score,
+                                                  band=response.band, flags=response.flags, items=response.items,
+                                                  tags=self._tags))
+        entry.outcome = self._apply(decision, entry, RuleOutcome())
         crisis_words = submission.has_free_text and await workflow.execute_activity(
             SCREEN_FREE_TEXT, submission.response_id, result_type=bool,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY)
-        if crisis_words or "self_harm" in submission.flags:
-            self._crisis(entry, "crisis language in free text" if crisis_words else "self-harm flag", entry.outcome)
+        self._apply(safety_net(decision, crisis_words=crisis_words, flags=submission.flags), entry, entry.outcome)
         return entry.outcome
 
     @workflow.update
-    def record_call_outcome(self, outcome: CallOutcome) -> RuleOutcome:
+    async def record_call_outcome(self, outcome: CallOutcome) -> RuleOutcome:
         """Staff reached the patient (rules on what they measured) or did not (try again, then escalate)."""
         entry = self._entry(outcome.step_id, outcome.occurrence)
         step = self._run.pathway.step(entry.step_id)
+        if entry.status == "planned":
+            # Recorded at the instant its next attempt falls due (the validator let it through):
+            # it is that attempt's outcome, so it waits until the loop has opened it.
+            await workflow.wait_condition(lambda: entry.status != "planned")
+            if entry.status != "open":
+                raise ApplicationError(f"call {entry.key} is {entry.status}: {self._ended_by()}", non_retryable=True)
         entry.at = workflow.now()
+        entry.outcome = RuleOutcome()
         if outcome.outcome == "reached":
             entry.status = "reached"
-            entry.outcome = self._apply_rules(step.on, entry, self._value_names(outcome.values))
+            names = measured_names(self._run.pathway.parameters, outcome.values, self._tags)
+            self._apply(decide(step.on, names), entry, entry.outcome)
         elif entry.attempts < step.retry.times:
             entry.status = "planned"  # `attempts` says how many were made; `detail` keeps who opened it
-            self._schedule(workflow.now() + step.retry.every, "call", entry)
-            entry.outcome = RuleOutcome()
+            self._agenda.add(OpenCall(workflow.now() + step.retry.every, entry))
         else:
             entry.status = "not_reached"
-            entry.outcome = RuleOutcome()
             if step.on_not_reached:
-                self._act(step.on_not_reached, entry, f"not reached in {entry.attempts} attempts", entry.outcome)
+                trigger = f"not reached in {entry.attempts} attempts"
+                self._apply(Decision.always(step.on_not_reached, trigger), entry, entry.outcome)
         return entry.outcome
 
     @record_call_outcome.validator
@@ -188,27 +188,13 @@ class PathwayWorkflow:
                       and e.occurrence == outcome.occurrence and e.kind == "call"), None)
         if entry is None:
             raise ValueError(f"no call {outcome.step_id} #{outcome.occurrence} in this enrollment")
-        if entry.status != "open":
-            raise ValueError(f"call {outcome.step_id} #{outcome.occurrence} is {entry.status}, not waiting for an outcome")
-
-    def _apply_rules(self, rules, entry: TimelineEntry, names: dict) -> RuleOutcome:
-        outcome = RuleOutcome()
-        for index, rule in enumerate(rules):
-            try:
-                matched = bool(evaluate(rule.when, names))
-            except Exception as error:  # a rule over an unanswered optional item cannot decide
-                outcome.errors.append(f"rule {index + 1} ({rule.when}) not evaluated: {error}")
-                continue
-            if matched:
-                self._act(rule, entry, f"rule {index + 1}: {rule.when}", outcome)
-        return outcome
-
-    def _crisis(self, entry: TimelineEntry, trigger: str, outcome: RuleOutcome) -> None:
-        """The safety net every pathway has: one urgent escalation on the crisis route per response."""
-        if entry.key in self._crisis_routed:
-            return  # the author's own rule already sent it down the crisis route
-        self._act(Actions(escalate=Escalate(reason=CRISIS_REASON, policy=CRISIS_POLICY_NAME, priority="urgent")),
-                  entry, trigger, outcome)
+        next_attempt = next((item for item in self._agenda if isinstance(item, OpenCall) and item.entry is entry), None)
+        if entry.status == "open" or (next_attempt is not None and next_attempt.due <= workflow.now()):
+            return
+        if next_attempt is not None:
+            raise ValueError(f"call {entry.key} is not open: attempt {entry.attempts + 1} opens at "
+                             f"{next_attempt.due.isoformat()}, and takes an outcome from then")
+        raise ValueError(f"call {entry.key} is {entry.status}, not waiting for an outcome")
 
     @submit_response.validator
     def _accept_only_open_occurrences(self, submission: ResponseSubmission) -> None:
@@ -234,12 +220,6 @@ class PathwayWorkflow:
     def _entry(self, step_id: str, occurrence: int) -> TimelineEntry:
         return next(e for e in self._entries if e.step_id == step_id and e.occurrence == occurrence)
 
-    def _schedule(self, due: datetime, action: str, entry: TimelineEntry, detail: object = None,
-                  outlives_end: bool = False) -> None:
-        self._agenda.append(_Due(due, next(self._sequence), action, entry, detail, outlives_end))
-        self._agenda.sort()
-        self._agenda_changes += 1
-
     def _calls_waiting(self) -> bool:
         return any(entry.kind == "call" and entry.status == "open" for entry in self._entries)
 
@@ -260,44 +240,42 @@ class PathwayWorkflow:
         reason = self._ended_by()
         if reason is None:
             return
-        self._agenda = [item for item in self._agenda if item.outlives_end]
-        still_due = {item.entry.key for item in self._agenda if item.action == "message"}
+        self._agenda.keep_only(lambda item: item.outlives_end)
+        still_due = {item.entry.key for item in self._agenda if isinstance(item, SendMessage)}
         for entry in self._entries:
             if entry.status in ("planned", "open") and entry.key != self._in_flight and entry.key not in still_due:
                 entry.status, entry.at, entry.detail = "cancelled", workflow.now(), reason
-        self._agenda_changes += 1
 
     async def _sleep_until(self, due: datetime) -> bool:
         """Wait on a durable timer until `due`; False if the agenda changed first (look again)."""
         delay = due - workflow.now()
         if delay <= timedelta(0):
             return True
-        changes = self._agenda_changes
+        changes = self._agenda.changes
         try:
-            await workflow.wait_condition(lambda: self._agenda_changes != changes, timeout=delay)
+            await workflow.wait_condition(lambda: self._agenda.changes != changes, timeout=delay)
             return False
         except asyncio.TimeoutError:
             return True
 
-    async def _perform(self, item: _Due) -> None:
+    async def _perform(self, item: AgendaItem) -> None:
         entry = item.entry
-        if item.action == "message":
-            await self._deliver(entry, self._run.pathway.step(entry.step_id))
-        elif item.action == "open":
-            await self._open_questionnaire(entry)
-        elif item.action == "remind" and entry.status == "open":
-            step = self._run.pathway.step(entry.step_id)
-            entry.reminders_sent += 1
-            await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=item.due,
-                             templates=step.reminder_template or step.template, form=self._form(entry, step))
-        elif item.action == "expire" and entry.status == "open":
-            await self._expire_questionnaire(entry)
-        elif item.action == "escalate":
-            await self._escalate(entry, *item.detail)
-        elif item.action == "call":
-            await self._open_call(entry)
+        match item:
+            case SendMessage():
+                await self._deliver(entry)
+            case OpenQuestionnaire():
+                await self._open_questionnaire(entry)
+            case Remind() if entry.status == "open":
+                await self._remind(entry, item.due)
+            case Expire() if entry.status == "open":
+                await self._expire_questionnaire(entry)
+            case StartEscalation(trigger=trigger, escalate=escalate):
+                await self._escalate(entry, trigger, escalate)
+            case OpenCall():
+                await self._open_call(entry)
 
-    async def _deliver(self, entry: TimelineEntry, step: MessageStep) -> None:
+    async def _deliver(self, entry: TimelineEntry) -> None:
+        step = self._run.pathway.step(entry.step_id)
         if await self._send(entry, step, purpose="scheduled", templates=step.template):
             entry.status = "sent"
         else:
@@ -348,9 +326,15 @@ class PathwayWorkflow:
             start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
         )
         for due in reminders:
-            self._schedule(due, "remind", entry)
-        self._schedule(expires, "expire", entry)
+            self._agenda.add(Remind(due, entry))
+        self._agenda.add(Expire(expires, entry))
         await self._send(entry, step, purpose="invitation", templates=step.template, form=self._form(entry, step))
+
+    async def _remind(self, entry: TimelineEntry, due: datetime) -> None:
+        step = self._run.pathway.step(entry.step_id)
+        entry.reminders_sent += 1
+        await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
+                         templates=step.reminder_template or step.template, form=self._form(entry, step))
 
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
@@ -363,8 +347,14 @@ class PathwayWorkflow:
             start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
         )
         if step.on_expire:
-            entry.outcome = RuleOutcome()
-            self._act(step.on_expire, entry, "no answer before expiry", entry.outcome)
+            entry.outcome = self._apply(Decision.always(step.on_expire, "no answer before expiry"), entry, RuleOutcome())
+
+    def _apply(self, decision: Decision, entry: TimelineEntry, outcome: RuleOutcome) -> RuleOutcome:
+        """Act on every match in order; rules that could not decide are told, not raised."""
+        outcome.errors.extend(decision.errors)
+        for match in decision.matches:
+            self._act(match.actions, entry, match.trigger, outcome)
+        return outcome
 
     def _act(self, actions: Actions, entry: TimelineEntry, trigger: str, outcome: RuleOutcome) -> None:
         """Apply a rule's actions: tags and stop now, sends and escalations on the agenda right away."""
@@ -379,19 +369,17 @@ class PathwayWorkflow:
                                  occurrence=1 + sum(1 for e in self._entries if e.step_id == step_id),
                                  detail=f"sent by {entry.key}, {trigger}")
             self._entries.append(sent)
-            self._schedule(now, "message", sent, outlives_end=True)
+            self._agenda.add(SendMessage(now, sent, sent_by_rule=True))
             outcome.sent.append(step_id)
         for step_id in actions.call:
             call = TimelineEntry(step_id=step_id, kind="call", due=now,
                                  occurrence=1 + sum(1 for e in self._entries if e.step_id == step_id),
                                  detail=f"opened by {entry.key}, {trigger}")
             self._entries.append(call)
-            self._schedule(now, "call", call)
+            self._agenda.add(OpenCall(now, call))
             outcome.calls.append(step_id)
         if actions.escalate:
-            if actions.escalate.policy == CRISIS_POLICY_NAME:
-                self._crisis_routed.add(entry.key)
-            self._schedule(now, "escalate", entry, (trigger, actions.escalate), outlives_end=True)
+            self._agenda.add(StartEscalation(now, entry, trigger, actions.escalate))
             outcome.escalations.append(actions.escalate.reason)
         if actions.stop and self._ended_by() is None:
             self._stop_reason = f"stopped by {entry.key}, {trigger}"
@@ -431,13 +419,3 @@ class PathwayWorkflow:
                      attempt=entry.attempts, team=step.team, due=workflow.now(), scripts=step.script),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
         )
-
-    def _value_names(self, values: dict) -> dict:
-        return {**self._parameters(), **values, "tags": list(self._tags)}
-
-    def _parameters(self) -> dict:
-        return {name: parameter.value for name, parameter in self._run.pathway.parameters.items()}
-
-    def _rule_names(self, response: ResponseSummary) -> dict:
-        return {**self._parameters(), **response.items, "score": response.score, "band": response.band, "flags": list(response.flags),
-                "tags": list(self._tags)}
