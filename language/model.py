@@ -231,13 +231,18 @@ class CallStep(LanguageModel):
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
     team: Slug = Field(description="the team whose worklist gets the task", examples=["midwives"])
+    instrument: Slug | None = Field(
+        default=None, description="the form staff fill in when they reach the patient (an instrument in "
+                                  "pathways/instruments/); its item ids are what the call's rules compare",
+        examples=["blood-pressure"])
     script: dict[Locale, str] = Field(description="what to ask, per locale of the pathway",
                                       examples=[{"en": "Ask how feeding is going."}])
     retry: CallRetry = Field(default_factory=lambda: CallRetry(every=timedelta(days=1), times=3),
                              description="when the patient is not reached", examples=[{"every": "1d", "times": 3}])
     on: list[Rule] = Field(default_factory=list,
-                           description="rules on the values staff measured when they reached the patient",
-                           examples=[[{"when": "temperature >= 38.0", "tag": "fever"}]])
+                           description="rules on the values staff recorded on the instrument's form when they "
+                                       "reached the patient; without an instrument, on tags and parameters only",
+                           examples=[[{"when": "systolic >= bp_systolic_mmhg", "tag": "raised-bp"}]])
     on_not_reached: Actions | None = Field(default=None, description="what happens after the last failed attempt",
                                            examples=[{"tag": "not-reached"}])
 
