@@ -49,10 +49,10 @@ from tools.simulation import (
     time_skipping_environment,
 )
 from language.loader import DocumentInvalid, Location
-from language.model import LanguageModel, Locale, Pathway, Slug, TimingText, ZoneName
+from language.model import At, LanguageModel, Locale, Pathway, Slug, ZoneName
 from language.plan import anchor_instant, compile_plan, questionnaire_window
 from language.schema_errors import schema_problems
-from language.timing import parse_anchor, parse_timing
+from language.timing import Timing, parse_anchor
 from services.site import Site, load_document_file
 from workflows.contracts import CallOutcome, CancelRequest, StaffAction, Timeline, escalation_workflow_id
 from workflows.escalation import EscalationWorkflow
@@ -91,7 +91,7 @@ class CallOutcomeAction(LanguageModel):
 class Action(LanguageModel):
     """Something staff do during the scenario. Exactly one action per entry."""
 
-    at: TimingText = Field(description="when staff act, written like a step's `at`", examples=["day 10 09:00"])
+    at: At = Field(description="when staff act, written like a step's `at`", examples=["day 10 09:00"])
     cancel: str | None = Field(default=None, min_length=1, description="cancel the enrollment, giving this reason",
                                examples=["readmitted to hospital"])
     call_outcome: CallOutcomeAction | None = Field(
@@ -120,13 +120,13 @@ class Action(LanguageModel):
 class ExpectedEscalation(LanguageModel):
     reason: str = Field(min_length=1, description="the rule's reason, word for word")
     priority: Literal["urgent", "high", "routine"] | None = Field(default=None, description="if it matters")
-    at: TimingText | None = Field(default=None, description="day N HH:MM, if it matters")
+    at: At | None = Field(default=None, description="day N HH:MM, if it matters")
 
 
 class ExpectedMessage(LanguageModel):
     step: Slug = Field(description="the message or questionnaire step")
     purpose: str | None = Field(default=None, description="scheduled, invitation, reminder-1, ...")
-    at: TimingText | None = Field(default=None, description="day N HH:MM, if it matters")
+    at: At | None = Field(default=None, description="day N HH:MM, if it matters")
 
 
 class Expect(LanguageModel):
@@ -326,9 +326,8 @@ class ScenarioRun:
     def anchor(self) -> datetime:
         return _wall(self.written_anchor, self.shift)
 
-    def instant(self, at: str) -> datetime:
+    def instant(self, timing: Timing) -> datetime:
         """`day N HH:MM` (or `day N +2h`, or a duration) on this run's calendar."""
-        timing = parse_timing(at)
         if timing.clock is not None:
             return datetime.combine(self.anchor.date() + timedelta(days=timing.days), timing.clock, tzinfo=self.zone)
         return (_wall(self.anchor, timedelta(days=timing.days)).astimezone(timezone.utc) + timing.offset)
@@ -461,7 +460,7 @@ def _span_days(pathway: Pathway, anchor: datetime, zone: str, scenario: Scenario
     plan = compile_plan(pathway, anchor, zone)
     last = max((t.due for t in plan), default=anchor)
     tail = max([getattr(step, "expire", timedelta(0)) for step in pathway.steps] + [timedelta(0)])
-    actions = [parse_timing(action.at).days for action in scenario.actions]
+    actions = [action.at.days for action in scenario.actions]
     return max([(last - anchor).days + tail.days, *actions]) + 30
 
 
@@ -632,7 +631,7 @@ def _unmet(run: ScenarioRun, expect: Expect, timeline: Timeline) -> list[str]:
         shown = [f"{run.day_and_time(e.at)} {e.detail}" for e in actual]
         if len(actual) != len(expect.escalations) or not all(
                 _escalation_matches(run, wanted, event) for wanted, event in zip(expect.escalations, actual)):
-            wanted = [" ".join(filter(None, [w.at, f"{w.priority}:" if w.priority else None, w.reason]))
+            wanted = [" ".join(filter(None, [w.at and str(w.at), f"{w.priority}:" if w.priority else None, w.reason]))
                       for w in expect.escalations]
             failures.append("expected escalations:\n      " + ("\n      ".join(wanted) or "none")
                             + "\n    got:\n      " + ("\n      ".join(shown) or "none"))
@@ -646,9 +645,8 @@ def _unmet(run: ScenarioRun, expect: Expect, timeline: Timeline) -> list[str]:
     return failures
 
 
-def _normal(at: str) -> str:
-    timing = parse_timing(at)
-    return f"day {timing.days} {timing.clock:%H:%M}" if timing.clock else at
+def _normal(at: Timing) -> str:
+    return f"day {at.days} {at.clock:%H:%M}" if at.clock else str(at)
 
 
 def _escalation_matches(run: ScenarioRun, wanted: ExpectedEscalation, event) -> bool:
