@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from language.expressions import RESPONSE_NAMES, evaluate, expression_problems, names_in
-from language.instruments.model import Instrument, Item, NumberItem, ScaleItem, SingleChoiceItem, YesNoItem
+from language.instruments.model import (
+    Instrument,
+    Item,
+    NumberItem,
+    ScaleItem,
+    SingleChoiceItem,
+    YesNoItem,
+)
 
 MAX_COMBINATIONS = 20_000
 """Beyond this many combinations of candidate values, whether a rule can match is not decided."""

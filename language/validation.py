@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from language import timing
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
+from language.loader import DocumentInvalid, Location, load_document
 from language.model import (
     CRISIS_POLICY_NAME,
     Actions,
@@ -23,7 +24,6 @@ from language.model import (
     QuestionnaireStep,
     Rule,
 )
-from language.loader import DocumentInvalid, Location, load_document
 from language.rule_checks import RuleScope, rule_problems
 from language.schema_errors import schema_problems
 from language.templates import environment, template_problems
