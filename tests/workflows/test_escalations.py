@@ -25,6 +25,8 @@ version: 1
 title: Escalation test
 anchor: delivery_date
 locales: [en, zh-CN]
+parameters:
+  phq_9_threshold: {value: 10, source: "Kroenke 2001: PHQ-9 >= 10 moderate depression"}
 escalation_policies:
   mood:
     priority: high
@@ -41,7 +43,7 @@ steps:
       en: {subject: "Mood", body: "{{ link }}"}
       zh-CN: {subject: "心情", body: "{{ link }}"}
     on:
-      - when: score >= 10
+      - when: score >= phq_9_threshold
         escalate: {reason: "PHQ-9 10 or more", policy: mood}
   - kind: questionnaire
     id: check
