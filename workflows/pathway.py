@@ -12,7 +12,6 @@ pure functions of language/rules.py; this workflow applies the decision.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -141,7 +140,7 @@ class PathwayWorkflow:
     @workflow.update
     async def submit_response(self, submission: ResponseSubmission) -> RuleOutcome:
         """Record a questionnaire response, act on it by the step's rules, and by the safety net."""
-        entry = self._entry(submission.step_id, submission.occurrence)
+        entry = self._entry(submission.step_id, submission.occurrence, "questionnaire")
         step = self._run.pathway.step(entry.step_id)
         entry.status, entry.at = "answered", workflow.now()
         entry.response = response = ResponseSummary(**submission.model_dump(include=set(ResponseSummary.model_fields)))
@@ -158,14 +157,15 @@ class PathwayWorkflow:
     @workflow.update
     async def record_call_outcome(self, outcome: CallOutcome) -> RuleOutcome:
         """Staff reached the patient (rules on what they measured) or did not (try again, then escalate)."""
-        entry = self._entry(outcome.step_id, outcome.occurrence)
+        entry = self._entry(outcome.step_id, outcome.occurrence, "call")
         step = self._run.pathway.step(entry.step_id)
         if entry.status == "planned":
             # Recorded at the instant its next attempt falls due (the validator let it through):
             # it is that attempt's outcome, so it waits until the loop has opened it.
             await workflow.wait_condition(lambda: entry.status != "planned")
-            if entry.status != "open":
-                raise ApplicationError(f"call {entry.key} is {entry.status}: {self._ended_by()}", non_retryable=True)
+            if entry.status != "open":  # the enrollment ended, or another outcome came first
+                raise ApplicationError(f"call {entry.key} is {entry.status}, not waiting for an outcome",
+                                       non_retryable=True)
         entry.at = workflow.now()
         entry.outcome = RuleOutcome()
         if outcome.outcome == "reached":
@@ -184,8 +184,7 @@ class PathwayWorkflow:
 
     @record_call_outcome.validator
     def _accept_outcomes_of_open_calls(self, outcome: CallOutcome) -> None:
-        entry = next((e for e in self._entries if e.step_id == outcome.step_id
-                      and e.occurrence == outcome.occurrence and e.kind == "call"), None)
+        entry = self._entry(outcome.step_id, outcome.occurrence, "call")
         if entry is None:
             raise ValueError(f"no call {outcome.step_id} #{outcome.occurrence} in this enrollment")
         next_attempt = next((item for item in self._agenda if isinstance(item, OpenCall) and item.entry is entry), None)
@@ -198,8 +197,7 @@ class PathwayWorkflow:
 
     @submit_response.validator
     def _accept_only_open_occurrences(self, submission: ResponseSubmission) -> None:
-        entry = next((e for e in self._entries if e.step_id == submission.step_id
-                      and e.occurrence == submission.occurrence and e.kind == "questionnaire"), None)
+        entry = self._entry(submission.step_id, submission.occurrence, "questionnaire")
         if entry is None:
             raise ValueError(f"no questionnaire {submission.step_id} #{submission.occurrence} in this enrollment")
         if entry.status != "open":
@@ -217,8 +215,10 @@ class PathwayWorkflow:
     def _ended_by(self) -> str | None:
         return self._cancel_reason or self._stop_reason
 
-    def _entry(self, step_id: str, occurrence: int) -> TimelineEntry:
-        return next(e for e in self._entries if e.step_id == step_id and e.occurrence == occurrence)
+    def _entry(self, step_id: str, occurrence: int, kind: str) -> TimelineEntry | None:
+        """None if there is no such occurrence of a step of this kind (validators say so)."""
+        return next((e for e in self._entries
+                     if e.step_id == step_id and e.occurrence == occurrence and e.kind == kind), None)
 
     def _calls_waiting(self) -> bool:
         return any(entry.kind == "call" and entry.status == "open" for entry in self._entries)
@@ -255,7 +255,7 @@ class PathwayWorkflow:
         try:
             await workflow.wait_condition(lambda: self._agenda.changes != changes, timeout=delay)
             return False
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
 
     async def _perform(self, item: AgendaItem) -> None:
@@ -311,6 +311,15 @@ class PathwayWorkflow:
     def _form(self, entry: TimelineEntry, step: QuestionnaireStep) -> FormLink:
         return FormLink(instrument_id=step.instrument, expires=entry.closes)
 
+    def _occurrence(self, entry: TimelineEntry, step: QuestionnaireStep, opens: datetime) -> QuestionnaireOccurrence:
+        return QuestionnaireOccurrence(enrollment_id=self._run.enrollment_id, step_id=step.id,
+                                       occurrence=entry.occurrence, instrument_id=step.instrument,
+                                       opens=opens, expires=entry.closes)
+
+    async def _bookkeeping(self, activity: str, payload: object) -> None:
+        await workflow.execute_activity(activity, payload, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                                        retry_policy=DELIVERY_RETRY)
+
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
         # Reminders and expiry count from the scheduled opening, or from a late one (after an
@@ -318,13 +327,7 @@ class PathwayWorkflow:
         opened = max(entry.due, workflow.now().replace(microsecond=0))
         reminders, expires = questionnaire_window(self._run.pathway, step, opened, self._run.timezone)
         entry.status, entry.at, entry.closes, entry.reminders = "open", opened, expires, reminders
-        await workflow.execute_activity(
-            OPEN_QUESTIONNAIRE,
-            QuestionnaireOccurrence(enrollment_id=self._run.enrollment_id, step_id=step.id,
-                                    occurrence=entry.occurrence, instrument_id=step.instrument,
-                                    opens=opened, expires=expires),
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
-        )
+        await self._bookkeeping(OPEN_QUESTIONNAIRE, self._occurrence(entry, step, opens=opened))
         for due in reminders:
             self._agenda.add(Remind(due, entry))
         self._agenda.add(Expire(expires, entry))
@@ -339,13 +342,7 @@ class PathwayWorkflow:
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
         entry.status, entry.at = "expired", workflow.now()
-        await workflow.execute_activity(
-            EXPIRE_QUESTIONNAIRE,
-            QuestionnaireOccurrence(enrollment_id=self._run.enrollment_id, step_id=step.id,
-                                    occurrence=entry.occurrence, instrument_id=step.instrument,
-                                    opens=entry.due, expires=entry.closes),
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
-        )
+        await self._bookkeeping(EXPIRE_QUESTIONNAIRE, self._occurrence(entry, step, opens=entry.due))
         if step.on_expire:
             entry.outcome = self._apply(Decision.always(step.on_expire, "no answer before expiry"), entry, RuleOutcome())
 
@@ -365,17 +362,11 @@ class PathwayWorkflow:
                 self._events.append(TimelineEvent(at=now, kind="tag", detail=f"{tag} ({entry.key}, {trigger})"))
             outcome.tags.append(tag)
         for step_id in actions.send:
-            sent = TimelineEntry(step_id=step_id, kind="message", due=now,
-                                 occurrence=1 + sum(1 for e in self._entries if e.step_id == step_id),
-                                 detail=f"sent by {entry.key}, {trigger}")
-            self._entries.append(sent)
+            sent = self._new_occurrence(step_id, "message", f"sent by {entry.key}, {trigger}")
             self._agenda.add(SendMessage(now, sent, sent_by_rule=True))
             outcome.sent.append(step_id)
         for step_id in actions.call:
-            call = TimelineEntry(step_id=step_id, kind="call", due=now,
-                                 occurrence=1 + sum(1 for e in self._entries if e.step_id == step_id),
-                                 detail=f"opened by {entry.key}, {trigger}")
-            self._entries.append(call)
+            call = self._new_occurrence(step_id, "call", f"opened by {entry.key}, {trigger}")
             self._agenda.add(OpenCall(now, call))
             outcome.calls.append(step_id)
         if actions.escalate:
@@ -386,6 +377,13 @@ class PathwayWorkflow:
             self._events.append(TimelineEvent(at=now, kind="stop", detail=self._stop_reason))
             outcome.stopped = True
             self._close_remaining()
+
+    def _new_occurrence(self, step_id: str, kind: str, detail: str) -> TimelineEntry:
+        """A touchpoint a rule adds now, numbered after the step's earlier occurrences."""
+        occurrence = 1 + sum(1 for e in self._entries if e.step_id == step_id)
+        added = TimelineEntry(step_id=step_id, kind=kind, due=workflow.now(), occurrence=occurrence, detail=detail)
+        self._entries.append(added)
+        return added
 
     async def _escalate(self, entry: TimelineEntry, trigger: str, escalate: Escalate) -> None:
         """Start the escalation's own workflow; it outlives this one until a person resolves it."""
@@ -413,9 +411,6 @@ class PathwayWorkflow:
         step = self._run.pathway.step(entry.step_id)
         entry.attempts += 1
         entry.status, entry.at = "open", workflow.now()
-        await workflow.execute_activity(
-            OPEN_CALL_TASK,
-            CallTask(enrollment_id=self._run.enrollment_id, step_id=step.id, occurrence=entry.occurrence,
-                     attempt=entry.attempts, team=step.team, due=workflow.now(), scripts=step.script),
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY,
-        )
+        await self._bookkeeping(OPEN_CALL_TASK, CallTask(
+            enrollment_id=self._run.enrollment_id, step_id=step.id, occurrence=entry.occurrence,
+            attempt=entry.attempts, team=step.team, due=workflow.now(), scripts=step.script))
