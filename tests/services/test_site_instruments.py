@@ -23,10 +23,11 @@ EXPECT = re.compile(r"#\s*expect:\s*(.+)$")
 
 
 def test_the_shipped_instruments(shipped):
-    assert sorted(shipped) == ["epds", "gad-7", "phq-9", "postnatal-check", "postop-check", "satisfaction"]
+    assert sorted(shipped) == ["blood-pressure", "epds", "gad-7", "phq-9", "postnatal-check", "postop-check",
+                               "satisfaction"]
     assert {instrument.total_range() for instrument in (shipped["phq-9"], shipped["gad-7"], shipped["epds"])} == {
         (0, 27), (0, 21), (0, 30)}
-    for instrument_id in ("phq-9", "gad-7", "postop-check", "postnatal-check", "satisfaction"):
+    for instrument_id in ("phq-9", "gad-7", "postop-check", "postnatal-check", "satisfaction", "blood-pressure"):
         assert shipped[instrument_id].text_available("en") and shipped[instrument_id].text_available("zh-CN")
 
 
