@@ -12,7 +12,7 @@ pure functions of language/rules.py; this workflow applies the decision.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -87,6 +87,7 @@ class PathwayWorkflow:
         self._cancel_reason: str | None = None
         self._stop_reason: str | None = None
         self._in_flight: str | None = None
+        self._opening_call: str | None = None
         self._finished = False
 
     @workflow.run
@@ -159,10 +160,10 @@ class PathwayWorkflow:
         """Staff reached the patient (rules on what they measured) or did not (try again, then escalate)."""
         entry = self._entry(outcome.step_id, outcome.occurrence, "call")
         step = self._run.pathway.step(entry.step_id)
-        if entry.status == "planned":
-            # Recorded at the instant its next attempt falls due (the validator let it through):
-            # it is that attempt's outcome, so it waits until the loop has opened it.
-            await workflow.wait_condition(lambda: entry.status != "planned")
+        if entry.status == "planned" or self._opening_call == entry.key:
+            # Recorded as its attempt falls due (the validator let it through) or while its task is
+            # being created: it is that attempt's outcome, so it waits until the task is on the worklist.
+            await workflow.wait_condition(lambda: entry.status != "planned" and self._opening_call != entry.key)
             if entry.status != "open":  # the enrollment ended, or another outcome came first
                 raise ApplicationError(f"call {entry.key} is {entry.status}, not waiting for an outcome",
                                        non_retryable=True)
@@ -192,7 +193,7 @@ class PathwayWorkflow:
             return
         if next_attempt is not None:
             raise ValueError(f"call {entry.key} is not open: attempt {entry.attempts + 1} opens at "
-                             f"{next_attempt.due.isoformat()}, and takes an outcome from then")
+                             f"{next_attempt.due.astimezone(UTC):%Y-%m-%d %H:%M} UTC, and takes an outcome from then")
         raise ValueError(f"call {entry.key} is {entry.status}, not waiting for an outcome")
 
     @submit_response.validator
@@ -411,6 +412,10 @@ class PathwayWorkflow:
         step = self._run.pathway.step(entry.step_id)
         entry.attempts += 1
         entry.status, entry.at = "open", workflow.now()
-        await self._bookkeeping(OPEN_CALL_TASK, CallTask(
-            enrollment_id=self._run.enrollment_id, step_id=step.id, occurrence=entry.occurrence,
-            attempt=entry.attempts, team=step.team, due=workflow.now(), scripts=step.script))
+        self._opening_call = entry.key
+        try:
+            await self._bookkeeping(OPEN_CALL_TASK, CallTask(
+                enrollment_id=self._run.enrollment_id, step_id=step.id, occurrence=entry.occurrence,
+                attempt=entry.attempts, team=step.team, due=workflow.now(), scripts=step.script))
+        finally:
+            self._opening_call = None
