@@ -104,12 +104,14 @@ steps:
     expire: 48h
     template: {en: {subject: Tell us, body: "{{ link }}"}}
     on:
-      - when: recommend <= 6
+      - when: recommend <= unhappy_max
         tag: unhappy
   - kind: message
     id: bye
     at: day 3 10:00
     template: {en: {subject: Bye, body: Goodbye}}
+parameters:
+  unhappy_max: {value: 6, source: "a test's own cut-off"}
 """
 
 
@@ -187,7 +189,7 @@ scenarios:
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "== unhappy ==\n" in golden and "== cancelled before the end ==\n" in golden
     assert "day  1 Wed 2026-12-02 12:00  answered    check#1\n" in golden
-    assert "day  1 Wed 2026-12-02 12:00  tag         unhappy (check#1, rule 1: recommend <= 6)\n" in golden
+    assert "day  1 Wed 2026-12-02 12:00  tag         unhappy (check#1, rule 1: recommend <= unhappy_max)\n" in golden
     assert "day  2 Thu 2026-12-03 12:00  staff       cancel: moved away\n" in golden
     assert "day  2 Thu 2026-12-03 12:00  cancelled   bye#1 (planned for day 3 10:00)\n" in golden
     assert "end: cancelled (moved away); tags: none\n" in golden
