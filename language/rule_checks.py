@@ -180,11 +180,14 @@ def _not_one_of(problem: str, word: str, known: list[str], what: str) -> str:
 
 def _never_matches(expression: str, tree: ast.AST, scope: RuleScope) -> list[str]:
     """Evaluate the rule over the values that decide it: if none matches, no response ever will."""
+    if any(isinstance(node, ast.BinOp) for node in ast.walk(tree)):
+        return []  # arithmetic (score - q9 >= x) can need values between those tried: not decided
     used = sorted(names_in(expression) - {"True", "False", "None"})
     numbers = [value for node in ast.walk(tree) if (value := _number(node)) is not None]
     thresholds = [scope.parameters[name] for name in used if name in scope.parameters] + numbers
-    candidates = [_candidates(name, scope, thresholds) for name in used]
-    if math.prod(len(values) for values in candidates) > MAX_COMBINATIONS:
+    words = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    candidates = [_candidates(name, scope, thresholds, words) for name in used]
+    if None in candidates or math.prod(len(values) for values in candidates) > MAX_COMBINATIONS:
         return []
     for combination in itertools.product(*candidates):
         try:
@@ -199,17 +202,19 @@ def _never_matches(expression: str, tree: ast.AST, scope: RuleScope) -> list[str
             "check the comparison and the parameters' values"]
 
 
-def _candidates(name: str, scope: RuleScope, thresholds: list[float | int]) -> list[Any]:
-    """A few values of `name` that decide every comparison the rule can make with the thresholds."""
+def _candidates(name: str, scope: RuleScope, thresholds: list[float | int], words: set[str]) -> list[Any] | None:
+    """A few values of `name` that decide every comparison the rule can make with the thresholds
+    and the words it tests (None: too many to try)."""
     instrument = scope.instrument
     if name in scope.parameters:
         return [scope.parameters[name]]
-    if name == "tags":
-        tags = sorted(scope.tags)
-        return [[], *([tag] for tag in tags), *([tags] if len(tags) > 1 else [])]
-    if name == "flags":
-        flags = list(instrument.scoring.flags) if instrument else []
-        return [list(subset) for size in range(len(flags) + 1) for subset in itertools.combinations(flags, size)]
+    if name in ("tags", "flags"):
+        # Only membership of the words the rule names can matter: every subset of those.
+        settable = scope.tags if name == "tags" else set(instrument.scoring.flags if instrument else ())
+        named = sorted(settable & words)
+        if 2 ** len(named) > MAX_COMBINATIONS:
+            return None
+        return [list(subset) for size in range(len(named) + 1) for subset in itertools.combinations(named, size)]
     if name == "band":
         return [band.id for band in instrument.scoring.bands] if instrument else [None]
     if name == "score":

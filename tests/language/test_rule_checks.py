@@ -66,13 +66,17 @@ def test_a_call_without_an_instrument_may_use_tags_and_parameters():
     [
         ("phq-9", "band == 'mild' and band == 'severe'", "this rule can never match"),
         ("postop-check", "temperature > limit", "temperature runs from 34 to 43 and limit is 45"),
-        ("phq-9", "score > 27 - 0 * limit", "phq-9's total runs from 0 to 27"),
+        ("phq-9", "score > limit", "phq-9's total runs from 0 to 27 and limit is 45"),
         ("phq-9", "band >= limit", "this rule can never match"),  # a type error at run time, too
     ],
 )
 def test_a_rule_no_response_can_match_is_refused(instrument, expression, why):
     problems = rule_problems(expression, scope(instrument, limit=45))
     assert len(problems) == 1 and problems[0].startswith("this rule can never match") and why in problems[0]
+
+
+def test_arithmetic_is_not_decided():
+    assert rule_problems("score - q9 > limit", scope("phq-9", limit=45)) == []
 
 
 def test_too_many_combinations_are_not_decided():
@@ -85,3 +89,9 @@ def test_too_many_combinations_are_not_decided():
     scope_ = RuleScope(kind="questionnaire", instrument=instrument, parameters={}, tags=frozenset())
     assert 2 ** 16 > MAX_COMBINATIONS
     assert rule_problems(f"{items} and not item_0", scope_) == []
+
+
+def test_tags_and_flags_are_tried_in_every_combination_the_rule_names():
+    three = scope("phq-9", tags=("a", "b", "c"))
+    assert rule_problems("'a' in tags and 'b' in tags and 'c' not in tags and 'self_harm' in flags", three) == []
+    assert rule_problems("'a' in tags and 'a' not in tags", three)[0].startswith("this rule can never match")
