@@ -165,8 +165,8 @@ class PathwayWorkflow:
             # being created: it is that attempt's outcome, so it waits until the task is on the worklist.
             await workflow.wait_condition(lambda: entry.status != "planned" and self._opening_call != entry.key)
             if entry.status != "open":  # the enrollment ended, or another outcome came first
-                raise ApplicationError(f"call {entry.key} is {entry.status}, not waiting for an outcome",
-                                       non_retryable=True)
+                raise ApplicationError(f"call {outcome.step_id} #{outcome.occurrence} is {entry.status}, "
+                                       "not waiting for an outcome", non_retryable=True)
         entry.at = workflow.now()
         entry.outcome = RuleOutcome()
         if outcome.outcome == "reached":
@@ -185,16 +185,17 @@ class PathwayWorkflow:
 
     @record_call_outcome.validator
     def _accept_outcomes_of_open_calls(self, outcome: CallOutcome) -> None:
+        call = f"call {outcome.step_id} #{outcome.occurrence}"
         entry = self._entry(outcome.step_id, outcome.occurrence, "call")
         if entry is None:
-            raise ValueError(f"no call {outcome.step_id} #{outcome.occurrence} in this enrollment")
+            raise ValueError(f"no {call} in this enrollment")
         next_attempt = next((item for item in self._agenda if isinstance(item, OpenCall) and item.entry is entry), None)
         if entry.status == "open" or (next_attempt is not None and next_attempt.due <= workflow.now()):
             return
         if next_attempt is not None:
-            raise ValueError(f"call {entry.key} is not open: attempt {entry.attempts + 1} opens at "
+            raise ValueError(f"{call} is not open: attempt {entry.attempts + 1} opens at "
                              f"{next_attempt.due.astimezone(UTC):%Y-%m-%d %H:%M} UTC, and takes an outcome from then")
-        raise ValueError(f"call {entry.key} is {entry.status}, not waiting for an outcome")
+        raise ValueError(f"{call} is {entry.status}, not waiting for an outcome")
 
     @submit_response.validator
     def _accept_only_open_occurrences(self, submission: ResponseSubmission) -> None:
@@ -345,7 +346,8 @@ class PathwayWorkflow:
         entry.status, entry.at = "expired", workflow.now()
         await self._bookkeeping(EXPIRE_QUESTIONNAIRE, self._occurrence(entry, step, opens=entry.due))
         if step.on_expire:
-            entry.outcome = self._apply(Decision.always(step.on_expire, "no answer before expiry"), entry, RuleOutcome())
+            expired = Decision.always(step.on_expire, "no answer before expiry")
+            entry.outcome = self._apply(expired, entry, RuleOutcome())
 
     def _apply(self, decision: Decision, entry: TimelineEntry, outcome: RuleOutcome) -> RuleOutcome:
         """Act on every match in order; rules that could not decide are told, not raised."""

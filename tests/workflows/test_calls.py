@@ -96,7 +96,7 @@ async def test_an_outcome_before_the_next_attempt_falls_due_is_refused_naming_th
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await enrolled.workflow.execute_update(PathwayWorkflow.record_call_outcome, REACHED)
 
-    assert "call follow-up-call#1 is not open: attempt 2 opens at " in str(refused.value.cause)
+    assert "call follow-up-call #1 is not open: attempt 2 opens at " in str(refused.value.cause)
     assert (await _call(enrolled)).status == "planned"
 
 
@@ -127,4 +127,4 @@ async def test_an_outcome_waiting_for_its_attempt_is_refused_if_the_enrollment_e
 
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await pending.result()
-    assert str(refused.value.cause) == "call follow-up-call#1 is cancelled, not waiting for an outcome"
+    assert str(refused.value.cause) == "call follow-up-call #1 is cancelled, not waiting for an outcome"
