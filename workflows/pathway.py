@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from language.model import CRISIS_POLICY_NAME, Actions, Escalate, QuestionnaireStep, crisis_policy
+    from language.model import Actions, Escalate
     from language.plan import compile_plan, questionnaire_window
     from language.rules import Decision, decide, measured_names, response_names, safety_net
     from workflows.agenda import (
@@ -42,15 +42,11 @@ with workflow.unsafe.imports_passed_through():
         RECORD_ENROLLMENT_STATUS,
         SCREEN_FREE_TEXT,
         CallOutcome,
-        CallTask,
         CancelRequest,
         DeliveryReceipt,
         EnrollmentRun,
         EnrollmentStatusChange,
-        EscalationStart,
         FormLink,
-        MessageDelivery,
-        QuestionnaireOccurrence,
         ResponseSubmission,
         ResponseSummary,
         RuleOutcome,
@@ -60,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         escalation_workflow_id,
     )
     from workflows.escalation import EscalationWorkflow
+    from workflows.payloads import call_task, escalation_start, form_link, message_delivery, questionnaire_occurrence
 
 # A delivery that keeps failing for about an hour is recorded as failed rather than blocking the
 # rest of the pathway; each attempt is bounded so a hung SMTP server cannot hold an attempt forever.
@@ -290,11 +287,8 @@ class PathwayWorkflow:
         try:
             receipt = await workflow.execute_activity(
                 DELIVER_MESSAGE,
-                MessageDelivery(
-                    enrollment_id=self._run.enrollment_id, pathway_id=self._run.pathway.id,
-                    pathway_title=self._run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
-                    purpose=purpose, channel=step.channel, due=due or entry.due, templates=templates, form=form,
-                ),
+                message_delivery(self._run, step, entry, purpose=purpose, templates=templates, due=due or entry.due,
+                                 form=form),
                 result_type=DeliveryReceipt,
                 start_to_close_timeout=DELIVERY_ATTEMPT_TIMEOUT,
                 retry_policy=DELIVERY_RETRY,
@@ -310,14 +304,6 @@ class PathwayWorkflow:
         finally:
             self._in_flight = None
 
-    def _form(self, entry: TimelineEntry, step: QuestionnaireStep) -> FormLink:
-        return FormLink(instrument_id=step.instrument, expires=entry.closes)
-
-    def _occurrence(self, entry: TimelineEntry, step: QuestionnaireStep, opens: datetime) -> QuestionnaireOccurrence:
-        return QuestionnaireOccurrence(enrollment_id=self._run.enrollment_id, step_id=step.id,
-                                       occurrence=entry.occurrence, instrument_id=step.instrument,
-                                       opens=opens, expires=entry.closes)
-
     async def _bookkeeping(self, activity: str, payload: object) -> None:
         await workflow.execute_activity(activity, payload, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                                         retry_policy=DELIVERY_RETRY)
@@ -329,22 +315,22 @@ class PathwayWorkflow:
         opened = max(entry.due, workflow.now().replace(microsecond=0))
         reminders, expires = questionnaire_window(self._run.pathway, step, opened, self._run.timezone)
         entry.status, entry.at, entry.closes, entry.reminders = "open", opened, expires, reminders
-        await self._bookkeeping(OPEN_QUESTIONNAIRE, self._occurrence(entry, step, opens=opened))
+        await self._bookkeeping(OPEN_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=opened))
         for due in reminders:
             self._agenda.add(Remind(due, entry))
         self._agenda.add(Expire(expires, entry))
-        await self._send(entry, step, purpose="invitation", templates=step.template, form=self._form(entry, step))
+        await self._send(entry, step, purpose="invitation", templates=step.template, form=form_link(step, entry))
 
     async def _remind(self, entry: TimelineEntry, due: datetime) -> None:
         step = self._run.pathway.step(entry.step_id)
         entry.reminders_sent += 1
         await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
-                         templates=step.reminder_template or step.template, form=self._form(entry, step))
+                         templates=step.reminder_template or step.template, form=form_link(step, entry))
 
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
         entry.status, entry.at = "expired", workflow.now()
-        await self._bookkeeping(EXPIRE_QUESTIONNAIRE, self._occurrence(entry, step, opens=entry.due))
+        await self._bookkeeping(EXPIRE_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=entry.due))
         if step.on_expire:
             expired = Decision.always(step.on_expire, "no answer before expiry")
             entry.outcome = self._apply(expired, entry, RuleOutcome())
@@ -390,24 +376,14 @@ class PathwayWorkflow:
 
     async def _escalate(self, entry: TimelineEntry, trigger: str, escalate: Escalate) -> None:
         """Start the escalation's own workflow; it outlives this one until a person resolves it."""
-        pathway = self._run.pathway
-        policy = (crisis_policy(pathway) if escalate.policy == CRISIS_POLICY_NAME
-                  else pathway.escalation_policies[escalate.policy])
         self._escalations += 1
-        escalation_id = f"{self._run.enrollment_id}-{self._escalations}"
-        priority = escalate.priority or policy.priority
-        child = await workflow.start_child_workflow(
-            EscalationWorkflow.run,
-            EscalationStart(escalation_id=escalation_id, enrollment_id=self._run.enrollment_id,
-                            step_id=entry.step_id, occurrence=entry.occurrence, trigger=trigger,
-                            reason=escalate.reason, priority=priority, policy_name=escalate.policy, policy=policy,
-                            response_id=entry.response.response_id if entry.response else None),
-            id=escalation_workflow_id(escalation_id),
-            parent_close_policy=ParentClosePolicy.ABANDON,
-        )
-        self._events.append(TimelineEvent(at=workflow.now(), kind="escalation", escalation_id=escalation_id,
-                                          detail=f"{priority}: {escalate.reason} ({entry.key}, {trigger})"))
-        if policy.pause_pathway:
+        start = escalation_start(self._run, entry, trigger, escalate, f"{self._run.enrollment_id}-{self._escalations}")
+        child = await workflow.start_child_workflow(EscalationWorkflow.run, start,
+                                                    id=escalation_workflow_id(start.escalation_id),
+                                                    parent_close_policy=ParentClosePolicy.ABANDON)
+        self._events.append(TimelineEvent(at=workflow.now(), kind="escalation", escalation_id=start.escalation_id,
+                                          detail=f"{start.priority}: {escalate.reason} ({entry.key}, {trigger})"))
+        if start.policy.pause_pathway:
             await child  # every other step waits until a person resolves it
 
     async def _open_call(self, entry: TimelineEntry) -> None:
@@ -416,8 +392,6 @@ class PathwayWorkflow:
         entry.status, entry.at = "open", workflow.now()
         self._opening_call = entry.key
         try:
-            await self._bookkeeping(OPEN_CALL_TASK, CallTask(
-                enrollment_id=self._run.enrollment_id, step_id=step.id, occurrence=entry.occurrence,
-                attempt=entry.attempts, team=step.team, due=workflow.now(), scripts=step.script))
+            await self._bookkeeping(OPEN_CALL_TASK, call_task(self._run, step, entry, due=workflow.now()))
         finally:
             self._opening_call = None

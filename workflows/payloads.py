@@ -1,0 +1,54 @@
+"""The inputs PathwayWorkflow gives its activities and escalation children, built from its run.
+
+Pure functions of their arguments, so a replay builds exactly what the first run sent. They carry
+ids and the pathway's own texts, never a patient's details (see contracts.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from language.model import CRISIS_POLICY_NAME, CallStep, Escalate, MessageTemplate, QuestionnaireStep, crisis_policy
+from workflows.contracts import (
+    CallTask,
+    EnrollmentRun,
+    EscalationStart,
+    FormLink,
+    MessageDelivery,
+    QuestionnaireOccurrence,
+    TimelineEntry,
+)
+
+
+def message_delivery(run: EnrollmentRun, step, entry: TimelineEntry, *, purpose: str,
+                     templates: dict[str, MessageTemplate], due: datetime, form: FormLink | None) -> MessageDelivery:
+    return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id,
+                           pathway_title=run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
+                           purpose=purpose, channel=step.channel, due=due, templates=templates, form=form)
+
+
+def form_link(step: QuestionnaireStep, entry: TimelineEntry) -> FormLink:
+    return FormLink(instrument_id=step.instrument, expires=entry.closes)
+
+
+def questionnaire_occurrence(run: EnrollmentRun, step: QuestionnaireStep, entry: TimelineEntry,
+                             opens: datetime) -> QuestionnaireOccurrence:
+    return QuestionnaireOccurrence(enrollment_id=run.enrollment_id, step_id=step.id, occurrence=entry.occurrence,
+                                   instrument_id=step.instrument, opens=opens, expires=entry.closes)
+
+
+def call_task(run: EnrollmentRun, step: CallStep, entry: TimelineEntry, due: datetime) -> CallTask:
+    return CallTask(enrollment_id=run.enrollment_id, step_id=step.id, occurrence=entry.occurrence,
+                    attempt=entry.attempts, team=step.team, due=due, scripts=step.script)
+
+
+def escalation_start(run: EnrollmentRun, entry: TimelineEntry, trigger: str, escalate: Escalate,
+                     escalation_id: str) -> EscalationStart:
+    """The escalation with a snapshot of its policy: the pathway's own, or the built-in crisis route."""
+    pathway = run.pathway
+    policy = (crisis_policy(pathway) if escalate.policy == CRISIS_POLICY_NAME
+              else pathway.escalation_policies[escalate.policy])
+    return EscalationStart(escalation_id=escalation_id, enrollment_id=run.enrollment_id, step_id=entry.step_id,
+                           occurrence=entry.occurrence, trigger=trigger, reason=escalate.reason,
+                           priority=escalate.priority or policy.priority, policy_name=escalate.policy, policy=policy,
+                           response_id=entry.response.response_id if entry.response else None)
