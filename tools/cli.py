@@ -140,27 +140,41 @@ def simulate(
     locale: Annotated[str | None, typer.Option(help="patient locale (default: the pathway's first)")] = None,
     answers: Annotated[Path | None, typer.Option(
         help="YAML: {questionnaire step id: [{answers: {...}, after: 2h} | 'no answer', ...]} per occurrence")] = None,
+    calls: Annotated[str | None, typer.Option(
+        help="reached or not_reached (every call attempt, 1h after it opens), or a YAML file: "
+             "{call step id: [not_reached, {outcome: reached, values: {systolic: 150}, after: 2h}, ...]} per attempt")
+                     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False,
 ) -> None:
-    """Run one enrollment on the time-skipping Temporal server and print every message delivered."""
-    from tools.simulation import parse_answer_script
+    """Run one enrollment on the time-skipping Temporal server and print every message delivered.
+
+    It runs until the enrollment ends, or until it waits for staff (a call with no scripted outcome):
+    then it says what it waits for and exits 0."""
+    from tools.driver import PlayFailed, Script, parse_answer_script, parse_call_script
     from tools.simulation import simulate as run_simulation
 
     pathway = _load_or_exit(path)
-    script = None
+    script = Script()
     if answers is not None:
-        try:
-            script = parse_answer_script(yaml.safe_load(answers.read_text(encoding="utf-8")))
-        except (OSError, yaml.YAMLError, ValueError) as error:
-            typer.echo(f"{answers}: {error}", err=True)
-            raise typer.Exit(EXIT_UNREADABLE) from None
-    timeline, delivered = asyncio.run(run_simulation(pathway, _parse_anchor(anchor), timezone=tz, locale=locale,
-                                                     script=script))
+        script.answers = _read_script(answers, parse_answer_script)
+    if calls in ("reached", "not_reached"):
+        script.calls = parse_call_script(calls)
+    elif calls is not None:
+        script.calls = _read_script(Path(calls), parse_call_script)
+    try:
+        simulated = asyncio.run(run_simulation(pathway, _parse_anchor(anchor), timezone=tz, locale=locale,
+                                               script=script))
+    except PlayFailed as failed:
+        typer.echo(f"{path}: {failed}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    timeline, delivered = simulated.timeline, simulated.delivered
     if as_json:
         json.dump([{"step": d.step, "occurrence": d.occurrence, "purpose": d.purpose, "due": d.due.isoformat(),
                     "channel": d.channel, "subject": d.subject} for d in delivered],
                   sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
+        for waiting in simulated.waiting_for:
+            typer.echo(f"waiting for staff: {waiting}", err=True)
         return
     for d in delivered:
         typer.echo(f"{d.due:%Y-%m-%d %H:%M %Z}  {d.channel:<8} {f'{d.step}#{d.occurrence}':<28} "
@@ -168,11 +182,27 @@ def simulate(
     for entry in timeline.entries:
         if entry.kind == "questionnaire":
             typer.echo(f"{entry.step_id}#{entry.occurrence}: {_questionnaire_summary(entry)}")
+        elif entry.kind == "call" and entry.status in ("reached", "not_reached"):
+            typer.echo(f"{entry.key}: {entry.status.replace('_', ' ')} after {entry.attempts} attempt(s)")
+    for happened in simulated.happened:
+        if happened.kind != "staff":
+            typer.echo(f"{happened.kind}: {happened.text}")
     for event in timeline.events:
         typer.echo(f"{event.kind}: {event.detail}")
     typer.echo(f"{len(delivered)} messages delivered; enrollment {timeline.status}"
                + (f" ({timeline.cancel_reason})" if timeline.cancel_reason else "")
                + (f"; tags: {', '.join(timeline.tags)}" if timeline.tags else ""))
+    for waiting in simulated.waiting_for:
+        typer.echo(f"waiting for staff: {waiting}")
+
+
+def _read_script(path: Path, parse):
+    """A scripted answers or calls file, or exit 2 saying what is wrong with it."""
+    try:
+        return parse(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValueError) as error:
+        typer.echo(f"{path}: {getattr(error, 'strerror', None) or error}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
 
 
 def _questionnaire_summary(entry) -> str:
@@ -300,6 +330,7 @@ def run_scenarios(
 ) -> None:
     """Run pathway scenarios on the time-skipping server; show a diff of dated events where they differ."""
     from tools import scenarios
+    from tools.scenario_format import load_scenarios
     if not paths:
         paths = scenarios.default_paths(Settings().PATHWAYS_DIR)
         if not paths:
@@ -308,7 +339,7 @@ def run_scenarios(
     worst, loaded_files = 0, []
     for path in paths:
         try:
-            loaded_files.append(scenarios.load_scenarios(path, _site()))
+            loaded_files.append(load_scenarios(path, _site()))
         except OSError as error:
             typer.echo(f"{path}: cannot read: {error.strerror or error}", err=True)
             worst = EXIT_UNREADABLE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tools.scenarios import load_scenarios
+from tools.scenario_format import load_scenarios
 from services.settings import PROJECT_ROOT
 from services.site import load_site
 

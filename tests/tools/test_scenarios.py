@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tools.scenarios import default_paths, equivalent_shift, golden_path, load_scenarios, read_golden
+from tools.scenario_format import golden_path, load_scenarios
+from tools.scenarios import default_paths, equivalent_shift, read_golden
 from language.loader import DocumentInvalid
 from services.site import load_site
 
