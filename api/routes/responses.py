@@ -43,7 +43,7 @@ async def enter_response(enrollment_id: str, step_id: str, occurrence: int, body
                                          enrollment_id=enrollment_id, step_id=step_id, occurrence=occurrence,
                                          answers=body.answers, source="staff", entered_by=body.entered_by)
     except AnswersInvalid as invalid:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             {"message": "some answers need checking", "errors": invalid.errors}) from None
     except QuestionnaireClosed as closed:
         raise HTTPException(status.HTTP_410_GONE, str(closed)) from None

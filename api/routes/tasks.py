@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep, TemporalDep
+from api.deps import ServicesDep, SessionDep, TemporalDep
 from api.routes.enrollments import UPDATE_TIMEOUT
 from api.routes.escalations import workflow_update
 from api.routes.staff import staff_or_404
@@ -24,7 +24,8 @@ from api.schemas import (
     Message,
     enrollment_path,
 )
-from store.db import CallTaskRecord, utcnow
+from language.instruments.scoring import score
+from store.db import CallTaskRecord, Enrollment, utcnow
 from workflows.contracts import CallOutcome, workflow_id_for
 from workflows.pathway import PathwayWorkflow
 
@@ -55,29 +56,51 @@ async def read_task(task_id: int, session: SessionDep) -> CallTaskPublic:
     responses={
         404: {"model": Message, "description": "Unknown task or staff member."},
         409: {"model": Message, "description": "The task is not waiting for an outcome, or the pathway refused it."},
+        422: {"description": "Values the call step's form does not have, or out of its range."},
         503: {"model": Message, "description": "No worker answered in time."},
     },
 )
-async def record_task_outcome(task_id: int, body: CallOutcomeBody, session: SessionDep,
-                              temporal: TemporalDep) -> CallOutcomeRecorded:
+async def record_task_outcome(task_id: int, body: CallOutcomeBody, session: SessionDep, temporal: TemporalDep,
+                              services: ServicesDep) -> CallOutcomeRecorded:
     """Record a call's outcome: the pathway's rules act on the values; the notes stay with the task."""
     task = await task_or_404(session, task_id)
     member = await staff_or_404(session, body.staff_id)
     if task.status != "open":
         raise HTTPException(status.HTTP_409_CONFLICT, f"call task {task_id} is {task.status}, not waiting for an outcome")
+    values = await measured_values(services, session, task, body.values)
     # End the read before the update: SQLite will not turn a stale read transaction into a write.
     await session.commit()
     handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(task.enrollment_id))
     rules = await workflow_update(
         handle.execute_update(PathwayWorkflow.record_call_outcome,
                               CallOutcome(step_id=task.step_id, occurrence=task.occurrence, outcome=body.outcome,
-                                          staff_id=member.id, values=body.values),
+                                          staff_id=member.id, values=values),
                               rpc_timeout=UPDATE_TIMEOUT),
         f"the enrollment {task.enrollment_id} has ended; its call tasks take no more outcomes")
-    task.status, task.outcome, task.notes, task.values = "done", body.outcome, body.notes, body.values or None
+    task.status, task.outcome, task.notes, task.values = "done", body.outcome, body.notes, values or None
     task.recorded_by, task.recorded_at = member.id, utcnow()
     await session.commit()
     return CallOutcomeRecorded(task=present(task), rules=rules)
+
+
+async def measured_values(services: ServicesDep, session: AsyncSession, task: CallTaskRecord,
+                          values: dict) -> dict:
+    """The values as the call step's form reads them; 422 for any the form does not have or cannot take,
+    since a value under another name would silently never meet the rule written for it."""
+    if not values:
+        return {}
+    enrollment = await session.get(Enrollment, task.enrollment_id)
+    deployed = await services.registry.get(enrollment.pathway_id, enrollment.pathway_version)
+    form = deployed.pathway.step(task.step_id).instrument
+    if form is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"call step {task.step_id} has no form to record values on; put what was said in notes")
+    instrument = services.instruments[form]
+    errors = instrument.validate_answers(values)
+    if errors:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            {"message": f"some values do not fit the {form} form", "errors": errors})
+    return dict(score(instrument, values).items)
 
 
 async def task_or_404(session: AsyncSession, task_id: int) -> CallTaskRecord:

@@ -39,6 +39,25 @@ steps:
       en: {subject: "Day {{ step.occurrence }}", body: "Dear {{ patient.first_name }}"}
 """
 
+# A site's own instrument: the PHQ-9 total a midwife works out on the phone, for the worklist tests.
+PHONE_PHQ9 = """\
+id: phq9-by-phone
+version: 1
+title: {en: PHQ-9 total taken by phone, zh-CN: 电话 PHQ-9 总分}
+source: carepath route tests
+licence: {terms: Apache-2.0, text_public: true}
+locales: [en, zh-CN]
+instructions: {en: Add up the nine answers (0-3 each)., zh-CN: 九题得分相加（每题 0-3 分）。}
+items:
+  - id: phq9
+    kind: number
+    unit: points
+    min: 0
+    max: 27
+    required: false
+    text: {en: PHQ-9 total, zh-CN: PHQ-9 总分}
+"""
+
 # A valid pathway in a subfolder: scenario tests live there, and are not pathways to load.
 NOT_A_SHIPPED_PATHWAY = SHIPPED_PATHWAY.replace("api-follow-up", "in-a-subfolder")
 
@@ -79,6 +98,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, temporal: WorkflowEnviron
     shipped = with_site_files(workdir / "pathways")
     (shipped / "tests").mkdir(parents=True)
     (shipped / "api-follow-up.yaml").write_text(SHIPPED_PATHWAY, encoding="utf-8")
+    (shipped / "instruments" / "phq9-by-phone.yaml").write_text(PHONE_PHQ9, encoding="utf-8")
     (shipped / "tests" / "in-a-subfolder.yaml").write_text(NOT_A_SHIPPED_PATHWAY, encoding="utf-8")
     return Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'store.db'}",
                     TEMPORAL_ADDRESS=temporal.client.service_client.config.target_host,

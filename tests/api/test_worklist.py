@@ -26,6 +26,9 @@ version: 1
 title: Escalations and calls through the API
 anchor: start
 locales: [en, zh-CN]
+parameters:
+  phq9_referral_score: {value: 10, source: "Kroenke, Spitzer & Williams 2001: PHQ-9 >= 10 moderate depression"}
+  systolic_mmhg: {value: 140, source: "NICE NG133: clinic blood pressure 140/90 mmHg or more"}
 escalation_policies:
   mood:
     priority: high
@@ -37,23 +40,25 @@ escalation_policies:
     tiers:
       - {notify: follow-up-nurses}
 steps:
-  # The route tests' pathways folder has no instruments: a call stands in for the questionnaire.
+  # A call stands in for the questionnaire: no patient mailbox is needed.
   - kind: call
     id: mood-call
     at: 2s
     team: midwives
+    instrument: phq9-by-phone
     script: {en: "Ask the PHQ-9 questions.", zh-CN: "请询问 PHQ-9 问题。"}
     on:
-      - when: phq9 >= 10
+      - when: phq9 >= phq9_referral_score
         escalate: {policy: mood, reason: "PHQ-9 10 or more"}
   - kind: call
     id: bp-check
     at: 2s
     team: follow-up-nurses
+    instrument: blood-pressure
     script: {en: "Ask for today's blood pressure.", zh-CN: "请询问今天的血压。"}
     retry: {every: 1h, times: 2}
     on:
-      - when: systolic >= 140
+      - when: systolic >= systolic_mmhg
         escalate: {policy: blood-pressure, reason: "Systolic 140 or more"}
   - kind: call
     id: feeding-check
@@ -266,6 +271,8 @@ async def test_a_call_outcome_reaches_the_pathway_and_the_notes_stay_with_the_ta
 
     for body, field in (({"outcome": "not_reached", "values": {"systolic": 150}}, "values can only be recorded"),
                         ({"outcome": "reached", "values": {"systolic": "about 150, she said"}}, "systolic"),
+                        ({"outcome": "reached", "values": {"systolic": 400}}, "enter a number from 50 to 260"),
+                        ({"outcome": "reached", "values": {"sistolic": 150}}, "not a question of this form"),
                         ({"outcome": "maybe"}, "outcome")):
         invalid = await api.post(url, json={"staff_id": nurse} | body)
         assert invalid.status_code == 422 and field in invalid.text, invalid.text
@@ -275,12 +282,12 @@ async def test_a_call_outcome_reaches_the_pathway_and_the_notes_stay_with_the_ta
 
     notes = f"Patient dizzy this morning, husband present ({uuid.uuid4().hex[:6]})"
     recorded = await api.post(url, json={"staff_id": nurse, "outcome": "reached", "notes": notes,
-                                         "values": {"systolic": 150, "dizzy": True}})
+                                         "values": {"systolic": 150, "warning_symptoms": True}})
     assert recorded.status_code == 200, recorded.text
     assert recorded.json()["rules"]["escalations"] == ["Systolic 140 or more"]
     stored = recorded.json()["task"]
     assert {key: stored[key] for key in ("status", "outcome", "notes", "values", "recorded_by")} == {
-        "status": "done", "outcome": "reached", "notes": notes, "values": {"systolic": 150, "dizzy": True},
+        "status": "done", "outcome": "reached", "notes": notes, "values": {"systolic": 150, "warning_symptoms": True},
         "recorded_by": nurse}
     assert stored["recorded_at"] is not None
     assert (await api.get(f"/tasks/{task['id']}")).json() == stored
@@ -292,6 +299,18 @@ async def test_a_call_outcome_reaches_the_pathway_and_the_notes_stay_with_the_ta
     timeline = (await api.get(f"/enrollments/{enrollment_id}")).json()["timeline"]
     assert next(e for e in timeline["entries"] if e["step_id"] == "bp-check")["status"] == "reached"
     assert notes not in await history_text(temporal, workflow_id_for(enrollment_id))
+
+
+async def test_a_call_without_a_form_takes_no_values(api: httpx.AsyncClient, enrollment_id: str):
+    task = await open_task(api, enrollment_id, "feeding-check")
+    nurse = await add_staff(api, "follow-up-nurses")
+
+    refused = await api.post(f"/tasks/{task['id']}/outcome",
+                             json={"staff_id": nurse, "outcome": "reached", "values": {"feeding_ok": True}})
+
+    assert (refused.status_code, refused.json()) == (422, {
+        "detail": "call step feeding-check has no form to record values on; put what was said in notes"})
+    assert (await api.get(f"/tasks/{task['id']}")).json() == task
 
 
 async def test_not_reached_is_recorded_and_the_pathway_tries_again(api: httpx.AsyncClient, enrollment_id: str):

@@ -22,6 +22,8 @@ version: 1
 title: Mood follow-up with escalation
 anchor: start
 locales: [en]
+parameters:
+  phq9_referral_score: {value: 10, source: "Kroenke, Spitzer & Williams 2001: PHQ-9 >= 10 moderate depression"}
 escalation_policies:
   mood:
     priority: high
@@ -37,7 +39,7 @@ steps:
     template:
       en: {subject: "How have you been feeling?", body: "Please answer here: {{ link }}"}
     on:
-      - when: score >= 10
+      - when: score >= phq9_referral_score
         escalate: {policy: mood, reason: "PHQ-9 10 or more"}
 """
 MIDWIVES = "midwives@carepath.localhost"  # pathways/site/teams.yaml
