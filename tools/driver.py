@@ -220,17 +220,23 @@ class _Player:
             now = await self._now()
             due = sorted((item for item in self._due(timeline) if item.key not in self.done),
                          key=lambda item: item.moment)
-            if due and due[0].moment <= now:
-                self.done.add(due[0].key)
-                await due[0].perform()
+            first = due[0] if due else None
+            # People act after whatever the workflow does within the same minute: times are written to
+            # the minute, and a retry set by an update falls a few real milliseconds past its minute.
+            workflow_first = timeline.next_due is not None and (
+                first is None or timeline.next_due < _end_of_minute(first.moment))
+            if first is not None and first.moment <= now and not workflow_first:
+                self.done.add(first.key)
+                await first.perform()
                 continue
-            wakes = [moment for moment in (timeline.next_due, due[0].moment if due else None) if moment is not None]
-            if not wakes and ended:
+            if workflow_first or first is not None:
+                wake = timeline.next_due if workflow_first else first.moment
+                await self._watched(self.environment.sleep(wake - now), "letting time pass")
+            elif ended:
                 finished = await self._watched(self.workflow.result(), "finishing")
                 return Played(finished, self.happened, [])
-            if not wakes:
+            else:
                 return Played(timeline, self.happened, await self._waiting_for(timeline))
-            await self._watched(self.environment.sleep(min(wakes) - now), "letting time pass")
 
     # What the script has people do, given what the pathway has done so far.
     def _due(self, timeline: Timeline) -> list[_Due]:
@@ -416,6 +422,10 @@ async def abandon(enrolled: Enrolled) -> None:
         await enrolled.workflow.terminate(reason="simulation over")
     except Exception:
         pass  # already closed
+
+
+def _end_of_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
 def _one_line(error: BaseException) -> str:
