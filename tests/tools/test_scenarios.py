@@ -284,3 +284,28 @@ async def test_a_broken_workflow_fails_its_scenario_fast_and_the_next_one_still_
     assert not second.aborted and not second.failures
     assert second.lines[-1] == "end: completed; tags: none"
     assert "day  1 Wed 2026-12-02 10:00  sent        check#1 invitation email" in second.lines
+
+
+def test_a_staff_action_with_nothing_to_act_on_fails_naming_it(tmp_path: Path):
+    path = _small(tmp_path, """\
+scenarios:
+  - name: acknowledging what never happened
+    actions: [{at: day 2 10:00, acknowledge: Not happy}]
+""")
+    run = _carepath("test", "--update", str(path))
+
+    assert run.returncode == 1 and "Traceback" not in run.stdout + run.stderr
+    assert "acknowledge: no open escalation 'Not happy' at day 2 10:00" in run.stdout
+
+
+def test_call_outcomes_must_name_call_steps(tmp_path: Path):
+    path = _small(tmp_path, """\
+scenarios:
+  - name: calling a questionnaire
+    calls: {check: [reached]}
+""")
+    with pytest.raises(DocumentInvalid) as invalid:
+        load_scenarios(path, SITE)
+    [problem] = invalid.value.problems
+    assert (problem.line, problem.field) == (5, "scenarios[0].calls.check")
+    assert "'check' is not a call step of small; its call steps: none" in problem.message

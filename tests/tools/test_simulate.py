@@ -62,3 +62,58 @@ def test_simulate_refuses_a_malformed_answers_file(tmp_path):
     run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", ANCHOR.isoformat(), "--answers", str(answers))
 
     assert run.returncode == 2 and "one entry per occurrence" in run.stderr
+
+
+POSTNATAL = "pathways/postnatal-42d.yaml"
+# The day-42 questionnaire expires at day 49 10:00 (the pathway's zone); no answer opens the call.
+CALL_OPENS = f"{ANCHOR + timedelta(days=49)} 10:00"
+
+
+def test_simulate_stops_where_the_pathway_waits_for_staff_and_says_for_what():
+    run = _simulate(POSTNATAL, "--anchor", ANCHOR.isoformat())
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == f"waiting for staff: call no-response-call #1, opened {CALL_OPENS}"
+    assert "enrollment active; tags: no-response" in run.stdout
+    assert "satisfaction#1: expired" in run.stdout
+
+
+def test_simulate_with_every_call_reached_runs_to_the_end():
+    run = _simulate(POSTNATAL, "--anchor", ANCHOR.isoformat(), "--calls", "reached")
+
+    assert run.returncode == 0, run.stderr
+    assert "no-response-call#1: reached after 1 attempt(s)" in run.stdout
+    assert "enrollment completed" in run.stdout and "waiting for staff" not in run.stdout
+
+
+def test_simulate_with_a_calls_file_plays_each_attempt(tmp_path):
+    calls = tmp_path / "calls.yaml"
+    calls.write_text("no-response-call:\n  - not_reached\n"
+                     "  - {outcome: reached, after: 2h, values: {systolic: 150, diastolic: 80}}\n", encoding="utf-8")
+
+    run = _simulate(POSTNATAL, "--anchor", ANCHOR.isoformat(), "--calls", str(calls))
+
+    assert run.returncode == 0, run.stderr
+    assert "no-response-call#1: reached after 2 attempt(s)" in run.stdout
+    assert "escalation: high: Raised blood pressure after birth (140/90 or more)" in run.stdout
+    assert "enrollment completed" in run.stdout
+
+
+def test_simulate_refuses_a_malformed_calls_file(tmp_path):
+    calls = tmp_path / "calls.yaml"
+    calls.write_text("no-response-call: [maybe]\n", encoding="utf-8")
+
+    run = _simulate(POSTNATAL, "--anchor", ANCHOR.isoformat(), "--calls", str(calls))
+
+    assert run.returncode == 2 and "no-response-call attempt 1: expected reached, not_reached" in run.stderr
+
+
+def test_an_answer_the_instrument_refuses_fails_in_one_line_naming_the_step(tmp_path):
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("postnatal-check:\n  - {after: 1h, answers: {temperature: 99}}\n", encoding="utf-8")
+
+    run = _simulate(POSTNATAL, "--anchor", ANCHOR.isoformat(), "--answers", str(answers))
+
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"{POSTNATAL}: postnatal-check#1: the answers were refused: ") and "temperature" in line
