@@ -163,7 +163,7 @@ def simulate(
         script.calls = _read_script(Path(calls), parse_call_script)
     try:
         simulated = asyncio.run(run_simulation(pathway, _parse_anchor(anchor), timezone=tz, locale=locale,
-                                               script=script))
+                                               script=script, site=_site()))
     except PlayFailed as failed:
         typer.echo(f"{path}: {failed}", err=True)
         raise typer.Exit(EXIT_INVALID) from None

@@ -215,9 +215,8 @@ class _Player:
 
     async def play(self) -> Played:
         while True:
-            timeline = await self._settled()
+            timeline, now = await self._settled()
             ended = timeline.status != "active"  # staff may still act, e.g. on an escalation that outlives it
-            now = await self._now()
             due = sorted((item for item in self._due(timeline) if item.key not in self.done),
                          key=lambda item: item.moment)
             first = due[0] if due else None
@@ -318,9 +317,9 @@ class _Player:
     async def _now(self) -> datetime:
         return await self.environment.get_current_time()
 
-    async def _settled(self) -> Timeline:
+    async def _settled(self) -> tuple[Timeline, datetime]:
         """The timeline once the workflow has done everything due up to now, so that people act on
-        what they would see, never racing a reminder or a retry due at the same minute."""
+        what they would see, never racing a reminder or a retry due at the same minute; and now."""
         started = asyncio.get_running_loop().time()
         looked = False
         while True:
@@ -331,11 +330,11 @@ class _Player:
                                                           f"{_one_line(error)}") from None
             now = await self._now()
             if timeline.status != "active" or (timeline.next_due or now) > now:
-                return timeline
+                return timeline, now
             # Nothing left to wake for, or something due now: either people hold the pathway, or the
             # workflow is still at work (between taking an item off its agenda and scheduling what follows).
             if await self._held_by_people(timeline):
-                return timeline.model_copy(update={"next_due": None})
+                return timeline.model_copy(update={"next_due": None}), now
             waited = asyncio.get_running_loop().time() - started
             if waited >= PAUSE_NOTICED_AFTER and not looked:
                 looked = True

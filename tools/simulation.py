@@ -135,7 +135,7 @@ async def local_stack(client: Client, workdir: Path, site: Site | None = None) -
         task_queue = f"carepath-{uuid.uuid4()}"
         try:
             async with build_worker(client, settings, task_queue, {"console": _RecordingConsole(console)},
-                                    site) as worker:
+                                    site, build_id="carepath-simulation") as worker:
                 async with worker:
                     yield Stack(settings, client, session_factory(engine), inbox, console, task_queue,
                                 site.instruments)
@@ -152,13 +152,15 @@ class Simulated:
 
 
 async def simulate(pathway: Pathway, anchor: date | datetime, *, timezone: str | None = None,
-                   locale: str | None = None, script: Script | None = None) -> Simulated:
+                   locale: str | None = None, script: Script | None = None, site: Site | None = None) -> Simulated:
     """Run one enrollment until it ends or waits for staff the script does not supply.
+
+    `site`: the pathways folder the pathway was loaded with, if already loaded.
 
     Raises tools.driver.PlayFailed (one line, naming the step) if it cannot be played on."""
     zone = ZoneInfo(timezone or pathway.timezone)
     with tempfile.TemporaryDirectory(prefix="carepath-simulate-") as workdir:
-        async with time_skipping_environment() as environment, local_stack(environment.client, Path(workdir)) as stack:
+        async with time_skipping_environment() as environment, local_stack(environment.client, Path(workdir), site) as stack:
             patient = await stack.add_patient(locale=locale or pathway.locales[0], timezone=zone.key)
             enrolled = await stack.enroll(patient, pathway, anchor)
             try:

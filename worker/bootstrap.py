@@ -31,11 +31,13 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
 
 @asynccontextmanager
 async def build_worker(client: Client, settings: Settings, task_queue: str | None = None,
-                       channels: dict[str, Channel] | None = None, site: Site | None = None) -> AsyncIterator[Worker]:
+                       channels: dict[str, Channel] | None = None, site: Site | None = None,
+                       build_id: str | None = None) -> AsyncIterator[Worker]:
     """A worker with every workflow and activity; its database engine and HTTP client closed on exit.
 
     `channels` replaces the configured ones by name (the simulator records console messages); `site`
-    is the pathways folder's instruments and lexicon, if already loaded.
+    is the pathways folder's instruments and lexicon, if already loaded. `build_id`: by default the
+    SDK hashes the code of every loaded module (0.1 s), which a one-off simulation does not need.
     """
     engine = create_engine(settings.DATABASE_URL)
     email = EmailChannel(smtp_settings(settings))
@@ -47,7 +49,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
     async with httpx.AsyncClient(trust_env=False) as http:
         escalations = EscalationActivities(sessions, email, settings.PUBLIC_BASE_URL, http)
         try:
-            yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS,
+            yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS, build_id=build_id,
                          activities=[delivery.deliver_message, delivery.record_enrollment_status,
                                      questionnaires.open_questionnaire, questionnaires.expire_questionnaire,
                                      questionnaires.screen_free_text, escalations.record_escalation,
