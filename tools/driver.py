@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from language.instruments.scoring import AnswersInvalid, score
 from language.model import Pathway
 from language.timing import parse_duration
 from services.enrollments import Enrolled
@@ -259,7 +260,7 @@ class _Player:
         return due
 
     async def _answer(self, entry: TimelineEntry, answer: ScriptedAnswer) -> None:
-        now = await self.environment.get_current_time()
+        now = await self._now()
         try:
             result = await self._watched(submit_response(
                 self.stack.sessions, self.stack.client, self.stack.instruments, enrollment_id=self.enrolled.enrollment.id,
@@ -277,21 +278,46 @@ class _Player:
                 self.happened.append(Happened(now, "rule", f"{entry.key}: {error}"))
 
     async def _record_call(self, entry: TimelineEntry, outcome: str, values: dict) -> None:
-        await self._update(f"call {entry.key} attempt {entry.attempts}: {outcome}", "call_outcome",
-                           PathwayWorkflow.record_call_outcome,
-                           CallOutcome(step_id=entry.step_id, occurrence=entry.occurrence, outcome=outcome,
-                                       staff_id=STAFF_ID, values=values))
+        now = await self._now()
+        outcome_of = f"call {entry.key} attempt {entry.attempts}: {outcome}"
+        try:
+            await self._watched(self.workflow.execute_update(PathwayWorkflow.record_call_outcome, CallOutcome(
+                step_id=entry.step_id, occurrence=entry.occurrence, outcome=outcome, staff_id=STAFF_ID,
+                values=self._on_the_form(entry, values))), "recording a call outcome")
+        except WorkflowUpdateFailedError as refused:
+            raise PlayFailed(f"{outcome_of} was refused: {_one_line(refused.cause or refused)}") from None
+        self.happened.append(Happened(now, "staff", outcome_of))
+
+    def _on_the_form(self, entry: TimelineEntry, values: dict) -> dict:
+        """The values as the call step's form reads them, as the worklist API records them: a value the
+        form does not have would never meet the rule written for it."""
+        if not values:
+            return {}
+        form = self.pathway.step(entry.step_id).instrument
+        if form is None:
+            raise PlayFailed(f"{entry.step_id}: values were given, but the call step has no form (instrument) to "
+                             "record them on")
+        try:
+            return dict(score(self.stack.instruments[form], values).items)
+        except AnswersInvalid as invalid:
+            raise PlayFailed(f"{entry.key}: the values do not fit the {form} form: {_one_line(invalid)}") from None
 
     async def _act(self, deed: StaffDeed) -> None:
+        now = await self._now()
         if isinstance(deed, Cancel):
-            await self._update(f"cancel: {deed.reason}", deed.name, PathwayWorkflow.cancel, CancelRequest(reason=deed.reason))
+            try:
+                await self._watched(self.workflow.execute_update(PathwayWorkflow.cancel, CancelRequest(
+                    reason=deed.reason)), "cancelling")
+                self.happened.append(Happened(now, "staff", f"cancel: {deed.reason}"))
+            except WorkflowUpdateFailedError as refused:  # the workflow's own answer, e.g. already completed
+                self.happened.append(Happened(now, "staff", f"cancel refused: {_one_line(refused.cause or refused)}"))
             return
         timeline = await self.workflow.query(PathwayWorkflow.timeline)
         if isinstance(deed, RecordCallOutcome):
             entry = next((e for e in timeline.entries if e.kind == "call" and e.step_id == deed.step_id
                           and e.status == "open"), None)
             if entry is None:
-                raise PlayFailed(f"{deed.step_id}: no call attempt is open at {self.show_time(await self._now())} "
+                raise PlayFailed(f"{deed.step_id}: no call attempt is open at {self.show_time(now)} "
                                  f"for the outcome {deed.outcome}")
             await self._record_call(entry, deed.outcome, deed.values)
             return
@@ -300,19 +326,10 @@ class _Player:
                 team = state.notified[-1].team
                 await self._watched(handle.execute_update(EscalationWorkflow.acknowledge,
                                                           StaffAction(staff_id=STAFF_ID, team=team)), "acknowledging")
-                self.happened.append(Happened(await self._now(), "staff",
+                self.happened.append(Happened(now, "staff",
                                               f"acknowledge {deed.reason} (tier {state.notified[-1].tier}, {team})"))
                 return
-        raise PlayFailed(f"acknowledge: no open escalation '{deed.reason}' at {self.show_time(await self._now())}")
-
-    async def _update(self, text: str, name: str, update, argument) -> None:
-        now = await self._now()
-        try:
-            await self._watched(self.workflow.execute_update(update, argument), name)
-            self.happened.append(Happened(now, "staff", text))
-        except WorkflowUpdateFailedError as refused:  # the workflow's own answer, e.g. already completed
-            cause = getattr(refused.cause, "message", None) or str(refused)
-            self.happened.append(Happened(now, "staff", f"{name} refused: {cause}"))
+        raise PlayFailed(f"acknowledge: no open escalation '{deed.reason}' at {self.show_time(now)}")
 
     async def _now(self) -> datetime:
         return await self.environment.get_current_time()

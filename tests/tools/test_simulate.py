@@ -117,3 +117,14 @@ def test_an_answer_the_instrument_refuses_fails_in_one_line_naming_the_step(tmp_
     assert run.returncode == 1 and "Traceback" not in run.stderr
     [line] = run.stderr.strip().splitlines()
     assert line.startswith(f"{POSTNATAL}: postnatal-check#1: the answers were refused: ") and "temperature" in line
+
+
+def test_a_call_value_the_form_refuses_fails_in_one_line_naming_the_call(tmp_path):
+    calls = tmp_path / "calls.yaml"
+    calls.write_text("no-response-call: [{outcome: reached, values: {systolic: 999}}]\n", encoding="utf-8")
+
+    run = _simulate(POSTNATAL, "--anchor", ANCHOR.isoformat(), "--calls", str(calls))
+
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"{POSTNATAL}: no-response-call#1: the values do not fit the blood-pressure form: systolic")
