@@ -197,7 +197,7 @@ def load_scenarios(path: Path | str, site: Site) -> Loaded:
             continue  # reported above, at its place
         where = ("scenarios", index, "answers")
         answers, wrong = _answer_script(pathway, scenario, where, site.instruments)
-        calls, wrong_calls = _call_script(pathway, scenario, ("scenarios", index, "calls"))
+        calls, wrong_calls = _call_script(pathway, scenario, index, site.instruments)
         scripts.append(Script(answers, calls))
         found += wrong_calls + (wrong or (_coinciding_answers(pathway, spec, scenario, answers, where) if spec else []))
     problems += [document.problem(location, message) for location, message in found]
@@ -265,15 +265,32 @@ def _coinciding_answers(pathway: Pathway, spec: ScenarioFile, scenario: Scenario
 
 
 
-def _call_script(pathway: Pathway, scenario: Scenario, where: Location) -> tuple[CallScript, list[tuple[Location, str]]]:
-    """The call outcomes as tools.driver reads them, each naming a call step of the pathway."""
-    if scenario.calls is None:
-        return CallScript(), []
-    try:
-        script = parse_call_script(scenario.calls)
-    except ValueError as error:
-        return CallScript(), [(where, str(error))]
-    calls = [step.id for step in pathway.steps if step.kind == "call"]
-    return script, [((*where, step_id), f"'{step_id}' is not a call step of {pathway.id}; "
-                                        f"its call steps: {', '.join(calls) or 'none'}")
-                    for step_id in script.by_step if step_id not in calls]
+def _call_script(pathway: Pathway, scenario: Scenario, index: int,
+                 instruments: dict) -> tuple[CallScript, list[tuple[Location, str]]]:
+    """The call outcomes as tools.driver reads them, each naming a call step of the pathway, with values
+    its form takes; and the same for the staff actions that record call outcomes."""
+    where: Location = ("scenarios", index, "calls")
+    script, problems = CallScript(), []
+    if scenario.calls is not None:
+        try:
+            script = parse_call_script(scenario.calls)
+        except ValueError as error:
+            return script, [(where, str(error))]
+    recorded = [((*where, step_id, number), step_id, call.values) for step_id, calls in script.by_step.items()
+                for number, call in enumerate(calls)]
+    recorded += [(("scenarios", index, "actions", number, "call_outcome"), action.call_outcome.step,
+                  action.call_outcome.values) for number, action in enumerate(scenario.actions) if action.call_outcome]
+    steps = {step.id: step for step in pathway.steps if step.kind == "call"}
+    named = [((*where, step_id), step_id) for step_id in script.by_step]
+    named += [(("scenarios", index, "actions", number, "call_outcome", "step"), action.call_outcome.step)
+              for number, action in enumerate(scenario.actions) if action.call_outcome]
+    problems += [(place, f"'{step_id}' is not a call step of {pathway.id}; its call steps: {', '.join(steps) or 'none'}")
+                 for place, step_id in named if step_id not in steps]
+    for place, step_id, values in recorded:
+        form = steps[step_id].instrument if step_id in steps else None
+        if values and step_id in steps and form is None:
+            problems.append(((*place, "values"), f"{step_id} has no form (instrument) to record values on"))
+        elif values and form in instruments:
+            problems += [((*place, "values"), f"{item}: {message}")
+                         for item, message in instruments[form].validate_answers(values).items()]
+    return script, problems

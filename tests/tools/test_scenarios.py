@@ -303,9 +303,11 @@ def test_call_outcomes_must_name_call_steps(tmp_path: Path):
 scenarios:
   - name: calling a questionnaire
     calls: {check: [reached]}
+    actions: [{at: day 2 10:00, call_outcome: {step: bye, outcome: reached}}]
 """)
     with pytest.raises(DocumentInvalid) as invalid:
         load_scenarios(path, SITE)
-    [problem] = invalid.value.problems
-    assert (problem.line, problem.field) == (5, "scenarios[0].calls.check")
-    assert "'check' is not a call step of small; its call steps: none" in problem.message
+    found = [(p.line, p.field, p.message) for p in invalid.value.problems]
+    assert found == [
+        (5, "scenarios[0].calls.check", "'check' is not a call step of small; its call steps: none"),
+        (6, "scenarios[0].actions[0].call_outcome.step", "'bye' is not a call step of small; its call steps: none")]
