@@ -259,8 +259,8 @@ def _coinciding_answers(pathway: Pathway, spec: ScenarioFile, scenario: Scenario
         if answer.answers is not None and (moment in reminders or moment == expires):
             what = "the questionnaire expires" if moment == expires else "a reminder falls due"
             problems.append(((*where, touchpoint.step_id, touchpoint.occurrence - 1, "after"),
-                             f"answered at the very moment {what}, which of the two comes first is chance; "
-                             "answer a minute earlier or later"))
+                             f"answered at the very moment {what}: say which comes first by answering "
+                             "a minute earlier or later"))
     return problems
 
 
