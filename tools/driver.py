@@ -28,7 +28,14 @@ from language.model import Pathway
 from language.timing import parse_duration
 from services.enrollments import Enrolled
 from services.responses import Accepted, QuestionnaireClosed, submit_response
-from workflows.contracts import CallOutcome, CancelRequest, StaffAction, Timeline, TimelineEntry, escalation_workflow_id
+from workflows.contracts import (
+    CallOutcome,
+    CancelRequest,
+    StaffAction,
+    Timeline,
+    TimelineEntry,
+    escalation_workflow_id,
+)
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
@@ -346,7 +353,7 @@ class _Player:
                 raise PlayFailed(await self._failure() or f"the workflow cannot be asked for its timeline: "
                                                           f"{_one_line(error)}") from None
             now = await self._now()
-            if timeline.status != "active" or (timeline.next_due or now) > now:
+            if (timeline.next_due or now) > now or (timeline.next_due is None and timeline.status != "active"):
                 return timeline, now
             # Nothing left to wake for, or something due now: either people hold the pathway, or the
             # workflow is still at work (between taking an item off its agenda and scheduling what follows).

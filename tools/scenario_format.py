@@ -27,8 +27,8 @@ from services.site import Site, load_document_file
 from tools.driver import (
     Acknowledge,
     AnswerScript,
-    Cancel,
     CallScript,
+    Cancel,
     RecordCallOutcome,
     Script,
     StaffDeed,

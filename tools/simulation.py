@@ -16,7 +16,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -24,18 +23,18 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 
 from activities.channels import OutgoingMessage, Recipient
-from tools.binaries import installed_binary
-from store.db import Base, Patient, TouchpointRecord, create_engine, session_factory
-from services.enrollments import Enrolled, enroll
-from services.settings import Settings
-from tools.smtp_sink import SmtpSink
-from services.teams import seed_teams
 from language.instruments.model import Instrument
 from language.model import Pathway
+from services.enrollments import Enrolled, enroll
+from services.settings import Settings
 from services.site import Site, load_site
-from workflows.contracts import Timeline
+from services.teams import seed_teams
+from store.db import Base, Patient, TouchpointRecord, create_engine, session_factory
+from tools.binaries import installed_binary
 from tools.driver import Happened, Script, abandon, play
+from tools.smtp_sink import SmtpSink
 from worker.bootstrap import build_worker
+from workflows.contracts import Timeline
 
 
 def _quiet_runtime() -> Runtime:

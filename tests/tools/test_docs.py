@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tools.scenario_format import load_scenarios
 from services.settings import PROJECT_ROOT
 from services.site import load_site
+from tools.scenario_format import load_scenarios
 
 SITE = load_site(PROJECT_ROOT / "pathways")
 

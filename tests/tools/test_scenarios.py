@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tools.scenario_format import golden_path, load_scenarios
-from tools.scenarios import default_paths, equivalent_shift, read_golden
 from language.loader import DocumentInvalid
 from services.site import load_site
+from tools.scenario_format import golden_path, load_scenarios
+from tools.scenarios import default_paths, equivalent_shift, read_golden
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = default_paths(REPO / "pathways")
