@@ -71,9 +71,7 @@ def equivalent_shift(anchor: date | datetime, zone: str, span_days: int, not_bef
 class ScenarioRun:
     """One scenario under way: its enrollment, and the mapping between the run's calendar and the written one."""
 
-    environment: WorkflowEnvironment
     stack: Stack
-    pathway: Pathway
     enrolled: Enrolled
     zone: ZoneInfo
     written_anchor: datetime  # the anchor instant as written, in the patient's zone
@@ -133,7 +131,7 @@ async def run_scenario(environment: WorkflowEnvironment, stack: Stack, loaded: L
     run_anchor = anchor + shift if isinstance(anchor, date) and not isinstance(anchor, datetime) else _wall(written_anchor, shift)
     patient = await stack.add_patient(locale=locale, timezone=zone)
     enrolled = await stack.enroll(patient, pathway, run_anchor)
-    run = ScenarioRun(environment, stack, pathway, enrolled, ZoneInfo(zone), written_anchor, shift)
+    run = ScenarioRun(stack, enrolled, ZoneInfo(zone), written_anchor, shift)
     script = loaded.scripts[index]
     script = Script(script.answers, script.calls, [Planned(run.instant(action.at), action.deed())
                                                    for action in scenario.actions])
