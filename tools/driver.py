@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from language.instruments.scoring import AnswersInvalid, score
 from language.model import Pathway
 from language.timing import parse_duration
+from services.calls import CallValuesInvalid, read_call_values
 from services.enrollments import Enrolled
 from services.responses import Accepted, QuestionnaireClosed, submit_response
 from workflows.contracts import (
@@ -298,16 +298,10 @@ class _Player:
     def _on_the_form(self, entry: TimelineEntry, values: dict) -> dict:
         """The values as the call step's form reads them, as the worklist API records them: a value the
         form does not have would never meet the rule written for it."""
-        if not values:
-            return {}
-        form = self.pathway.step(entry.step_id).instrument
-        if form is None:
-            raise PlayFailed(f"{entry.step_id}: values were given, but the call step has no form (instrument) to "
-                             "record them on")
         try:
-            return dict(score(self.stack.instruments[form], values).items)
-        except AnswersInvalid as invalid:
-            raise PlayFailed(f"{entry.key}: the values do not fit the {form} form: {_one_line(invalid)}") from None
+            return read_call_values(self.pathway, entry.step_id, values, self.stack.instruments)
+        except CallValuesInvalid as invalid:
+            raise PlayFailed(f"{entry.key}: {invalid}") from None
 
     async def _act(self, deed: StaffDeed) -> None:
         now = await self._now()

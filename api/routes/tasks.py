@@ -24,7 +24,7 @@ from api.schemas import (
     Message,
     enrollment_path,
 )
-from language.instruments.scoring import score
+from services.calls import CallValuesInvalid, read_call_values
 from store.db import CallTaskRecord, Enrollment, utcnow
 from workflows.contracts import CallOutcome, workflow_id_for
 from workflows.pathway import PathwayWorkflow
@@ -85,22 +85,16 @@ async def record_task_outcome(task_id: int, body: CallOutcomeBody, session: Sess
 
 async def measured_values(services: ServicesDep, session: AsyncSession, task: CallTaskRecord,
                           values: dict) -> dict:
-    """The values as the call step's form reads them; 422 for any the form does not have or cannot take,
-    since a value under another name would silently never meet the rule written for it."""
+    """The values as the call step's form reads them; 422 for any the form does not have or cannot take."""
     if not values:
         return {}
     enrollment = await session.get(Enrollment, task.enrollment_id)
     deployed = await services.registry.get(enrollment.pathway_id, enrollment.pathway_version)
-    form = deployed.pathway.step(task.step_id).instrument
-    if form is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"call step {task.step_id} has no form to record values on; put what was said in notes")
-    instrument = services.instruments[form]
-    errors = instrument.validate_answers(values)
-    if errors:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            {"message": f"some values do not fit the {form} form", "errors": errors})
-    return dict(score(instrument, values).items)
+    try:
+        return read_call_values(deployed.pathway, task.step_id, values, services.instruments)
+    except CallValuesInvalid as invalid:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": invalid.message, "errors": invalid.errors}
+                            if invalid.errors else invalid.message) from None
 
 
 async def task_or_404(session: AsyncSession, task_id: int) -> CallTaskRecord:

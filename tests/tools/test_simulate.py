@@ -127,4 +127,4 @@ def test_a_call_value_the_form_refuses_fails_in_one_line_naming_the_call(tmp_pat
 
     assert run.returncode == 1 and "Traceback" not in run.stderr
     [line] = run.stderr.strip().splitlines()
-    assert line.startswith(f"{POSTNATAL}: no-response-call#1: the values do not fit the blood-pressure form: systolic")
+    assert line.startswith(f"{POSTNATAL}: no-response-call#1: some values do not fit the blood-pressure form; systolic: enter a number")
