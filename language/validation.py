@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from language import timing
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
-from language.loader import DocumentInvalid, Location, load_document
+from language.loader import DocumentInvalid, LoadedDocument, Location, load_document
 from language.model import (
     CRISIS_POLICY_NAME,
     Actions,
@@ -35,17 +35,27 @@ def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], t
     Like a compiler: first the shape of every field, then, on the typed pathway, what refers to what.
     `instruments` are those questionnaire and call steps may use, `teams` those escalations and calls may name.
     """
-    document = load_document(text, file)
-    if not isinstance(document.data, dict):
-        raise DocumentInvalid([document.problem((), "a pathway must be a mapping of fields (id, title, steps, ...)")])
-    try:
-        pathway = Pathway.model_validate(document.data)
-    except ValidationError as error:
-        raise DocumentInvalid(schema_problems(document, error, Pathway)) from None
+    document, pathway = _shaped(text, file)
     problems = reference_problems(pathway, instruments) + escalation_problems(pathway, set(teams))
     if problems:
         raise DocumentInvalid([document.problem(location, message) for location, message in problems])
     return pathway
+
+
+def read_deployed(text: str, file: str) -> Pathway:
+    """A deployed version read back: only its shape is checked. It passed every check when it was
+    deployed, and enrollments on it keep running even if today's checks (or teams) would refuse it."""
+    return _shaped(text, file)[1]
+
+
+def _shaped(text: str, file: str) -> tuple[LoadedDocument, Pathway]:
+    document = load_document(text, file)
+    if not isinstance(document.data, dict):
+        raise DocumentInvalid([document.problem((), "a pathway must be a mapping of fields (id, title, steps, ...)")])
+    try:
+        return document, Pathway.model_validate(document.data)
+    except ValidationError as error:
+        raise DocumentInvalid(schema_problems(document, error, Pathway)) from None
 
 
 PathwayStep = MessageStep | QuestionnaireStep | CallStep

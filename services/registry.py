@@ -1,4 +1,4 @@
-"""Deployed pathway versions: kept forever, never changed, validated again whenever they are read.
+"""Deployed pathway versions: kept forever, never changed; read back with their shape checked, not today's rules.
 
 A version is identified by (pathway id, version) and its content by the sha256 of its YAML source.
 Deploying the same content twice is harmless; deploying different content under a version that
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from language.instruments.model import Instrument
 from language.loader import DocumentInvalid
 from language.model import Pathway
-from language.validation import parse_pathway
+from language.validation import parse_pathway, read_deployed
 from services.site import read_source
 from store.db import PathwayVersion, TeamRecord, utcnow
 
@@ -126,8 +126,7 @@ class PathwayRegistry:
         if stored is None:
             raise UnknownPathway(f"pathway '{pathway_id}' has no version {version}"
                                  if await self.versions(pathway_id) else f"no pathway '{pathway_id}' is deployed")
-        # Stored sources were valid when deployed; parsing again yields the model the language defines today.
-        pathway = parse_pathway(stored.source, f"{pathway_id}@{version}", self._instruments, await self._teams())
+        pathway = read_deployed(stored.source, f"{pathway_id}@{version}")
         return self._cache.setdefault((pathway_id, version),
                                       DeployedPathway(pathway, stored.source, stored.sha256, stored.deployed_at))
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from store.db import create_engine, migrate, session_factory
-from services.registry import PathwayRegistry, UnknownPathway
+from store.db import PathwayVersion, create_engine, migrate, session_factory, utcnow
+from language.loader import DocumentInvalid
+from services.registry import PathwayRegistry, UnknownPathway, source_digest
 from services.settings import PROJECT_ROOT
 from services.site import load_site
 
@@ -94,3 +95,19 @@ async def test_a_missing_folder_loads_nothing(database, tmp_path):
     registry = PathwayRegistry(database, SITE.instruments)
     await registry.load_directory(tmp_path / "absent")
     assert await registry.latest() == []
+
+
+async def test_a_stored_version_that_todays_checks_would_refuse_is_still_read(database):
+    """Enrollments keep the version they started on: a literal threshold was allowed when it was deployed."""
+    older = SHIPPED.replace("id: shipped", "id: older").replace("version: 1", "version: 2") + (
+        "  - kind: questionnaire\n    id: mood\n    instrument: phq-9\n    at: day 2 09:00\n    expire: 3d\n"
+        "    template: {en: {subject: Mood, body: '{{ link }}'}}\n    on: [{when: score >= 10, tag: low-mood}]\n")
+    async with database.begin() as session:
+        session.add(PathwayVersion(pathway_id="older", version=2, title="Older", source=older,
+                                   sha256=source_digest(older), deployed_at=utcnow()))
+
+    deployed = await PathwayRegistry(database, SITE.instruments).get("older", 2)
+
+    assert deployed.pathway.step("mood").on[0].when == "score >= 10"
+    with pytest.raises(DocumentInvalid, match="make it a parameter|named parameter"):
+        await PathwayRegistry(database, SITE.instruments).deploy(older.replace("version: 2", "version: 3"), "older.yaml")
