@@ -3,7 +3,8 @@
 Temporal's dev server (history in var/temporal.db, so a restart resumes running enrollments), an
 SMTP sink that files every message in var/mail/, the worker and the API. The children run in
 their own process groups: Ctrl-C reaches only this process, which stops them in reverse order of
-starting, so the API never outlives the worker nor the worker its Temporal server.
+starting, so the API never outlives the worker nor the worker its Temporal server. SIGTERM and a
+closed terminal (SIGHUP) stop them the same way.
 """
 
 from __future__ import annotations
@@ -102,6 +103,19 @@ class Child:
         return "stopped" if status in (0, -signal.SIGTERM) else ending(status)
 
 
+def say(line: str, error: bool = False) -> None:
+    show(f"carepath up: {line}", sys.stderr if error else sys.stdout)
+
+
+def show(text: str, stream=sys.stdout) -> None:
+    """Text for the terminal, if there still is one: after its window is closed (SIGHUP) every write
+    fails, and a notice that fails must not cut short the stopping of the children."""
+    try:
+        print(text, file=stream, flush=True)
+    except OSError:
+        pass
+
+
 def ending(status: int) -> str:
     return f"was killed by {signal.Signals(-status).name}" if status < 0 else f"exited with status {status}"
 
@@ -139,9 +153,8 @@ class DevStack:
         taken = ports_in_use(self.ports)
         if taken:
             for line in taken:
-                print(f"carepath up: {line}", file=sys.stderr)
-            print("carepath up: is another `carepath up` running? Stop it, or choose other ports "
-                  "(carepath up --help).", file=sys.stderr)
+                say(line, error=True)
+            say("is another `carepath up` running? Stop it, or choose other ports (carepath up --help).", error=True)
             return 2
         self.var_dir.mkdir(parents=True, exist_ok=True)
         with SmtpSink(self.ports.smtp, self.mail_dir) as inbox:
@@ -152,11 +165,11 @@ class DevStack:
                     self._watch(inbox)
                 return 0
             except StackFailed as failed:
-                print(f"carepath up: {failed}", file=sys.stderr, flush=True)
+                say(str(failed), error=True)
                 return 1
             finally:
                 self._stop_processes()
-                print("carepath up: SMTP sink stopped", flush=True)
+                say("SMTP sink stopped")
 
     def _start_processes(self) -> None:
         try:
@@ -208,19 +221,19 @@ class DevStack:
         while not self.stop_requested.wait(POLL):
             messages = inbox.messages
             for mail in messages[reported:]:
-                print(f"carepath up: mail to {', '.join(mail.recipients)}: {mail.subject}", flush=True)
+                say(f"mail to {', '.join(mail.recipients)}: {mail.subject}")
             reported = len(messages)
             self._raise_if_a_child_died()
-        print("carepath up: stopping", flush=True)
+        say("stopping")
 
     def _stop_processes(self) -> None:
         for child in reversed(self.children):
-            print(f"carepath up: {child.name} {child.stop()}", flush=True)
+            say(f"{child.name} {child.stop()}")
         self.children.clear()
 
     def _print_banner(self, inbox: SmtpSink) -> None:
         pids = ", ".join(f"{child.name} pid {child.process.pid}" for child in self.children)
-        print(f"""
+        show(f"""
 carepath is up. Ctrl-C stops everything; `make up` again resumes where it stopped.
   API            http://{HOST}:{self.ports.api}/docs
   Temporal UI    http://{HOST}:{self.ports.temporal_ui}
@@ -228,4 +241,4 @@ carepath is up. Ctrl-C stops everything; `make up` again resumes where it stoppe
   mail           smtp://{HOST}:{inbox.port}, every message kept as a file in {self.mail_dir / 'new'}
   database       {self.var_dir / 'store.db'}
   processes      {pids}
-""", flush=True)
+""")

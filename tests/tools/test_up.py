@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
 import signal
 import smtplib
 import socket
@@ -106,6 +108,46 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
         assert [name for name, pid in children.items() if alive(pid)] == []
         assert [port for port in ports.values() if accepts_connections(port)] == []
         assert (tmp_path / "var" / "temporal.db").exists()
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_every_child_and_frees_every_port(tmp_path, ports):
+    with running_up(tmp_path, ports) as (up, log, children):
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0, log.read_text()
+        assert [name for name, pid in children.items() if alive(pid)] == []
+        assert [port for port in ports.values() if accepts_connections(port)] == []
+
+
+@pytest.mark.e2e
+def test_a_closed_terminal_stops_every_child_and_frees_every_port(tmp_path, ports):
+    # A terminal window closed: SIGHUP, and from then on every write to the terminal fails (EIO).
+    terminal, terminal_side = pty.openpty()
+    env = os.environ | {"CAREPATH_DEV_VAR_DIR": str(tmp_path / "var")}
+    env |= {f"CAREPATH_DEV_{name}_PORT": str(port) for name, port in ports.items()}
+    up = subprocess.Popen([str(CAREPATH), "up"], stdin=terminal_side, stdout=terminal_side, stderr=terminal_side,
+                          env=env, start_new_session=True)
+    os.close(terminal_side)
+    shown, children = b"", {}
+    try:
+        deadline = time.monotonic() + 90
+        while not (banner := re.search(rb"processes +(.*)\r?\n", shown)):
+            assert select.select([terminal], [], [], deadline - time.monotonic())[0], "no ready banner in 90s"
+            shown += os.read(terminal, 4096)
+        children = {name.decode(): int(pid) for name, pid in re.findall(rb"(\w+) pid (\d+)", banner.group(1))}
+        assert sorted(children) == ["api", "temporal", "worker"]
+        os.close(terminal)
+        up.send_signal(signal.SIGHUP)
+        assert up.wait(60) == 0
+        assert [name for name, pid in children.items() if alive(pid)] == []
+        assert [port for port in ports.values() if accepts_connections(port)] == []
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for pid in children.values():
+            if alive(pid):
+                os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.mark.e2e
