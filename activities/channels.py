@@ -51,7 +51,8 @@ class EmailChannel:
         email = EmailMessage()
         email["From"] = self._smtp.sender
         email["To"] = recipient.email
-        email["Subject"] = message.subject
+        # One line whatever the text: a line break in a header raises, and a retry would raise again.
+        email["Subject"] = " ".join(message.subject.split())
         email["Message-ID"] = message.message_id
         email.set_content(message.body)
         try:

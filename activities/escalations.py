@@ -12,6 +12,8 @@ from activities.channels import EmailChannel, OutgoingMessage, Recipient
 from store.db import CallTaskRecord, Enrollment, EscalationAudit, EscalationRecord, Patient, TeamRecord
 from workflows.contracts import (
     NOTIFY_TEAM,
+    NOTIFY_TEAM_BY_EMAIL,
+    NOTIFY_TEAM_BY_WEBHOOK,
     OPEN_CALL_TASK,
     RECORD_ESCALATION,
     CallTask,
@@ -41,6 +43,8 @@ class EscalationActivities:
                                           response_id=start.response_id, opened_at=event.at, tier=0)
                 session.add(record)
             record.status = event.status
+            if event.action == "reopened":
+                record.acknowledged_by = record.acknowledged_at = None
             if event.action in ("notified", "reassigned"):
                 record.team = event.team
                 record.tier = event.tier if event.tier is not None else record.tier
@@ -51,31 +55,58 @@ class EscalationActivities:
             await session.flush()
             already = await session.scalar(select(EscalationAudit).where(
                 EscalationAudit.escalation_id == start.escalation_id, EscalationAudit.action == event.action,
-                EscalationAudit.actor == event.actor, EscalationAudit.at == event.at))
+                EscalationAudit.actor == event.actor, EscalationAudit.at == event.at,
+                EscalationAudit.team == event.team, EscalationAudit.detail == event.detail))
             if already is None:
                 session.add(EscalationAudit(escalation_id=start.escalation_id, action=event.action, actor=event.actor,
-                                            team=event.team, tier=event.tier, at=event.at))
+                                            team=event.team, tier=event.tier, detail=event.detail, at=event.at))
+
+    @activity.defn(name=NOTIFY_TEAM_BY_EMAIL)
+    async def notify_team_by_email(self, notification: TeamNotification) -> bool:
+        """Email the team, if it has an address: False if not. The reason and links, never a patient's words or name."""
+        team = await self._team(notification)
+        if not team.email:
+            return False
+        await self._email.send(Recipient(email=team.email, phone=None),
+                               _notification_email(notification, self._links(notification)))
+        return True
+
+    @activity.defn(name=NOTIFY_TEAM_BY_WEBHOOK)
+    async def notify_team_by_webhook(self, notification: TeamNotification) -> bool:
+        """POST to the team's webhook, if it has one: False if not. A retry carries the same Idempotency-Key."""
+        team = await self._team(notification)
+        if not team.webhook:
+            return False
+        payload = notification.model_dump(include={"escalation_id", "team", "tier", "priority", "reason", "trigger"})
+        try:
+            response = await self._http.post(team.webhook, json=payload | {"links": self._links(notification)},
+                                             headers={"Idempotency-Key": _page_key(notification)}, timeout=10)
+            response.raise_for_status()
+        except httpx.HTTPStatusError as error:
+            raise ApplicationError(f"webhook of team '{team.id}' answered {error.response.status_code}",
+                                   type=f"WebhookStatus{error.response.status_code}") from None
+        except httpx.HTTPError as error:
+            raise ApplicationError(f"webhook of team '{team.id}' failed ({type(error).__name__})",
+                                   type="WebhookUnreachable") from None
+        return True
 
     @activity.defn(name=NOTIFY_TEAM)
     async def notify_team(self, notification: TeamNotification) -> None:
-        """Tell a team by its channels. The reason and a link, never a patient's words or name."""
+        """Every channel in one activity, as escalations opened before each channel had its own still call it."""
+        await self.notify_team_by_email(notification)
+        await self.notify_team_by_webhook(notification)
+
+    async def _team(self, notification: TeamNotification) -> TeamRecord:
         async with self._sessions() as session:
             team = await session.get(TeamRecord, notification.team)
         if team is None:
             raise ApplicationError(f"team '{notification.team}' is not known; add it (API /teams or pathways/site/teams.yaml)",
                                    type="UnknownTeam")
-        links = {"enrollment": f"{self._base_url}/enrollments/{notification.enrollment_id}",
-                 "escalation": f"{self._base_url}/escalations/{notification.escalation_id}"}
-        if team.email:
-            await self._email.send(Recipient(email=team.email, phone=None), _notification_email(notification, links))
-        if team.webhook:
-            payload = notification.model_dump(include={"escalation_id", "team", "tier", "priority", "reason", "trigger"})
-            try:
-                response = await self._http.post(team.webhook, json=payload | {"links": links}, timeout=10)
-                response.raise_for_status()
-            except httpx.HTTPError as error:
-                raise ApplicationError(f"webhook of team '{team.id}' failed ({type(error).__name__})",
-                                       type="WebhookFailed") from None
+        return team
+
+    def _links(self, notification: TeamNotification) -> dict[str, str]:
+        return {"enrollment": f"{self._base_url}/enrollments/{notification.enrollment_id}",
+                "escalation": f"{self._base_url}/escalations/{notification.escalation_id}"}
 
     @activity.defn(name=OPEN_CALL_TASK)
     async def open_call_task(self, task: CallTask) -> None:
@@ -105,5 +136,10 @@ def _notification_email(notification: TeamNotification, links: dict[str, str]) -
     return OutgoingMessage(
         subject=f"[{notification.priority.upper()}] carepath escalation: {notification.reason}",
         body=body,
-        message_id=f"<{notification.escalation_id}.tier{notification.tier}.{notification.team}@carepath>",
+        message_id=f"<{_page_key(notification)}@carepath>",
     )
+
+
+def _page_key(notification: TeamNotification) -> str:
+    """The same for every retry of one page, different for each page: receivers drop a retried duplicate."""
+    return f"{notification.escalation_id}.tier{notification.tier}.{notification.team}.page{notification.page}"

@@ -21,6 +21,7 @@ from workflows.contracts import (
     EnrollmentStatus,
     EscalationState,
     EscalationStatus,
+    NotificationFailure,
     RuleOutcome,
     Timeline,
 )
@@ -222,6 +223,8 @@ class WorklistItem(BaseModel):
     step_id: str
     occurrence: int
     tier: int | None = Field(default=None, description="escalations: the ladder's rung reached so far")
+    notification_failures: list[NotificationFailure] = Field(
+        default=[], description="escalations: channels that could not tell a team, after their last retry")
     attempt: int | None = Field(default=None, description="call tasks: which attempt this is")
     link: str = Field(description="path of the enrollment", examples=["/enrollments/en_0123456789abcdef0123"])
     href: str = Field(description="path to act on the item", examples=["/escalations/en_0123456789abcdef0123-1"])
@@ -230,10 +233,13 @@ class WorklistItem(BaseModel):
 class AuditLine(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    action: str = Field(examples=["opened", "notified", "acknowledged", "resolved", "reassigned"])
+    action: str = Field(examples=["opened", "notified", "notify_failed", "acknowledged", "resolved", "reassigned",
+                                  "reopened"])
     actor: str = Field(description="a staff member's id, or 'system'")
     team: str | None
     tier: int | None
+    detail: str | None = Field(default=None, description="notify_failed: the channel and the kind of error",
+                               examples=["email: SmtpUnavailable"])
     at: datetime
 
 
@@ -257,6 +263,8 @@ class EscalationDetail(BaseModel):
     resolved_at: datetime | None
     outcome_note: str | None = Field(description="what the resolver wrote; kept here, never in workflow history")
     link: str = Field(description="path of the enrollment")
+    notification_failures: list[NotificationFailure] = Field(
+        description="channels that could not tell a team, after their last retry (the ladder moved on)")
     audit: list[AuditLine] = Field(description="who did what, when, oldest first")
     state: EscalationState | None = Field(description="the workflow's live account; null when no worker answered in time")
 

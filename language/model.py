@@ -150,6 +150,9 @@ class Tier(LanguageModel):
     ack_within: Duration | None = Field(
         default=None, description="if nobody of that team acknowledges within this time, the next tier is told; "
                                   "leave out on the last tier", examples=["30m"])
+    repeat: Duration | None = Field(
+        default=None, description="last tier only: tell the team again at this interval until someone acknowledges",
+        examples=["15m"])
 
 
 class EscalationPolicy(LanguageModel):
@@ -161,6 +164,9 @@ class EscalationPolicy(LanguageModel):
     pause_pathway: bool = Field(default=False,
                                 description="hold every other step of the pathway until the escalation is resolved",
                                 examples=[False])
+    resolve_within: Duration | None = Field(
+        default=None, description="after an acknowledgement, if the escalation is not resolved within this time it "
+                                  "opens again and the ladder starts over from the first tier", examples=["4h"])
 
 
 class Actions(LanguageModel):
@@ -309,11 +315,12 @@ class Pathway(LanguageModel):
 
 
 # Every pathway gets this route for crisis language and self-harm flags, even if its author forgot:
-# the site's crisis team, re-notified every 15 minutes until someone acknowledges.
+# the site's crisis team, told again every 15 minutes until someone acknowledges.
 CRISIS_POLICY_NAME = "crisis"
 BUILT_IN_CRISIS_POLICY = EscalationPolicy(
     priority="urgent",
-    tiers=[Tier(notify="crisis", ack_within=timedelta(minutes=15)), Tier(notify="crisis")],
+    tiers=[Tier(notify="crisis", ack_within=timedelta(minutes=15)),
+           Tier(notify="crisis", repeat=timedelta(minutes=15))],
 )
 
 

@@ -78,12 +78,23 @@ def escalation_problems(pathway: Pathway, teams: Collection[str]) -> list[tuple[
             if number < len(policy.tiers) - 1 and tier.ack_within is None:
                 problems.append((("escalation_policies", name, "tiers", number),
                                  "every tier but the last needs ack_within, or the next tier is never told"))
+            if number < len(policy.tiers) - 1 and tier.repeat is not None:
+                problems.append((("escalation_policies", name, "tiers", number, "repeat"),
+                                 "only the last tier may repeat (the others pass on after ack_within); "
+                                 "move `repeat:` to the last tier"))
+            if tier.repeat is not None and tier.repeat <= timedelta(0):
+                problems.append((("escalation_policies", name, "tiers", number, "repeat"),
+                                 "the time between pages must be longer than zero"))
     call_steps = {step.id for step in pathway.steps if isinstance(step, CallStep)}
     for index, step in enumerate(pathway.steps):
         if isinstance(step, CallStep):
             team_problem(("steps", index, "team"), step.team)
         for place, actions in actions_of(("steps", index), step):
             escalate = actions.escalate
+            if escalate is not None and any(mark in escalate.reason for mark in "\r\n"):
+                problems.append(((*place, "escalate", "reason"),
+                                 "write the reason on one line: it becomes the subject of the team's email, and a "
+                                 "YAML `>` or `|` block keeps a line break (quote it, or fold it with `>-`)"))
             if escalate is not None and escalate.policy not in pathway.escalation_policies \
                     and escalate.policy != CRISIS_POLICY_NAME:
                 declared = ", ".join(pathway.escalation_policies) or "none"

@@ -53,6 +53,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
                          activities=[delivery.deliver_message, delivery.record_enrollment_status,
                                      questionnaires.open_questionnaire, questionnaires.expire_questionnaire,
                                      questionnaires.screen_free_text, escalations.record_escalation,
-                                     escalations.notify_team, escalations.open_call_task])
+                                     escalations.notify_team, escalations.notify_team_by_email,
+                                     escalations.notify_team_by_webhook, escalations.open_call_task])
         finally:
             await engine.dispose()

@@ -21,6 +21,8 @@ OPEN_QUESTIONNAIRE = "open_questionnaire"
 EXPIRE_QUESTIONNAIRE = "expire_questionnaire"
 RECORD_ESCALATION = "record_escalation"
 NOTIFY_TEAM = "notify_team"
+NOTIFY_TEAM_BY_EMAIL = "notify_team_by_email"
+NOTIFY_TEAM_BY_WEBHOOK = "notify_team_by_webhook"
 OPEN_CALL_TASK = "open_call_task"
 CLOSE_CALL_TASK = "close_call_task"
 SCREEN_FREE_TEXT = "screen_free_text"
@@ -180,6 +182,16 @@ class Notified(BaseModel):
     at: AwareDatetime
 
 
+class NotificationFailure(BaseModel):
+    """A channel that could not tell a team, after its last retry: which, and the error's type only."""
+
+    team: str
+    tier: int
+    channel: Literal["email", "webhook"]
+    error: str
+    at: AwareDatetime
+
+
 EscalationStatus = Literal["open", "acknowledged", "resolved"]
 
 
@@ -190,6 +202,7 @@ class EscalationState(BaseModel):
     priority: str
     reason: str
     notified: list[Notified] = []
+    notification_failures: list[NotificationFailure] = []
     acknowledged_by: str | None = None
     acknowledged_at: AwareDatetime | None = None
     resolved_by: str | None = None
@@ -200,12 +213,14 @@ class EscalationEvent(BaseModel):
     """A change to record: the escalation's row, and one audit line saying who did what, when."""
 
     start: EscalationStart
-    action: Literal["opened", "notified", "acknowledged", "resolved", "reassigned"]
+    action: Literal["opened", "notified", "notify_failed", "acknowledged", "resolved", "reassigned", "reopened"]
     actor: str
     at: AwareDatetime
     status: EscalationStatus
     team: str | None = None
     tier: int | None = None
+    # notify_failed: "<channel>: <error type>", never an address or a server's words.
+    detail: str | None = None
 
 
 class TeamNotification(BaseModel):
@@ -216,6 +231,8 @@ class TeamNotification(BaseModel):
     priority: str
     reason: str
     trigger: str
+    # Which telling of this team at this tier (the last tier repeats): part of every idempotency key.
+    page: int = 1
 
 
 class CallTask(BaseModel):

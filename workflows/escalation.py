@@ -2,34 +2,65 @@
 
 A child of the pathway, abandoned on the parent's close: an escalation outlives a cancelled or
 completed enrollment until someone resolves it. Deterministic code only.
+
+Fail safe: nothing on the ladder waits for a notification. Each tier's clock starts when the tier is
+due; its team's channels are tried alongside, each a few times; a team none of them could reach
+passes the escalation on at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from language.model import EscalationPolicy, Tier
     from workflows.contracts import (
         NOTIFY_TEAM,
+        NOTIFY_TEAM_BY_EMAIL,
+        NOTIFY_TEAM_BY_WEBHOOK,
         RECORD_ESCALATION,
         EscalationEvent,
         EscalationStart,
         EscalationState,
+        NotificationFailure,
         Notified,
         Reassignment,
         StaffAction,
         TeamNotification,
     )
 
-# Telling a team is the point of an escalation: keep trying for as long as it takes (each attempt
-# bounded), rather than give up after a few failures and let the ladder climb unheard.
+# Recording in our own database: keep trying for as long as it takes (each attempt bounded).
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=2))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A channel gets five attempts over about two minutes, then its failure is recorded and the ladder
+# moves on: a team that cannot be told must not hold an escalation for its whole ack_within.
+CHANNEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coefficient=2.0,
+                            maximum_interval=timedelta(minutes=1), maximum_attempts=5)
+CHANNEL_ATTEMPT_TIMEOUT = timedelta(seconds=30)
+CHANNELS = {"email": NOTIFY_TEAM_BY_EMAIL, "webhook": NOTIFY_TEAM_BY_WEBHOOK}
+# Escalations opened before it waited for notify_team (one activity, retried forever) before each tier's clock.
+NOTIFY_WITHOUT_BLOCKING = "notify-without-blocking-the-ladder"
+
+
+@dataclass
+class _Page:
+    """One telling of one team: how many of its channels are still trying, and whether one got through."""
+
+    trying: int
+    delivered: bool = False
+
+    @property
+    def unreachable(self) -> bool:
+        return self.trying == 0 and not self.delivered
 
 
 @workflow.defn
@@ -40,14 +71,17 @@ class EscalationWorkflow:
         self._state = EscalationState(escalation_id=start.escalation_id, enrollment_id=start.enrollment_id,
                                       status="open", priority=start.priority, reason=start.reason)
         self._reassigned_to: str | None = None
+        self._pages_without_blocking = False
+        self._background: set[asyncio.Task[None]] = set()
 
     @workflow.run
     async def run(self, start: EscalationStart) -> EscalationState:
+        self._pages_without_blocking = workflow.patched(NOTIFY_WITHOUT_BLOCKING)
         await self._record("opened", actor="system")
-        for tier, rung in enumerate(start.policy.tiers, start=1):
-            await self._notify(rung.notify, tier)
-            if rung.ack_within is None or await self._answered_within(rung.ack_within):
-                break
+        if self._pages_without_blocking:
+            await self._follow(start.policy)
+        else:
+            await self._climb_waiting_on_each_notification(start.policy.tiers)
         await workflow.wait_condition(lambda: self._state.status == "resolved")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
@@ -91,7 +125,12 @@ class EscalationWorkflow:
         """Hand it to another team, which is told at once; the ladder stops climbing."""
         self._reassigned_to = action.to_team
         await self._record("reassigned", actor=action.staff_id, team=action.to_team)
-        await self._notify(action.to_team, tier=len(self._state.notified) + 1)
+        if self._pages_without_blocking:
+            tier = len(self._state.notified) + 1
+            self._page(action.to_team, tier)
+            await self._record("notified", actor="system", team=action.to_team, tier=tier)
+        else:
+            await self._notify_and_wait(action.to_team, tier=len(self._state.notified) + 1)
         return self._state
 
     @reassign.validator
@@ -104,15 +143,91 @@ class EscalationWorkflow:
         if action.team not in {n.team for n in self._state.notified}:
             raise ValueError(f"team '{action.team}' was not asked to look at escalation {self._start.escalation_id}")
 
-    async def _answered_within(self, limit: timedelta) -> bool:
+    def _answered(self) -> bool:
+        return self._state.status != "open" or self._reassigned_to is not None
+
+    async def _follow(self, policy: EscalationPolicy) -> None:
+        """Climb until someone answers; then, with resolve_within, start over if it is not resolved in time."""
+        while True:
+            await self._climb(policy.tiers)
+            await workflow.wait_condition(lambda: self._state.status != "open")
+            if policy.resolve_within is None or await self._until(lambda: self._state.status == "resolved",
+                                                                  policy.resolve_within):
+                return
+            self._state.status = "open"
+            self._state.acknowledged_by = self._state.acknowledged_at = None
+            self._reassigned_to = None
+            await self._record("reopened", actor="system")
+
+    async def _climb(self, tiers: list[Tier]) -> None:
+        for tier, rung in enumerate(tiers, start=1):
+            page = self._page_on_the_ladder(rung.notify, tier)
+            if tier < len(tiers) and rung.ack_within is not None:
+                await self._until(lambda: self._answered() or page.unreachable, rung.ack_within)
+                if self._answered():
+                    return
+                continue
+            while rung.repeat is not None and not await self._until(self._answered, rung.repeat):
+                self._page_on_the_ladder(rung.notify, tier)
+
+    def _page_on_the_ladder(self, team: str, tier: int) -> _Page:
+        """Page and record it alongside: the tier's clock starts now, whatever our database or channels do."""
+        page = self._page(team, tier)
+        self._in_background(self._record("notified", actor="system", team=team, tier=tier))
+        return page
+
+    async def _until(self, condition: Callable[[], bool], limit: timedelta) -> bool:
+        """Whether `condition` held within `limit`."""
         try:
-            await workflow.wait_condition(
-                lambda: self._state.status != "open" or self._reassigned_to is not None, timeout=limit)
+            await workflow.wait_condition(condition, timeout=limit)
             return True
         except asyncio.TimeoutError:
             return False
 
-    async def _notify(self, team: str, tier: int) -> None:
+    def _page(self, team: str, tier: int) -> _Page:
+        """Start telling a team by each of its channels; the caller's clock runs meanwhile."""
+        number = 1 + sum(1 for told in self._state.notified if (told.team, told.tier) == (team, tier))
+        self._state.notified.append(Notified(team=team, tier=tier, at=workflow.now()))
+        notification = TeamNotification(
+            escalation_id=self._start.escalation_id, enrollment_id=self._start.enrollment_id, team=team, tier=tier,
+            priority=self._start.priority, reason=self._start.reason, trigger=self._start.trigger, page=number)
+        page = _Page(trying=len(CHANNELS))
+        for channel in CHANNELS:
+            self._in_background(self._tell(page, channel, notification))
+        return page
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        # Held until done: the event loop keeps only a weak reference to a task.
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _tell(self, page: _Page, channel: str, notification: TeamNotification) -> None:
+        """One channel: True if it carried the page, False if the team has no such channel."""
+        try:
+            delivered = await workflow.execute_activity(
+                CHANNELS[channel], notification, result_type=bool,
+                start_to_close_timeout=CHANNEL_ATTEMPT_TIMEOUT, retry_policy=CHANNEL_RETRY)
+        except ActivityError as failure:
+            cause = failure.cause
+            error = (cause.type if isinstance(cause, ApplicationError) else None) or type(cause).__name__
+            page.trying -= 1
+            self._state.notification_failures.append(NotificationFailure(
+                team=notification.team, tier=notification.tier, channel=channel, error=error, at=workflow.now()))
+            await self._record("notify_failed", actor="system", team=notification.team, tier=notification.tier,
+                               detail=f"{channel}: {error}")
+            return
+        page.trying -= 1
+        page.delivered = page.delivered or delivered
+
+    async def _climb_waiting_on_each_notification(self, tiers: list[Tier]) -> None:
+        """Before NOTIFY_WITHOUT_BLOCKING, kept for the escalations still running that began without it."""
+        for tier, rung in enumerate(tiers, start=1):
+            await self._notify_and_wait(rung.notify, tier)
+            if rung.ack_within is None or await self._until(self._answered, rung.ack_within):
+                break
+
+    async def _notify_and_wait(self, team: str, tier: int) -> None:
         self._state.notified.append(Notified(team=team, tier=tier, at=workflow.now()))
         await workflow.execute_activity(
             NOTIFY_TEAM,
@@ -123,10 +238,11 @@ class EscalationWorkflow:
         )
         await self._record("notified", actor="system", team=team, tier=tier)
 
-    async def _record(self, action: str, *, actor: str, team: str | None = None, tier: int | None = None) -> None:
+    async def _record(self, action: str, *, actor: str, team: str | None = None, tier: int | None = None,
+                      detail: str | None = None) -> None:
         await workflow.execute_activity(
             RECORD_ESCALATION,
             EscalationEvent(start=self._start, action=action, actor=actor, at=workflow.now(),
-                            status=self._state.status, team=team, tier=tier),
+                            status=self._state.status, team=team, tier=tier, detail=detail),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=NOTIFY_RETRY,
         )

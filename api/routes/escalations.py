@@ -36,6 +36,7 @@ from api.schemas import (
 from store.db import EscalationAudit, EscalationRecord
 from workflows.contracts import (
     EscalationState,
+    NotificationFailure,
     Reassignment,
     StaffAction,
     escalation_workflow_id,
@@ -160,8 +161,8 @@ async def live_state(temporal: Client, escalation_id: str) -> EscalationState | 
 async def detail(session: AsyncSession, escalation_id: str, state: EscalationState | None) -> EscalationDetail:
     """The stored row (as the workflow's activity last wrote it) and its audit lines, oldest first."""
     escalation = await session.get(EscalationRecord, escalation_id, populate_existing=True)
-    audit = await session.scalars(select(EscalationAudit).where(EscalationAudit.escalation_id == escalation_id)
-                                  .order_by(EscalationAudit.at, EscalationAudit.id))
+    audit = list(await session.scalars(select(EscalationAudit).where(EscalationAudit.escalation_id == escalation_id)
+                                       .order_by(EscalationAudit.at, EscalationAudit.id)))
     return EscalationDetail(
         id=escalation.id, enrollment_id=escalation.enrollment_id, step_id=escalation.step_id,
         occurrence=escalation.occurrence, trigger=escalation.trigger, reason=escalation.reason,
@@ -169,6 +170,17 @@ async def detail(session: AsyncSession, escalation_id: str, state: EscalationSta
         status=escalation.status, team=escalation.team, tier=escalation.tier, opened_at=escalation.opened_at,
         acknowledged_by=escalation.acknowledged_by, acknowledged_at=escalation.acknowledged_at,
         resolved_by=escalation.resolved_by, resolved_at=escalation.resolved_at, outcome_note=escalation.outcome_note,
-        link=enrollment_path(escalation.enrollment_id), audit=[AuditLine.model_validate(line) for line in audit],
-        state=state,
+        link=enrollment_path(escalation.enrollment_id), notification_failures=notification_failures(audit),
+        audit=[AuditLine.model_validate(line) for line in audit], state=state,
     )
+
+
+def notification_failures(audit: list[EscalationAudit]) -> list[NotificationFailure]:
+    """The notify_failed lines of an escalation's audit, whose detail is "<channel>: <error type>"."""
+    failures = []
+    for line in audit:
+        if line.action == "notify_failed" and line.detail:
+            channel, _, error = line.detail.partition(": ")
+            failures.append(NotificationFailure(team=line.team, tier=line.tier, channel=channel, error=error,
+                                                at=line.at))
+    return failures

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import and_, or_, select
 
 from api.deps import SessionDep
+from api.routes.escalations import notification_failures
 from api.routes.teams import team_or_404
 from api.schemas import Message, WorklistItem, enrollment_path
 from store.db import CallTaskRecord, EscalationAudit, EscalationRecord
@@ -52,13 +53,21 @@ async def _escalations(session: SessionDep, team: str | None, priority: str | No
         handed_over = select(EscalationAudit.escalation_id).where(EscalationAudit.action == "reassigned")
         query = query.where(or_(EscalationRecord.team == team,
                                 and_(EscalationRecord.id.in_(told), EscalationRecord.id.not_in(handed_over))))
+    escalations = list(await session.scalars(query))
+    failed = await session.scalars(select(EscalationAudit).where(
+        EscalationAudit.action == "notify_failed", EscalationAudit.escalation_id.in_([e.id for e in escalations]))
+        .order_by(EscalationAudit.at, EscalationAudit.id))
+    failures_of: dict[str, list[EscalationAudit]] = {}
+    for line in failed:
+        failures_of.setdefault(line.escalation_id, []).append(line)
     return [
         WorklistItem(kind="escalation", id=escalation.id, priority=escalation.priority, due=escalation.opened_at,
                      status=escalation.status, team=escalation.team, reason=escalation.reason,
                      enrollment_id=escalation.enrollment_id, step_id=escalation.step_id,
                      occurrence=escalation.occurrence, tier=escalation.tier,
+                     notification_failures=notification_failures(failures_of.get(escalation.id, [])),
                      link=enrollment_path(escalation.enrollment_id), href=f"/escalations/{escalation.id}")
-        for escalation in await session.scalars(query)
+        for escalation in escalations
     ]
 
 

@@ -147,7 +147,7 @@ async def test_an_escalation_is_on_the_worklist_of_the_team_told(api: httpx.Asyn
     assert item == {
         "kind": "escalation", "id": item["id"], "priority": "high", "due": item["due"], "status": "open",
         "team": "midwives", "reason": "PHQ-9 10 or more", "script": None, "enrollment_id": enrollment_id,
-        "step_id": "mood-call", "occurrence": 1, "tier": 1, "attempt": None,
+        "step_id": "mood-call", "occurrence": 1, "tier": 1, "attempt": None, "notification_failures": [],
         "link": f"/enrollments/{enrollment_id}", "href": f"/escalations/{item['id']}",
     }
     assert await worklist(api, enrollment_id, team="surgical-ward") == []
