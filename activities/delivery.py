@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, OutgoingMessage, Recipient
-from store.db import Enrollment, Patient, TouchpointRecord, utcnow
+from store.db import CallTaskRecord, Enrollment, Patient, QuestionnaireRecord, TouchpointRecord, utcnow
 from language.templates import render
 from workflows.contracts import (
     DELIVER_MESSAGE,
@@ -59,6 +59,8 @@ class DeliveryActivities:
 
     @activity.defn(name=RECORD_ENROLLMENT_STATUS)
     async def record_enrollment_status(self, change: EnrollmentStatusChange) -> None:
+        """Record the status; an ended enrollment's open questionnaires close and its open call tasks are
+        cancelled in the same transaction, so no link or worklist outlives the end. A retry changes nothing."""
         async with self._sessions.begin() as session:
             enrollment = await session.get(Enrollment, change.enrollment_id)
             if enrollment is None:
@@ -66,6 +68,15 @@ class DeliveryActivities:
             enrollment.status, enrollment.status_reason = change.status, change.reason
             if change.status != "active":
                 enrollment.ended_at = enrollment.ended_at or utcnow()
+                reason = change.reason or f"the enrollment {change.status}"
+                await session.execute(
+                    update(QuestionnaireRecord)
+                    .where(QuestionnaireRecord.enrollment_id == change.enrollment_id, QuestionnaireRecord.status == "open")
+                    .values(status="closed", closed_reason=reason))
+                await session.execute(
+                    update(CallTaskRecord)
+                    .where(CallTaskRecord.enrollment_id == change.enrollment_id, CallTaskRecord.status == "open")
+                    .values(status="cancelled", closed_reason=reason))
 
     async def _claim(self, session: AsyncSession, request: MessageDelivery) -> TouchpointRecord:
         record = await session.scalar(

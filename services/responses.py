@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from store.db import QuestionnaireRecord, ResponseRecord, utcnow
 from language.instruments.model import Instrument
@@ -22,7 +23,11 @@ from workflows.pathway import PathwayWorkflow
 
 
 class QuestionnaireClosed(Exception):
-    """Not open for answers: expired, already answered, or never opened."""
+    """Not open for answers: `why` is answered, expired, ended (the enrollment ended first) or not-open."""
+
+    def __init__(self, message: str, why: str = "not-open"):
+        super().__init__(message)
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,12 @@ async def open_questionnaire(session: AsyncSession, enrollment_id: str, step_id:
     if record is None:
         raise QuestionnaireClosed("this questionnaire is not open")
     if record.status == "answered":
-        raise QuestionnaireClosed("this questionnaire has already been answered")
+        raise QuestionnaireClosed("this questionnaire has already been answered", "answered")
+    if record.status == "closed":
+        raise QuestionnaireClosed(f"this questionnaire has closed: the enrollment ended ({record.closed_reason})",
+                                  "ended")
     if record.status == "expired" or utcnow() >= record.expires_at:
-        raise QuestionnaireClosed("this questionnaire has closed")
+        raise QuestionnaireClosed("this questionnaire has closed", "expired")
     return record
 
 
@@ -76,10 +84,24 @@ async def submit_response(sessions: async_sessionmaker[AsyncSession], client: Cl
         )
     except WorkflowUpdateFailedError as refused:
         await _finish(sessions, response.id, questionnaire.id, status="refused")
-        cause = refused.cause
-        raise QuestionnaireClosed(getattr(cause, "message", None) or "this questionnaire is not open") from None
+        message = getattr(refused.cause, "message", None) or "this questionnaire is not open"
+        raise QuestionnaireClosed(message, _why_refused(message)) from None
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # The workflow ended between our read and the update; its record of the end may still be on its way.
+        await _finish(sessions, response.id, questionnaire.id, status="refused")
+        raise QuestionnaireClosed("this questionnaire has closed: the enrollment has ended", "ended") from None
     await _finish(sessions, response.id, questionnaire.id, status="accepted", outcome=outcome.model_dump())
     return Accepted(response.id, outcome)
+
+
+def _why_refused(message: str) -> str:
+    """The workflow's validator says why only in words: 'has already been answered', 'is cancelled'
+    (the enrollment ended), 'has expired', 'is not open yet'."""
+    if "answered" in message:
+        return "answered"
+    return "ended" if "cancelled" in message else "not-open"
 
 
 async def _finish(sessions: async_sessionmaker[AsyncSession], response_id: str, questionnaire_id: int, *,

@@ -146,7 +146,8 @@ def migrate(url: str) -> None:
 
 
 class QuestionnaireRecord(Base):
-    """One occurrence of a questionnaire step: open from `opens` until answered or `expires`."""
+    """One occurrence of a questionnaire step: open from `opens` until answered, `expires`, or the
+    enrollment ends (closed, with the enrollment's reason)."""
 
     __tablename__ = "questionnaires"
     __table_args__ = (UniqueConstraint("enrollment_id", "step_id", "occurrence", name="uq_questionnaire_key"),)
@@ -160,6 +161,7 @@ class QuestionnaireRecord(Base):
     opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ResponseRecord(Base):
@@ -244,7 +246,8 @@ class StaffMember(Base):
 
 
 class CallTaskRecord(Base):
-    """One attempt at a phone follow-up, on a team's worklist until staff record the outcome."""
+    """One attempt at a phone follow-up, on a team's worklist until staff record the outcome (done)
+    or the enrollment ends first (cancelled, with the enrollment's reason)."""
 
     __tablename__ = "call_tasks"
     __table_args__ = (
@@ -265,3 +268,4 @@ class CallTaskRecord(Base):
     values: Mapped[dict | None] = mapped_column(JSON)
     recorded_by: Mapped[str | None] = mapped_column(String(32))
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_reason: Mapped[str | None] = mapped_column(Text)

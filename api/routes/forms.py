@@ -43,10 +43,16 @@ UI = {
         "invalid_link": "此链接无效", "invalid_link_text": "请使用最近一条消息中的链接，或联系您的医护团队。",
     },
 }
+# By QuestionnaireClosed.why; the enrollment's reason is written by staff for staff and is not shown.
 CLOSED_TEXT = {
     "en": {"answered": "You have already answered this questionnaire. Thank you.",
-           "closed": "The time to answer this questionnaire has passed. If you have concerns, contact your care team."},
-    "zh-CN": {"answered": "您已经回答过这份问卷，谢谢。", "closed": "这份问卷的填写时间已过。如有不适，请联系您的医护团队。"},
+           "expired": "The time to answer this questionnaire has passed. If you have concerns, contact your care team.",
+           "ended": "This questionnaire has closed: your follow-up by this care pathway has ended, and your answers "
+                    "are no longer needed here. If you have questions or feel unwell, contact your care team "
+                    "directly; in an emergency, call your local emergency number."},
+    "zh-CN": {"answered": "您已经回答过这份问卷，谢谢。", "expired": "这份问卷的填写时间已过。如有不适，请联系您的医护团队。",
+              "ended": "这份问卷已关闭：本随访计划已结束，无需再填写。如有疑问或身体不适，请直接联系您的医护团队；"
+                       "如遇紧急情况，请拨打当地急救电话。"},
 }
 
 
@@ -60,8 +66,8 @@ def _notice(request: Request, status: int, locale: str, heading: str, message: s
 
 
 def _closed(request: Request, locale: str, closed: QuestionnaireClosed) -> HTMLResponse:
-    kind = "answered" if "answered" in str(closed) else "closed"
-    return _notice(request, 410, locale, _ui(locale)["closed"], CLOSED_TEXT.get(locale, CLOSED_TEXT["en"])[kind])
+    texts = CLOSED_TEXT.get(locale, CLOSED_TEXT["en"])
+    return _notice(request, 410, locale, _ui(locale)["closed"], texts.get(closed.why, texts["expired"]))
 
 
 def _invalid_link(request: Request) -> HTMLResponse:
@@ -122,7 +128,7 @@ async def _open_form(request: Request, services, token: str):
     except LinkExpired as expired:
         async with services.sessions() as session:
             patient = await _patient_for(session, expired.claims)
-        return _closed(request, patient.locale, QuestionnaireClosed("closed"))
+        return _closed(request, patient.locale, QuestionnaireClosed("the link has expired", "expired"))
     async with services.sessions() as session:
         patient = await _patient_for(session, claims)
         try:
