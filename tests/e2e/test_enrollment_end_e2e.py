@@ -3,6 +3,7 @@ has closed, in the patient's language, and takes no answers from the patient or 
 
 import pytest
 
+from tests.e2e.conftest import until
 from tests.e2e.test_questionnaire_e2e import MOOD, _enroll_with_link, _path, phq9
 
 pytestmark = pytest.mark.e2e
@@ -14,9 +15,14 @@ async def deployed(stack):
 
 
 async def _cancelled(stack, enrollment_id: str) -> None:
+    """Cancel, and wait until the worker has recorded the end (`ended_at`), not only the workflow."""
     response = await stack.http.post(f"/enrollments/{enrollment_id}/cancel", json={"reason": "readmitted"})
     assert response.status_code == 200, response.text
-    await stack.until_status(enrollment_id, "cancelled", timeout=10)
+
+    async def recorded() -> bool:
+        return (await stack.enrollment(enrollment_id))["ended_at"] is not None
+
+    await until(recorded, f"the end of enrollment {enrollment_id} to be recorded", stack.api, timeout=10)
 
 
 async def test_a_cancelled_enrollments_link_answers_410_with_whom_to_contact(stack, deployed):
