@@ -83,8 +83,10 @@ class EscalationActivities:
                                              headers={"Idempotency-Key": _page_key(notification)}, timeout=10)
             response.raise_for_status()
         except httpx.HTTPStatusError as error:
-            raise ApplicationError(f"webhook of team '{team.id}' answered {error.response.status_code}",
-                                   type=f"WebhookStatus{error.response.status_code}") from None
+            code = error.response.status_code
+            # A refusal (a wrong address, a revoked token) will not change in the next minutes: say so now.
+            raise ApplicationError(f"webhook of team '{team.id}' answered {code}", type=f"WebhookStatus{code}",
+                                   non_retryable=400 <= code < 500 and code not in (408, 429)) from None
         except httpx.HTTPError as error:
             raise ApplicationError(f"webhook of team '{team.id}' failed ({type(error).__name__})",
                                    type="WebhookUnreachable") from None

@@ -183,11 +183,12 @@ class Notified(BaseModel):
 
 
 class NotificationFailure(BaseModel):
-    """A channel that could not tell a team, after its last retry: which, and the error's type only."""
+    """A channel that could not tell a team, after its last retry: which, and the error's type only.
+    `any` with NoChannel: the team has neither an email nor a webhook."""
 
     team: str
     tier: int
-    channel: Literal["email", "webhook"]
+    channel: Literal["email", "webhook", "any"]
     error: str
     at: AwareDatetime
 

@@ -37,7 +37,8 @@ with workflow.unsafe.imports_passed_through():
         TeamNotification,
     )
 
-# Recording in our own database: keep trying for as long as it takes (each attempt bounded).
+# Recording in our own database (and notify_team, for escalations opened before NOTIFY_WITHOUT_BLOCKING):
+# keep trying for as long as it takes, each attempt bounded.
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=2))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -57,6 +58,7 @@ class _Page:
 
     trying: int
     delivered: bool = False
+    failed: bool = False
 
     @property
     def unreachable(self) -> bool:
@@ -203,22 +205,26 @@ class EscalationWorkflow:
         task.add_done_callback(self._background.discard)
 
     async def _tell(self, page: _Page, channel: str, notification: TeamNotification) -> None:
-        """One channel: True if it carried the page, False if the team has no such channel."""
+        """Page by one channel (its activity answers False when the team has no such channel)."""
         try:
             delivered = await workflow.execute_activity(
                 CHANNELS[channel], notification, result_type=bool,
                 start_to_close_timeout=CHANNEL_ATTEMPT_TIMEOUT, retry_policy=CHANNEL_RETRY)
         except ActivityError as failure:
             cause = failure.cause
-            error = (cause.type if isinstance(cause, ApplicationError) else None) or type(cause).__name__
-            page.trying -= 1
-            self._state.notification_failures.append(NotificationFailure(
-                team=notification.team, tier=notification.tier, channel=channel, error=error, at=workflow.now()))
-            await self._record("notify_failed", actor="system", team=notification.team, tier=notification.tier,
-                               detail=f"{channel}: {error}")
+            page.trying, page.failed = page.trying - 1, True
+            await self._failed(notification, channel,
+                               (cause.type if isinstance(cause, ApplicationError) else None) or type(cause).__name__)
             return
-        page.trying -= 1
-        page.delivered = page.delivered or delivered
+        page.trying, page.delivered = page.trying - 1, page.delivered or delivered
+        if page.unreachable and not page.failed:
+            await self._failed(notification, "any", "NoChannel")
+
+    async def _failed(self, notification: TeamNotification, channel: str, error: str) -> None:
+        self._state.notification_failures.append(NotificationFailure(
+            team=notification.team, tier=notification.tier, channel=channel, error=error, at=workflow.now()))
+        await self._record("notify_failed", actor="system", team=notification.team, tier=notification.tier,
+                           detail=f"{channel}: {error}")
 
     async def _climb_waiting_on_each_notification(self, tiers: list[Tier]) -> None:
         """Before NOTIFY_WITHOUT_BLOCKING, kept for the escalations still running that began without it."""

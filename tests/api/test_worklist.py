@@ -5,10 +5,12 @@ enrollment; the worker runs the PathwayWorkflow and its EscalationWorkflow child
 """
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
 import httpx
@@ -233,6 +235,41 @@ async def test_acknowledge_then_resolve_with_an_outcome(api: httpx.AsyncClient, 
     assert (await api.get(url)).json()["outcome_note"] == note
     # The note is the resolver's words: the database has them, the workflow's history never does.
     assert note not in await history_text(temporal, escalation_workflow_id(escalation_id))
+
+
+async def test_a_channel_that_failed_shows_on_the_worklist_and_the_escalation(api: httpx.AsyncClient,
+                                                                               enrollment_id: str):
+    refusing = ThreadingHTTPServer(("127.0.0.1", 0), _Gone)
+    threading.Thread(target=refusing.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{refusing.server_address[1]}/hooks/midwives"
+    assert (await api.patch("/teams/midwives", json={"webhook": hook})).status_code == 200
+    try:
+        await answer_phq9(api, enrollment_id)
+        escalation_id = (await escalated(api, enrollment_id, "midwives"))["id"]
+
+        async def failed() -> list[dict]:
+            return (await api.get(f"/escalations/{escalation_id}")).json()["notification_failures"]
+
+        [failure] = await until(failed, "the webhook's failure on the escalation")
+    finally:
+        assert (await api.patch("/teams/midwives", json={"webhook": None})).status_code == 200
+        refusing.shutdown()
+        refusing.server_close()
+    assert (failure["team"], failure["tier"], failure["channel"], failure["error"]) == (
+        "midwives", 1, "webhook", "WebhookStatus410")
+    [item] = await worklist(api, enrollment_id, team="midwives")
+    assert item["notification_failures"] == [failure] and item["tier"] == 1  # the email got through
+    audit = (await api.get(f"/escalations/{escalation_id}")).json()["audit"]
+    assert [line["detail"] for line in audit if line["action"] == "notify_failed"] == ["webhook: WebhookStatus410"]
+
+
+class _Gone(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.send_response(410)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
 
 
 async def test_reassigning_hands_the_escalation_to_another_team(api: httpx.AsyncClient, enrollment_id: str):

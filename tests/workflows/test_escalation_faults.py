@@ -158,6 +158,17 @@ async def test_a_team_nobody_can_reach_passes_the_escalation_on_at_once(time_ski
     assert (audited.team, audited.tier, audited.detail) == ("midwives", 1, "email: SmtpUnavailable")
 
 
+async def test_a_team_without_any_channel_passes_the_escalation_on_at_once(time_skipping, stack):
+    await _set_team(stack, "midwives", email=None, webhook=None)
+    escalation, opened = await _escalate(time_skipping, stack)
+
+    state = await _eventually(escalation, lambda state: len(state.notified) == 2)
+
+    assert state.notified[1].at - opened < timedelta(seconds=1)
+    assert [(f.team, f.channel, f.error) for f in state.notification_failures] == [("midwives", "any", "NoChannel")]
+    await _eventually(escalation, lambda _: _mail_to(stack, OBSTETRICS))
+
+
 async def test_a_team_told_by_one_channel_has_its_whole_ack_within(time_skipping, stack):
     with webhook(200) as midwives, smtp_down(stack):
         await _set_team(stack, "midwives", webhook=_url(midwives))
