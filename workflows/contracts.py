@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
 
-from language.model import EscalationPolicy, MessageTemplate, Pathway
+from language.model import Escalate, EscalationPolicy, MessageTemplate, Pathway
 from language.plan import touchpoint_key
 
 DELIVER_MESSAGE = "deliver_message"
@@ -44,6 +44,8 @@ class EnrollmentRun(BaseModel):
     pathway: Pathway
     anchor: AwareDatetime
     timezone: str
+    # Set when an earlier run of this enrollment continued as new: where it got to.
+    carried: CarriedState | None = None
 
 
 class ResponseSummary(BaseModel):
@@ -109,6 +111,29 @@ class Timeline(BaseModel):
     tags: list[str] = []
     entries: list[TimelineEntry]
     events: list[TimelineEvent] = []
+
+
+class CarriedAgendaItem(BaseModel):
+    """An agenda item as the next run receives it: its entry by position in `CarriedState.entries`."""
+
+    kind: Literal["send", "open_questionnaire", "remind", "expire", "open_call", "escalate"]
+    due: AwareDatetime
+    entry: int
+    sent_by_rule: bool = False
+    trigger: str | None = None
+    escalate: Escalate | None = None
+
+
+class CarriedState(BaseModel):
+    """What a long enrollment's run hands to the next when its history grows too long."""
+
+    entries: list[TimelineEntry]
+    agenda: list[CarriedAgendaItem]
+    tags: list[str]
+    events: list[TimelineEvent]
+    escalations: int
+    cancel_reason: str | None = None
+    stop_reason: str | None = None
 
 
 class CancelRequest(BaseModel):

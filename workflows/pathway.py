@@ -8,6 +8,9 @@ a questionnaire, remind, expire, open a call, start an escalation). One loop sle
 timer until the earliest is due and performs it; updates (answers, call outcomes, cancellation)
 change the agenda and wake the loop. What a response or call outcome triggers is decided by the
 pure functions of language/rules.py; this workflow applies the decision.
+
+A long pathway (a year of weekly checks) continues as new when its history grows long, handing
+its timeline and agenda to the next run in the input (`EnrollmentRun.carried`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
         SCREEN_FREE_TEXT,
         CallOutcome,
         CancelRequest,
+        CarriedAgendaItem,
+        CarriedState,
         DeliveryReceipt,
         EnrollmentRun,
         EnrollmentStatusChange,
@@ -66,6 +71,15 @@ DELIVERY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
 ENROLLMENT_GRACE = timedelta(minutes=15)
+# Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
+# agenda adds a few dozen events at most.
+HISTORY_EVENTS_PER_RUN = 1000
+# Runs that started before continuing as new existed replay without it (ARCHITECTURE.md).
+CONTINUE_AS_NEW_PATCH = "continue-as-new-when-history-is-long"
+
+_CARRIED_KINDS: dict[type[AgendaItem], str] = {
+    SendMessage: "send", OpenQuestionnaire: "open_questionnaire", Remind: "remind", Expire: "expire",
+    OpenCall: "open_call", StartEscalation: "escalate"}
 
 
 @workflow.defn
@@ -73,27 +87,34 @@ class PathwayWorkflow:
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
-        self._entries = [
+        carried = run.carried or CarriedState(entries=[
             TimelineEntry(step_id=t.step_id, occurrence=t.occurrence, kind=t.kind, due=t.due)
-            for t in compile_plan(run.pathway, run.anchor, run.timezone)
-        ]
+            for t in compile_plan(run.pathway, run.anchor, run.timezone)], agenda=[], tags=[], events=[], escalations=0)
+        self._entries = carried.entries
         self._agenda = Agenda()
-        self._tags: list[str] = []
-        self._escalations = 0
-        self._events: list[TimelineEvent] = []
-        self._cancel_reason: str | None = None
-        self._stop_reason: str | None = None
+        for item in carried.agenda:
+            self._agenda.add(_restored(item, self._entries))
+        self._tags = carried.tags
+        self._escalations = carried.escalations
+        self._events = carried.events
+        self._cancel_reason = carried.cancel_reason
+        self._stop_reason = carried.stop_reason
         self._in_flight: str | None = None
         self._opening_call: str | None = None
         self._finished = False
 
     @workflow.run
     async def run(self, run: EnrollmentRun) -> Timeline:
-        self._skip_touchpoints_due_before_enrollment()
-        for entry in self._entries:
-            if entry.status == "planned":
-                self._agenda.add(first_item(entry))
+        if run.carried is None:
+            self._skip_touchpoints_due_before_enrollment()
+            for entry in self._entries:
+                if entry.status == "planned":
+                    self._agenda.add(first_item(entry))
         while self._agenda or self._calls_waiting():
+            # Between two turns nothing is in flight; an update still running (an outcome waiting for
+            # its call to open) needs this run's loop, so the handover waits for a later turn.
+            if self._history_is_long() and workflow.all_handlers_finished() and workflow.patched(CONTINUE_AS_NEW_PATCH):
+                workflow.continue_as_new(run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
                 # Only a phone task is left: the pathway lasts until staff record its outcome.
                 await workflow.wait_condition(lambda: bool(self._agenda) or not self._calls_waiting())
@@ -203,6 +224,21 @@ class PathwayWorkflow:
             state = {"planned": "is not open yet", "answered": "has already been answered",
                      "expired": "has expired"}.get(entry.status, f"is {entry.status}")
             raise ValueError(f"questionnaire {submission.step_id} #{submission.occurrence} {state}")
+
+    @staticmethod
+    def _history_is_long() -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_EVENTS_PER_RUN
+
+    def _carried(self) -> CarriedState:
+        position = {id(entry): index for index, entry in enumerate(self._entries)}
+        agenda = [CarriedAgendaItem(kind=_CARRIED_KINDS[type(item)], due=item.due, entry=position[id(item.entry)],
+                                    sent_by_rule=getattr(item, "sent_by_rule", False),
+                                    trigger=getattr(item, "trigger", None), escalate=getattr(item, "escalate", None))
+                  for item in self._agenda]
+        return CarriedState(entries=self._entries, agenda=agenda, tags=self._tags, events=self._events,
+                            escalations=self._escalations, cancel_reason=self._cancel_reason,
+                            stop_reason=self._stop_reason)
 
     def _status(self) -> str:
         if self._cancel_reason is not None:
@@ -395,3 +431,15 @@ class PathwayWorkflow:
             await self._bookkeeping(OPEN_CALL_TASK, call_task(self._run, step, entry, due=workflow.now()))
         finally:
             self._opening_call = None
+
+
+def _restored(item: CarriedAgendaItem, entries: list[TimelineEntry]) -> AgendaItem:
+    entry = entries[item.entry]
+    match item.kind:
+        case "send":
+            return SendMessage(item.due, entry, sent_by_rule=item.sent_by_rule)
+        case "escalate":
+            return StartEscalation(item.due, entry, item.trigger or "", item.escalate)
+        case kind:
+            return {"open_questionnaire": OpenQuestionnaire, "remind": Remind, "expire": Expire,
+                    "open_call": OpenCall}[kind](item.due, entry)
