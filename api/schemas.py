@@ -317,7 +317,7 @@ class CallTaskPublic(BaseModel):
     attempt: int
     team: str
     script: str | None
-    status: str = Field(description="open, or done once an outcome is recorded")
+    status: str = Field(description="open; done once an outcome is recorded; cancelled when the enrollment ended first")
     due_at: datetime
     outcome: Literal["reached", "not_reached"] | None
     notes: str | None
