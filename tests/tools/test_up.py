@@ -67,6 +67,15 @@ def children_when_ready(up: subprocess.Popen, log: Path) -> dict[str, int]:
     return {name: int(pid) for name, pid in re.findall(r"(\w+) pid (\d+)", banner.group(1))}
 
 
+def leave_nothing_running(up: subprocess.Popen, children: dict[str, int]) -> None:
+    if up.poll() is None:
+        up.kill()
+        up.wait()
+    for pid in children.values():
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
 @contextmanager
 def running_up(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subprocess.Popen, Path, dict[str, int]]]:
     """`carepath up` until the block ends; whatever happens, nothing it started survives the test."""
@@ -77,12 +86,7 @@ def running_up(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subproce
         children = children_when_ready(up, log)
         yield up, log, children
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for pid in children.values():
-            if alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+        leave_nothing_running(up, children)
 
 
 @pytest.mark.e2e
@@ -142,12 +146,7 @@ def test_a_closed_terminal_stops_every_child_and_frees_every_port(tmp_path, port
         assert [name for name, pid in children.items() if alive(pid)] == []
         assert [port for port in ports.values() if accepts_connections(port)] == []
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
-        for pid in children.values():
-            if alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+        leave_nothing_running(up, children)
 
 
 @pytest.mark.e2e
