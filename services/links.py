@@ -37,8 +37,9 @@ class FormClaims:
 
 
 class FormLinks:
-    def __init__(self, secret_key: str, base_url: str):
-        self._serializer = URLSafeSerializer(secret_key, salt=_SALT)
+    def __init__(self, secret_keys: list[str], base_url: str):
+        # The last key signs; every key verifies, so links signed before a rotation still open.
+        self._serializer = URLSafeSerializer(secret_keys, salt=_SALT)
         self._base_url = base_url.rstrip("/")
 
     def url(self, enrollment_id: str, step_id: str, occurrence: int, expires: datetime) -> str:
@@ -58,4 +59,4 @@ class FormLinks:
 
 
 def form_links(settings: Settings) -> FormLinks:
-    return FormLinks(settings.SECRET_KEY, settings.PUBLIC_BASE_URL)
+    return FormLinks(settings.secret_keys, settings.PUBLIC_BASE_URL)

@@ -1,4 +1,8 @@
-"""One Settings object, read from CAREPATH_* environment variables (or a .env file)."""
+"""One Settings object, read from CAREPATH_* environment variables (or a .env file).
+
+Secrets are `SecretStr` so they never print. Outside `development` and `test` (which `carepath up`
+and the tests set explicitly) the service refuses a missing, published or short secret.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,26 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
+MINIMUM_SECRET_LENGTH = 32
 
 
-class Settings(BaseSettings):
+class SiteSettings(BaseSettings):
+    """What the authoring tools need, and nothing secret: they run on a clinical manager's laptop."""
+
     model_config = SettingsConfigDict(env_prefix="CAREPATH_", env_file=".env", extra="ignore")
 
-    ENVIRONMENT: Literal["development", "test", "production"] = "development"
+    # What clinical managers and the site write: pathways, instruments, roster, crisis lexicon.
+    PATHWAYS_DIR: Path = PROJECT_ROOT / "pathways"
+
+
+class Settings(SiteSettings):
+    # Production unless said otherwise: a forgotten variable must not quietly weaken a deployment.
+    ENVIRONMENT: Literal["development", "test", "production"] = "production"
     DATABASE_URL: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'store.db'}"
     TEMPORAL_ADDRESS: str = "127.0.0.1:7233"
     TEMPORAL_NAMESPACE: str = "default"
@@ -24,21 +37,49 @@ class Settings(BaseSettings):
     SMTP_HOST: str = "127.0.0.1"
     SMTP_PORT: int = 1025
     SMTP_USERNAME: str | None = None
-    SMTP_PASSWORD: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
     SMTP_STARTTLS: bool = False
     SMTP_SENDER: str = "carepath <no-reply@carepath.localhost>"
-    # What clinical managers and the site write: pathways, instruments, roster, crisis lexicon.
-    PATHWAYS_DIR: Path = PROJECT_ROOT / "pathways"
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
-    SECRET_KEY: str = DEVELOPMENT_SECRET
+    # Signs form links and staff tokens. Rotate by moving the old value to PREVIOUS_SECRET_KEYS:
+    # links signed with it stay valid until they expire.
+    SECRET_KEY: SecretStr | None = None
+    PREVIOUS_SECRET_KEYS: list[SecretStr] = []
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> "Settings":
-        if self.ENVIRONMENT == "production" and self.SECRET_KEY == DEVELOPMENT_SECRET:
-            raise ValueError("CAREPATH_SECRET_KEY must be set to a private value in production")
+    def _refuse_weak_secrets_outside_development(self) -> "Settings":
+        if self.ENVIRONMENT in ("development", "test"):
+            if self.SECRET_KEY is None:
+                self.SECRET_KEY = SecretStr(DEVELOPMENT_SECRET)
+            return self
+        secret = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
+        if not secret:
+            raise ValueError("CAREPATH_SECRET_KEY is not set (generate one: python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(48))')")
+        if secret == DEVELOPMENT_SECRET:
+            raise ValueError("CAREPATH_SECRET_KEY is the published development secret; set a private one")
+        if len(secret) < MINIMUM_SECRET_LENGTH:
+            raise ValueError(f"CAREPATH_SECRET_KEY is {len(secret)} characters; use at least {MINIMUM_SECRET_LENGTH}")
         return self
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """The signing secret last, older ones before it: the order itsdangerous rotates keys in."""
+        return [key.get_secret_value() for key in self.PREVIOUS_SECRET_KEYS] + [self.SECRET_KEY.get_secret_value()]
+
+
+class SettingsRefused(SystemExit):
+    """Raised instead of a pydantic traceback: one line saying what to fix, and a non-zero exit."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(detail["msg"].removeprefix("Value error, ") for detail in error.errors())
+        raise SettingsRefused(f"carepath: refusing to start: {problems}") from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -18,7 +18,7 @@ import yaml
 
 from language.loader import DocumentInvalid, Problem
 from language.timing import parse_anchor
-from services.settings import Settings
+from services.settings import Settings, SiteSettings
 from services.site import Site, SiteIncomplete, load_site
 
 app = typer.Typer(help="carepath: care pathways as durable workflows.", no_args_is_help=True,
@@ -38,7 +38,7 @@ def _parse_anchor(text: str) -> date | datetime:
 @cache
 def _site() -> Site:
     """The pathways folder (CAREPATH_PATHWAYS_DIR) whose instruments and roster pathways are checked against."""
-    folder = Settings().PATHWAYS_DIR
+    folder = SiteSettings().PATHWAYS_DIR
     try:
         return load_site(folder)
     except SiteIncomplete as incomplete:
@@ -332,7 +332,7 @@ def run_scenarios(
     from tools import scenarios
     from tools.scenario_format import load_scenarios
     if not paths:
-        paths = scenarios.default_paths(Settings().PATHWAYS_DIR)
+        paths = scenarios.default_paths(SiteSettings().PATHWAYS_DIR)
         if not paths:
             typer.echo("no scenario files in pathways/tests/")
             return

@@ -138,6 +138,8 @@ class DevStack:
     def environment(self) -> dict[str, str]:
         """What the worker and the API are told: everything they share lives in var/."""
         return os.environ | {
+            # The embedded stack is for trying carepath on one machine: development secrets are fine.
+            "CAREPATH_ENVIRONMENT": "development",
             "CAREPATH_TEMPORAL_ADDRESS": f"{HOST}:{self.ports.temporal}",
             "CAREPATH_DATABASE_URL": self.database_url,
             "CAREPATH_SMTP_HOST": HOST,

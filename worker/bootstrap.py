@@ -25,7 +25,7 @@ WORKFLOWS = [PathwayWorkflow, EscalationWorkflow]
 
 def smtp_settings(settings: Settings) -> SmtpSettings:
     return SmtpSettings(host=settings.SMTP_HOST, port=settings.SMTP_PORT, sender=settings.SMTP_SENDER,
-                        username=settings.SMTP_USERNAME, password=settings.SMTP_PASSWORD,
+                        username=settings.SMTP_USERNAME, password=settings.SMTP_PASSWORD.get_secret_value() if settings.SMTP_PASSWORD else None,
                         starttls=settings.SMTP_STARTTLS)
 
 
