@@ -1,6 +1,7 @@
 """The yardstick: the least a Temporal workflow can do for the same schedule.
 
-One durable timer and one no-op activity per touchpoint, nothing else. `bench/throughput.py`
+One durable timer and one no-op activity per touchpoint, nothing else: plain pydantic payloads, not
+encrypted (carepath's own payloads are; the comparison includes that cost). `bench/throughput.py`
 runs it beside the carepath engine; `python bench/raw_workflow.py --address ... --task-queue ...`
 is its worker, a process of its own as the carepath worker is.
 """

