@@ -2,7 +2,8 @@
 
 The worklist API and the scenario driver both record call outcomes; both read the values here, so a
 value the form does not have is refused the same way everywhere: under another name it would
-silently never meet the rule written for it.
+silently never meet the rule written for it. All of them are recorded on the task; the workflow is
+given only those the call step's rules compare (`values_for_rules`), as its Update stays in history.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from language.instruments.model import Instrument
 from language.instruments.scoring import score
 from language.model import Pathway
+from language.reads import values_read
 
 
 class CallValuesInvalid(ValueError):
@@ -34,3 +36,9 @@ def read_call_values(pathway: Pathway, step_id: str, values: Mapping[str, object
     if errors:
         raise CallValuesInvalid(f"some values do not fit the {form} form", errors)
     return dict(score(instruments[form], values).items)
+
+
+def values_for_rules(pathway: Pathway, step_id: str, values: Mapping[str, object]) -> dict:
+    """Of the values read (`read_call_values`), those the call step's rules compare: what goes into the
+    workflow's CallOutcome. The rest stay with the task in the database."""
+    return values_read(pathway, step_id, values)

@@ -1,8 +1,9 @@
 """Taking a questionnaire response: from the patient's form, from staff on the phone, or a scenario.
 
 The answers are validated against the instrument, stored (they never leave the database), scored,
-and handed to the workflow as an Update carrying only the score, band, flags and item values that
-rules need. The workflow's validator is the authority on whether the occurrence is still open.
+and handed to the workflow as an Update carrying only the score, band, flags and the item values that
+the step's rules read (language/reads.py): the Update stays in Temporal's history. The workflow's
+validator is the authority on whether the occurrence is still open.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from store.db import QuestionnaireRecord, ResponseRecord, utcnow
 from language.instruments.model import Instrument
 from language.instruments.scoring import AnswersInvalid, score
-from workflows.contracts import ResponseSubmission, RuleOutcome, workflow_id_for
+from language.model import Pathway
+from language.reads import values_read
+from store.db import QuestionnaireRecord, ResponseRecord, utcnow
+from workflows.contracts import (
+    EnrollmentRun,
+    ResponseSubmission,
+    RuleOutcome,
+    workflow_id_for,
+)
 from workflows.pathway import PathwayWorkflow
 
 
@@ -56,11 +64,13 @@ async def open_questionnaire(session: AsyncSession, enrollment_id: str, step_id:
 
 async def submit_response(sessions: async_sessionmaker[AsyncSession], client: Client,
                           instruments: Mapping[str, Instrument], *, enrollment_id: str, step_id: str,
-                          occurrence: int, answers: dict, source: str, entered_by: str | None = None) -> Accepted:
+                          occurrence: int, answers: dict, source: str, entered_by: str | None = None,
+                          pathway: Pathway | None = None) -> Accepted:
     """Validate, store, score and deliver a response to the workflow.
 
     The response is stored before the workflow is told, so a crash in between loses nothing: the
     row stays `received` for staff to see. A refusal by the workflow is stored as `refused`.
+    `pathway`: the enrollment's pathway if the caller has it; otherwise the workflow's own snapshot is read.
     """
     async with sessions.begin() as session:
         questionnaire = await open_questionnaire(session, enrollment_id, step_id, occurrence)
@@ -75,10 +85,12 @@ async def submit_response(sessions: async_sessionmaker[AsyncSession], client: Cl
         session.add(response)
     workflow = client.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment_id))
     try:
+        pathway = pathway or await enrolled_pathway(client, enrollment_id)
         outcome = await workflow.execute_update(
             PathwayWorkflow.submit_response,
             ResponseSubmission(step_id=step_id, occurrence=occurrence, response_id=response.id, score=result.total,
-                               band=result.band, flags=list(result.flags), items=dict(result.items),
+                               band=result.band, flags=list(result.flags),
+                               items=values_read(pathway, step_id, result.items),
                                has_free_text=any(item.kind == "free_text" and str(answers.get(item.id) or "").strip()
                                                  for item in instrument.items)),
         )
@@ -94,6 +106,17 @@ async def submit_response(sessions: async_sessionmaker[AsyncSession], client: Cl
         raise QuestionnaireClosed("this questionnaire has closed: the enrollment has ended", "ended") from None
     await _finish(sessions, response.id, questionnaire.id, status="accepted", outcome=outcome.model_dump())
     return Accepted(response.id, outcome)
+
+
+async def enrolled_pathway(client: Client, enrollment_id: str) -> Pathway:
+    """The pathway exactly as the enrollment's workflow runs it: the input of its current run, one
+    history event (a run continued as new carries the same pathway). RPCError NOT_FOUND if there is none."""
+    handle = client.get_workflow_handle(workflow_id_for(enrollment_id))
+    async for event in handle.fetch_history_events(page_size=1):
+        started = event.workflow_execution_started_event_attributes
+        [run] = await client.data_converter.decode(started.input.payloads, [EnrollmentRun])
+        return run.pathway
+    raise RPCError(f"workflow {handle.id} has no history", RPCStatusCode.NOT_FOUND, b"")
 
 
 def _why_refused(message: str) -> str:
