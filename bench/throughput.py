@@ -196,7 +196,7 @@ async def gather_bounded(factories: list[Callable[[], Awaitable]]) -> list:
     return await asyncio.gather(*(one(factory) for factory in factories))
 
 
-async def measure(name: str, handles: list[WorkflowHandle], activity: str, schedule: Schedule,
+async def measure(client: Client, name: str, handles: list[WorkflowHandle], activity: str, schedule: Schedule,
                   start_seconds: float, cpu: CpuMeter) -> Figures:
     await asyncio.gather(*(handle.result() for handle in handles))
     worker_cpu, server_cpu = cpu.used()
@@ -220,8 +220,8 @@ async def measure(name: str, handles: list[WorkflowHandle], activity: str, sched
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                 started = e.activity_task_started_event_attributes
                 retries += started.attempt - 1
-                if started.HasField("last_failure"):
-                    failures.add(started.last_failure.message)
+                if started.HasField("last_failure"):  # the engine's are encrypted: decoded by its client
+                    failures.add((await client.data_converter.decode_failure(started.last_failure)).message)
         last_delivery = max(last_delivery, delivered[-1])
     touchpoints = len(handles) * schedule.touchpoints
     return Figures(name, touchpoints, (last_delivery - schedule.due(0)).total_seconds(), events / touchpoints,
@@ -247,7 +247,7 @@ async def run_raw(client: Client, address: str, server_pid: int, workdir: Path,
             lambda n=n: client.start_workflow(RawTouchpoints.run, schedule, id=f"raw-{n}-{uuid.uuid4().hex[:8]}",
                                               task_queue=task_queue)
             for n in range(options.enrollments)])
-        return await measure("raw Temporal", handles, TOUCH, schedule, time.monotonic() - began, cpu)
+        return await measure(client, "raw Temporal", handles, TOUCH, schedule, time.monotonic() - began, cpu)
     finally:
         worker.stop()
 
@@ -255,7 +255,7 @@ async def run_raw(client: Client, address: str, server_pid: int, workdir: Path,
 async def run_engine(client: Client, address: str, server_pid: int, workdir: Path,
                      options: argparse.Namespace) -> Figures:
     pathway = parse_pathway(PATHWAY.format(first=options.first, every=options.every,
-                                           touchpoints=options.touchpoints), "bench pathway")
+                                           touchpoints=options.touchpoints), "bench pathway", {}, [])
     database_url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
     await asyncio.to_thread(migrate, database_url)
     task_queue = f"bench-engine-{uuid.uuid4().hex[:8]}"
@@ -289,8 +289,8 @@ async def run_engine(client: Client, address: str, server_pid: int, workdir: Pat
 
             began = time.monotonic()
             handles = await gather_bounded([lambda p=p: enroll_one(p) for p in patients])
-            figures = await measure("carepath engine", handles, DELIVER_MESSAGE, schedule, time.monotonic() - began,
-                                    cpu)
+            figures = await measure(client, "carepath engine", handles, DELIVER_MESSAGE, schedule,
+                                    time.monotonic() - began, cpu)
             figures.emails = len(inbox.messages)
             figures.duplicates = figures.emails - len({mail.message["Message-ID"] for mail in inbox.messages})
             return figures

@@ -271,7 +271,8 @@ class _Player:
         try:
             result = await self._watched(submit_response(
                 self.stack.sessions, self.stack.client, self.stack.instruments, enrollment_id=self.enrolled.enrollment.id,
-                step_id=entry.step_id, occurrence=entry.occurrence, answers=answer.answers, source="simulation"),
+                step_id=entry.step_id, occurrence=entry.occurrence, answers=answer.answers, source="simulation",
+                pathway=self.pathway),
                 f"answering {entry.key}")
         except QuestionnaireClosed as closed:
             self.happened.append(Happened(now, "refused", f"{entry.key}: {closed}"))
@@ -412,7 +413,10 @@ class _Player:
         try:
             async for event in self.workflow.fetch_history_events():
                 if event.HasField("workflow_task_failed_event_attributes"):
-                    message = event.workflow_task_failed_event_attributes.failure.message or "workflow task failed"
+                    # Encrypted with the payloads (services/payload_codec.py): decoded, it reads as raised.
+                    failure = await self.stack.client.data_converter.decode_failure(
+                        event.workflow_task_failed_event_attributes.failure)
+                    message = failure.message or "workflow task failed"
                     return f"the pathway's workflow failed: {message}"
         except Exception:
             return None
