@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from services.identity import OidcVerifier
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.converter import PayloadCodec
 
+from language.instruments.model import Instrument
 from services.links import FormLinks
 from services.registry import PathwayRegistry
 from services.settings import Settings
-from language.instruments.model import Instrument
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class Services:
     registry: PathwayRegistry
     instruments: dict[str, Instrument]
     links: FormLinks
+    # Decrypts workflow payloads for the codec endpoint.
+    codec: PayloadCodec
+    # The hospital's single sign-on, when one is configured.
+    oidc: OidcVerifier | None = None
 
 
 def get_services(request: Request) -> Services:

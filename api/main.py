@@ -10,10 +10,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from services.identity import OidcVerifier
 
 from api.deps import Services
 from api.routes import (
+    api_keys,
+    audit,
+    auth,
+    codec,
     enrollments,
     escalations,
     forms,
@@ -25,15 +31,17 @@ from api.routes import (
     teams,
     worklist,
 )
-from store.db import create_engine, migrate, session_factory
+from api.security import undeclared_routes
 from services.links import form_links
 from services.registry import PathwayRegistry
 from services.settings import Settings, get_settings
+from services.site import load_site
 from services.teams import seed_teams_file
 from services.temporal import connect
-from services.site import load_site
+from store.db import create_engine, migrate, session_factory
 
 api_router = APIRouter()
+api_router.include_router(auth.router)
 api_router.include_router(patients.router)
 api_router.include_router(pathways.router)
 api_router.include_router(enrollments.router)
@@ -44,6 +52,9 @@ api_router.include_router(staff.router)
 api_router.include_router(worklist.router)
 api_router.include_router(escalations.router)
 api_router.include_router(tasks.router)
+api_router.include_router(api_keys.router)
+api_router.include_router(audit.router)
+api_router.include_router(codec.router)
 
 
 def generate_unique_id(route: APIRoute) -> str:
@@ -65,8 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await seed_teams_file(sessions, site.roster)
             registry = PathwayRegistry(sessions, site.instruments)
             await registry.load_directory(site.folder)
-            app.state.services = Services(settings, sessions, await connect(settings), registry, site.instruments,
-                                          form_links(settings))
+            oidc = (OidcVerifier(settings.OIDC_ISSUER, settings.OIDC_AUDIENCE, settings.OIDC_JWKS_URL)
+                    if settings.OIDC_ISSUER else None)
+            temporal = await connect(settings)
+            # The codec endpoint decrypts with the very codec the client encrypts with.
+            app.state.services = Services(settings, sessions, temporal, registry, site.instruments, form_links(settings),
+                                          temporal.data_converter.payload_codec, oidc)
             yield
         finally:
             await engine.dispose()
@@ -80,4 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=generate_unique_id,
     )
     app.include_router(api_router)
+    if settings.CODEC_ORIGINS:
+        # Temporal's UI calls the codec endpoint from the browser, with the user's credentials.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.CODEC_ORIGINS, allow_credentials=True,
+                           allow_methods=["POST"], allow_headers=["Authorization", "Content-Type", "X-Namespace"])
+    undeclared = undeclared_routes(app)
+    if undeclared:
+        # Deny by default: a route nobody decided the audience of must not be served at all.
+        raise RuntimeError(f"routes without an access policy (see api/security.py): {', '.join(undeclared)}")
     return app

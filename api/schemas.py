@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from language.model import Locale, ParameterName, Pathway, Priority, Slug, ZoneName
+from services.principals import Role as AccessRole
 from workflows.contracts import (
     EnrollmentStatus,
     EscalationState,
@@ -144,7 +145,8 @@ class EnrollmentPublic(BaseModel):
 Webhook = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=r"^https?://[^\s/?#]+\S*$"),
                     Field(description="a pager or IM bridge that takes a JSON POST",
                           examples=["https://pager.hospital.example/hooks/carepath"])]
-Role = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Field(examples=["midwife"])]
+JobTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+                     Field(examples=["midwife"])]
 NO_CHANNEL = "team '{}' needs an email or a webhook, or nobody is ever told"
 
 
@@ -187,19 +189,27 @@ class TeamPublic(BaseModel):
 class StaffCreate(BaseModel):
     name: Name = Field(examples=["Wang Fang"])
     email: Email
-    role: Role
-    team_id: Slug = Field(description="the team whose worklist this person works", examples=["midwives"])
+    job_title: JobTitle | None = None
+    roles: list[AccessRole] = Field(min_length=1, description="what the account may do")
+    teams: list[Slug] = Field(default=[], description="the teams whose worklists this person works",
+                              examples=[["midwives"]])
 
 
 class StaffPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: str
     name: str
     email: str
-    role: str
-    team_id: str
+    job_title: str | None
+    roles: list[AccessRole]
+    teams: list[str]
+    active: bool
+    locked_until: datetime | None
+    last_sign_in_at: datetime | None
     created_at: datetime
+
+
+class StaffCreated(StaffPublic):
+    one_time_password: str = Field(description="shown this once; the staff member changes it at first sign-in")
 
 
 # Worklist, escalations and call tasks -------------------------------------------------------------
@@ -269,21 +279,12 @@ class EscalationDetail(BaseModel):
     state: EscalationState | None = Field(description="the workflow's live account; null when no worker answered in time")
 
 
-StaffId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
-                    Field(description="the staff member acting; their team is the one that acts",
-                          examples=["st_0123456789abcdef0123"])]
-
-
-class StaffActionBody(BaseModel):
-    staff_id: StaffId
-
-
-class ResolveBody(StaffActionBody):
+class ResolveBody(BaseModel):
     outcome: Reason = Field(description="what was done; stored with the escalation, never in workflow history",
                             examples=["Phoned the patient; GP appointment booked for tomorrow."])
 
 
-class ReassignBody(StaffActionBody):
+class ReassignBody(BaseModel):
     to_team: Slug = Field(examples=["obstetrics-on-call"])
 
 
@@ -294,7 +295,6 @@ Measurement = Annotated[
 
 
 class CallOutcomeBody(BaseModel):
-    staff_id: StaffId
     outcome: Literal["reached", "not_reached"]
     notes: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] | None = Field(
         default=None, description="free text; stays in the database, never reaches the pathway's rules")
@@ -310,7 +310,7 @@ class CallOutcomeBody(BaseModel):
 
 
 class CallTaskPublic(BaseModel):
-    id: int
+    id: str = Field(description="not guessable: a task is reached from the worklist", examples=["ct_0123456789abcdef0123"])
     enrollment_id: str
     step_id: str
     occurrence: int
@@ -330,3 +330,21 @@ class CallTaskPublic(BaseModel):
 class CallOutcomeRecorded(BaseModel):
     task: CallTaskPublic
     rules: RuleOutcome = Field(description="what the pathway's rules did with the outcome")
+
+
+class AccessLogLine(BaseModel):
+    """One use of patient data: a read, a change, or an attempt that was refused."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor_kind: str = Field(description="staff, api_key, or anonymous")
+    actor_id: str | None
+    actor_roles: str
+    action: str = Field(examples=["patient.read", "enrollment.cancel"])
+    outcome: Literal["allowed", "denied"]
+    patient_id: str | None
+    enrollment_id: str | None
+    target: str | None
+    client_ip: str | None
+    reason: str | None = Field(description="why, when the caller said (X-Access-Reason)")

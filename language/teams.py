@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, model_validator
 
 from language.loader import DocumentInvalid, load_document
-from language.model import LanguageModel, Slug
+from language.model import CallStep, LanguageModel, Pathway, Slug
 from language.schema_errors import schema_problems
 
 
@@ -47,3 +47,9 @@ def parse_roster(text: str, file: str) -> dict[str, Team]:
             raise DocumentInvalid([document.problem(("teams", index, "id"), f"team '{team.id}' is listed twice")])
         teams[team.id] = team
     return teams
+
+
+def teams_named(pathway: Pathway) -> set[str]:
+    """The teams a pathway puts work to: every escalation tier's and every call step's."""
+    return ({tier.notify for policy in pathway.escalation_policies.values() for tier in policy.tiers}
+            | {step.team for step in pathway.steps if isinstance(step, CallStep)})

@@ -14,9 +14,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from store.db import Enrollment, Patient
+from store.db import Enrollment, EnrollmentTeam, Patient
 from language.model import Pathway
 from language.plan import anchor_instant
+from language.teams import teams_named
 from workflows.contracts import EnrollmentRun, workflow_id_for
 from workflows.pathway import PathwayWorkflow
 
@@ -55,6 +56,9 @@ async def enroll(session: AsyncSession, client: Client, task_queue: str, *, pati
                                 idempotency_key=idempotency_key, request_fingerprint=fingerprint)
         session.add(enrollment)
         try:
+            await session.flush()
+            # Who may see it: the teams its pathway names (see services/scope.py).
+            session.add_all(EnrollmentTeam(enrollment_id=enrollment.id, team_id=team) for team in teams_named(pathway))
             await session.commit()
         except IntegrityError:
             # The same new key from two requests at once: the other one won; answer as a replay.

@@ -44,7 +44,17 @@ class Settings(SiteSettings):
     # Signs form links and staff tokens. Rotate by moving the old value to PREVIOUS_SECRET_KEYS:
     # links signed with it stay valid until they expire.
     SECRET_KEY: SecretStr | None = None
+    # Where Temporal's UI is served from, if it should show decrypted payloads (its codec endpoint is
+    # <PUBLIC_BASE_URL>/codec): those origins may call /codec from the browser of a signed-in user.
+    CODEC_ORIGINS: list[str] = []
     PREVIOUS_SECRET_KEYS: list[SecretStr] = []
+    # How long a staff token or console session lasts before signing in again.
+    TOKEN_TTL_MINUTES: int = 60
+    # The hospital's single sign-on (OpenID Connect): its issuer, the audience its tokens name for
+    # carepath, and where its signing keys are published. Accounts are matched by subject, then email.
+    OIDC_ISSUER: str | None = None
+    OIDC_AUDIENCE: str | None = None
+    OIDC_JWKS_URL: str | None = None
     # Encrypts what Temporal stores (services/payload_codec.py): "<id>:<base64 of 32 bytes>,<id>:<base64>",
     # the first encrypts, all decrypt. Required outside development and test, where a key is derived.
     PAYLOAD_KEYS: SecretStr | None = None

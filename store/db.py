@@ -9,7 +9,19 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy import true as sa_true
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -235,14 +247,81 @@ class TeamRecord(Base):
 
 
 class StaffMember(Base):
+    """A staff account: who may sign in, with which roles (services/principals.py)."""
+
     __tablename__ = "staff"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("st"))
     name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(320))
-    role: Mapped[str] = mapped_column(String(64))
-    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), index=True)
+    # Lower-cased: people sign in with it, in whatever case they type.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    job_title: Mapped[str | None] = mapped_column(String(64))
+    roles: Mapped[list] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # An argon2 hash; None for an account that signs in only through the hospital's single sign-on.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The identity provider's `sub`, remembered at the first single sign-on.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StaffTeam(Base):
+    """Membership: a clinician works the worklists of each of their teams."""
+
+    __tablename__ = "staff_teams"
+
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), primary_key=True, index=True)
+
+
+class ApiKey(Base):
+    """A hospital system's key. Keys are 256 random bits, so a fast hash (SHA-256) is the right one:
+    there is nothing to brute-force, and every request checks one."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("key"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    roles: Mapped[list] = mapped_column(JSON, default=list)
+    teams: Mapped[list] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccessAudit(Base):
+    """Every read of patient data, every change and every refused attempt. Only ever added to: no code
+    updates or deletes a row, and database triggers refuse it (see the migration)."""
+
+    __tablename__ = "access_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    actor_roles: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    patient_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    enrollment_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    target: Mapped[str | None] = mapped_column(String(200))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class EnrollmentTeam(Base):
+    """The teams an enrollment's pathway names (escalation tiers, call steps): they may see it."""
+
+    __tablename__ = "enrollment_teams"
+
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class CallTaskRecord(Base):
@@ -255,6 +334,8 @@ class CallTaskRecord(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # What URLs show: not a counter anyone could walk.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: new_id("ct"))
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
     step_id: Mapped[str] = mapped_column(String(64))
     occurrence: Mapped[int] = mapped_column(Integer)

@@ -3,7 +3,7 @@ from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from temporalio.client import (
     Client,
     WorkflowQueryFailedError,
@@ -14,11 +14,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import RegistryDep, SessionDep, SettingsDep, TemporalDep
-from api.routes.patients import patient_or_404
 from api.schemas import CancelBody, EnrollmentCreate, EnrollmentPublic, Message
-from store.db import Enrollment
+from api.security import Access, allow
+from language.teams import teams_named
 from services.enrollments import EnrollmentConflict, enroll
+from services.principals import Role
 from services.registry import UnknownPathway
+from services.scope import may_see_enrollment, sees_everything
+from store.db import Enrollment, Patient
 from workflows.contracts import CancelRequest, Timeline, workflow_id_for
 from workflows.pathway import PathwayWorkflow
 
@@ -30,6 +33,9 @@ router = APIRouter(prefix="/enrollments", tags=["enrollments"])
 QUERY_TIMEOUT = timedelta(seconds=5)
 UPDATE_TIMEOUT = timedelta(seconds=10)
 
+Enrolls = Annotated[Access, Depends(allow(Role.CLINICIAN, Role.INTEGRATION))]
+Clinician = Annotated[Access, Depends(allow(Role.CLINICIAN))]
+
 
 @router.post(
     "",
@@ -37,6 +43,7 @@ UPDATE_TIMEOUT = timedelta(seconds=10)
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": EnrollmentPublic, "description": "Replayed: this Idempotency-Key enrolled before."},
+        403: {"model": Message, "description": "None of your teams takes part in this pathway."},
         404: {"model": Message, "description": "Unknown patient."},
         409: {"model": Message, "description": "The Idempotency-Key was used for a different enrollment."},
         422: {"description": "Unknown pathway or version, or a malformed field."},
@@ -49,28 +56,42 @@ async def create_enrollment(
     temporal: TemporalDep,
     registry: RegistryDep,
     settings: SettingsDep,
+    access: Enrolls,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> EnrollmentPublic:
-    """Enroll a patient in a pathway and start its schedule; safe to repeat with the same Idempotency-Key."""
-    patient = await patient_or_404(session, body.patient_id)
+    """Enroll a patient in a pathway and start its schedule; safe to repeat with the same Idempotency-Key.
+
+    A clinician enrolls into pathways one of their teams takes part in; a hospital system into any."""
+    # Not scoped: a patient registered a moment ago is followed by nobody until this enrollment.
+    patient = await session.get(Patient, body.patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"patient '{body.patient_id}' not found")
     try:
         deployed = await registry.get(body.pathway_id, body.pathway_version)
     except UnknownPathway as unknown:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(unknown)) from None
+    teams = teams_named(deployed.pathway)
+    if not sees_everything(access.principal) and not teams & access.principal.teams:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"none of your teams takes part in pathway "
+                                                       f"'{deployed.pathway.id}' (its teams: {', '.join(sorted(teams))})")
     try:
         enrolled = await enroll(session, temporal, settings.TASK_QUEUE, patient=patient, pathway=deployed.pathway,
                                 anchor=body.anchor, timezone=body.timezone, idempotency_key=idempotency_key)
     except EnrollmentConflict as conflict:
         raise HTTPException(status.HTTP_409_CONFLICT, str(conflict)) from None
+    await access.read(session, "enrollment.create" if enrolled.created else "enrollment.read",
+                      patient_id=patient.id, enrollment_id=enrolled.enrollment.id)
     if not enrolled.created:
         response.status_code = status.HTTP_200_OK
     return present(enrolled.enrollment, await read_timeline(temporal, enrolled.enrollment))
 
 
 @router.get("/{enrollment_id}", response_model=EnrollmentPublic, responses={404: {"model": Message}})
-async def read_enrollment(enrollment_id: str, session: SessionDep, temporal: TemporalDep) -> EnrollmentPublic:
+async def read_enrollment(enrollment_id: str, session: SessionDep, temporal: TemporalDep,
+                          access: Enrolls) -> EnrollmentPublic:
     """Read an enrollment with its timeline: every touchpoint and what became of it."""
-    enrollment = await enrollment_or_404(session, enrollment_id)
+    enrollment = await enrollment_or_404(session, enrollment_id, access)
+    await access.read(session, "enrollment.read", patient_id=enrollment.patient_id, enrollment_id=enrollment.id)
     return present(enrollment, await read_timeline(temporal, enrollment))
 
 
@@ -84,9 +105,12 @@ async def read_enrollment(enrollment_id: str, session: SessionDep, temporal: Tem
     },
 )
 async def cancel_enrollment(enrollment_id: str, body: CancelBody, session: SessionDep,
-                            temporal: TemporalDep) -> EnrollmentPublic:
+                            temporal: TemporalDep, access: Clinician) -> EnrollmentPublic:
     """Cancel an enrollment: every touchpoint not yet started is dropped."""
-    enrollment = await enrollment_or_404(session, enrollment_id)
+    enrollment = await enrollment_or_404(session, enrollment_id, access)
+    # Recorded as asked, whatever the workflow answers: an attempt on patient data is an access too.
+    access.reason = access.reason or body.reason
+    await access.read(session, "enrollment.cancel", patient_id=enrollment.patient_id, enrollment_id=enrollment.id)
     handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment.id))
     try:
         timeline = await handle.execute_update(PathwayWorkflow.cancel, CancelRequest(reason=body.reason),
@@ -106,9 +130,10 @@ async def cancel_enrollment(enrollment_id: str, body: CancelBody, session: Sessi
     return present(enrollment, timeline)
 
 
-async def enrollment_or_404(session: SessionDep, enrollment_id: str) -> Enrollment:
+async def enrollment_or_404(session: SessionDep, enrollment_id: str, access: Access) -> Enrollment:
+    """The enrollment, if it exists and the principal may see it; the same 404 either way."""
     enrollment = await session.get(Enrollment, enrollment_id)
-    if enrollment is None:
+    if enrollment is None or not await may_see_enrollment(session, access.principal, enrollment_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"enrollment '{enrollment_id}' not found")
     return enrollment
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import (
@@ -22,7 +22,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SessionDep, TemporalDep
 from api.routes.enrollments import QUERY_TIMEOUT, UPDATE_TIMEOUT
-from api.routes.staff import staff_or_404
 from api.routes.teams import team_or_422
 from api.schemas import (
     AuditLine,
@@ -30,9 +29,11 @@ from api.schemas import (
     Message,
     ReassignBody,
     ResolveBody,
-    StaffActionBody,
     enrollment_path,
 )
+from api.security import Access, allow
+from services.principals import Role
+from services.scope import may_see_enrollment
 from store.db import EscalationAudit, EscalationRecord
 from workflows.contracts import (
     EscalationState,
@@ -46,27 +47,29 @@ from workflows.escalation import EscalationWorkflow
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/escalations", tags=["escalations"])
 T = TypeVar("T")
+Clinician = Annotated[Access, Depends(allow(Role.CLINICIAN))]
 
 ACTION_RESPONSES = {
-    404: {"model": Message, "description": "Unknown escalation or staff member."},
-    409: {"model": Message, "description": "The workflow refused: already acknowledged or resolved, or the staff "
-                                           "member's team was not asked to look."},
+    404: {"model": Message, "description": "Unknown escalation, or none of your teams was asked to look."},
+    409: {"model": Message, "description": "The workflow refused: already acknowledged or resolved."},
     503: {"model": Message, "description": "No worker answered in time."},
 }
 
 
 @router.get("/{escalation_id}", response_model=EscalationDetail, responses={404: {"model": Message}})
-async def read_escalation(escalation_id: str, session: SessionDep, temporal: TemporalDep) -> EscalationDetail:
+async def read_escalation(escalation_id: str, session: SessionDep, temporal: TemporalDep,
+                          access: Clinician) -> EscalationDetail:
     """Read an escalation with its audit trail and, when a worker answers, the workflow's live state."""
-    await escalation_or_404(session, escalation_id)
+    escalation = await escalation_or_404(session, escalation_id, access)
+    await _audit(session, access, "escalation.read", escalation)
     return await detail(session, escalation_id, await live_state(temporal, escalation_id))
 
 
 @router.post("/{escalation_id}/acknowledge", response_model=EscalationDetail, responses=ACTION_RESPONSES)
-async def acknowledge_escalation(escalation_id: str, body: StaffActionBody, session: SessionDep,
-                                 temporal: TemporalDep) -> EscalationDetail:
+async def acknowledge_escalation(escalation_id: str, session: SessionDep, temporal: TemporalDep,
+                                 access: Clinician) -> EscalationDetail:
     """Take an escalation for your team: the ladder stops climbing."""
-    escalation, action = await _act_as(session, escalation_id, body)
+    escalation, action = await _act_as(session, escalation_id, access, "escalation.acknowledge")
     state = await workflow_update(_handle(temporal, escalation_id).execute_update(
         EscalationWorkflow.acknowledge, action, rpc_timeout=UPDATE_TIMEOUT), _gone(escalation))
     return await detail(session, escalation_id, state)
@@ -74,9 +77,9 @@ async def acknowledge_escalation(escalation_id: str, body: StaffActionBody, sess
 
 @router.post("/{escalation_id}/resolve", response_model=EscalationDetail, responses=ACTION_RESPONSES)
 async def resolve_escalation(escalation_id: str, body: ResolveBody, session: SessionDep,
-                             temporal: TemporalDep) -> EscalationDetail:
+                             temporal: TemporalDep, access: Clinician) -> EscalationDetail:
     """Close an escalation with what was done; the note is kept with the escalation."""
-    escalation, action = await _act_as(session, escalation_id, body)
+    escalation, action = await _act_as(session, escalation_id, access, "escalation.resolve")
     state = await workflow_update(_handle(temporal, escalation_id).execute_update(
         EscalationWorkflow.resolve, action, rpc_timeout=UPDATE_TIMEOUT), _gone(escalation))
     # Only once the workflow has accepted: a refused resolve leaves no note behind.
@@ -92,33 +95,43 @@ async def resolve_escalation(escalation_id: str, body: ResolveBody, session: Ses
     responses=ACTION_RESPONSES | {422: {"description": "Unknown team, or a malformed field."}},
 )
 async def reassign_escalation(escalation_id: str, body: ReassignBody, session: SessionDep,
-                              temporal: TemporalDep) -> EscalationDetail:
+                              temporal: TemporalDep, access: Clinician) -> EscalationDetail:
     """Hand an escalation to another team, which is told at once."""
-    await escalation_or_404(session, escalation_id)
+    await escalation_or_404(session, escalation_id, access)
     await team_or_422(session, body.to_team)
-    escalation, action = await _act_as(session, escalation_id, body)
+    escalation, action = await _act_as(session, escalation_id, access, "escalation.reassign")
     state = await workflow_update(_handle(temporal, escalation_id).execute_update(
         EscalationWorkflow.reassign, Reassignment(**action.model_dump(), to_team=body.to_team),
         rpc_timeout=UPDATE_TIMEOUT), _gone(escalation))
     return await detail(session, escalation_id, state)
 
 
-async def escalation_or_404(session: AsyncSession, escalation_id: str) -> EscalationRecord:
+async def escalation_or_404(session: AsyncSession, escalation_id: str, access: Access) -> EscalationRecord:
+    """The escalation, if one of the principal's teams may see its enrollment; the same 404 either way."""
     escalation = await session.get(EscalationRecord, escalation_id)
-    if escalation is None:
+    if escalation is None or not await may_see_enrollment(session, access.principal, escalation.enrollment_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"escalation '{escalation_id}' not found")
     return escalation
 
 
-async def _act_as(session: AsyncSession, escalation_id: str,
-                  body: StaffActionBody) -> tuple[EscalationRecord, StaffAction]:
-    """The escalation, and the staff member acting for their own team (the workflow checks that team)."""
-    escalation = await escalation_or_404(session, escalation_id)
-    member = await staff_or_404(session, body.staff_id)
-    # End the read now: the update's activities write these rows, and SQLite refuses to turn a
-    # read transaction that has seen an older snapshot into a write.
-    await session.commit()
-    return escalation, StaffAction(staff_id=member.id, team=member.team_id)
+async def _act_as(session: AsyncSession, escalation_id: str, access: Access,
+                  action: str) -> tuple[EscalationRecord, StaffAction]:
+    """The escalation, and the signed-in staff member acting for the team of theirs that was asked to look
+    (the workflow checks that team)."""
+    escalation = await escalation_or_404(session, escalation_id, access)
+    told = set(await session.scalars(select(EscalationAudit.team).where(
+        EscalationAudit.escalation_id == escalation_id, EscalationAudit.action == "notified")))
+    theirs = sorted(access.principal.teams)
+    team = escalation.team if escalation.team in access.principal.teams else next(
+        (candidate for candidate in theirs if candidate in told), theirs[0] if theirs else "")
+    # Committed now, whatever the workflow answers; this also ends the read: the update's activities
+    # write these rows, and SQLite refuses to turn a read transaction that has seen an older snapshot into a write.
+    await _audit(session, access, action, escalation)
+    return escalation, StaffAction(staff_id=access.principal.id, team=team)
+
+
+async def _audit(session: AsyncSession, access: Access, action: str, escalation: EscalationRecord) -> None:
+    await access.read(session, action, enrollment_id=escalation.enrollment_id, target=escalation.id)
 
 
 def _gone(escalation: EscalationRecord) -> str:

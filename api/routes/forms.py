@@ -9,19 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ServicesDep
-from store.db import Enrollment, Patient, QuestionnaireRecord
-from services.links import FormClaims, LinkExpired, LinkInvalid
-from services.responses import QuestionnaireClosed, open_questionnaire, submit_response
+from api.security import public
 from language.instruments.model import Instrument
 from language.instruments.scoring import AnswersInvalid
+from services.links import FormClaims, LinkExpired, LinkInvalid
+from services.responses import QuestionnaireClosed, open_questionnaire, submit_response
+from store.db import Enrollment, Patient, QuestionnaireRecord
 
-router = APIRouter(prefix="/f", tags=["forms"], include_in_schema=False)
+# The signed link is the patient's credential: no account, and nothing but that link's questionnaire.
+router = APIRouter(prefix="/f", tags=["forms"], include_in_schema=False, dependencies=[Depends(public)])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 
 UI = {

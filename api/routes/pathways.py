@@ -1,13 +1,26 @@
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from typing import Annotated
 
-from api.deps import RegistryDep
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+
+from api.deps import RegistryDep, SessionDep
 from api.schemas import InvalidPathway, Message, PathwayDetail, PathwaySummary
-from services.registry import DeployedPathway, PathwayRegistry, UnknownPathway, VersionConflict
+from api.security import Access, allow
 from language.loader import DocumentInvalid
+from services.principals import Role
+from services.registry import (
+    DeployedPathway,
+    PathwayRegistry,
+    UnknownPathway,
+    VersionConflict,
+)
 
 router = APIRouter(prefix="/pathways", tags=["pathways"])
 
-YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+# Pathways hold no patient data: everyone signed in may read them; only clinical managers deploy.
+Reader = Annotated[Access, Depends(allow(*Role))]
+Manager = Annotated[Access, Depends(allow(Role.CLINICAL_MANAGER))]
+# JSON is YAML too. Not text/plain: a browser may send that cross-site without asking first.
+SOURCE_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "application/json")
 # Problems in a posted document are reported as `<body>:line:col: field: message`, like `<stdin>`.
 POSTED_SOURCE = "<body>"
 
@@ -25,13 +38,14 @@ async def detail(registry: PathwayRegistry, deployed: DeployedPathway) -> Pathwa
 
 
 @router.get("", response_model=list[PathwaySummary])
-async def list_pathways(registry: RegistryDep) -> list[PathwaySummary]:
+async def list_pathways(registry: RegistryDep, access: Reader) -> list[PathwaySummary]:
     """List the newest version of every deployed pathway."""
     return [summary(deployed) for deployed in await registry.latest()]
 
 
 @router.get("/{pathway_id}", response_model=PathwayDetail, responses={404: {"model": Message}})
-async def read_pathway(pathway_id: str, registry: RegistryDep, version: int | None = None) -> PathwayDetail:
+async def read_pathway(pathway_id: str, registry: RegistryDep, access: Reader,
+                       version: int | None = None) -> PathwayDetail:
     """Read a pathway: its newest version, or the one given by ?version=."""
     try:
         return await detail(registry, await registry.get(pathway_id, version))
@@ -51,14 +65,15 @@ async def read_pathway(pathway_id: str, registry: RegistryDep, version: int | No
     },
     openapi_extra={"requestBody": {"required": True, "content": {
         media_type: {"schema": {"type": "string", "description": "a pathway document in YAML"}}
-        for media_type in ("application/yaml", "text/plain")}}},
+        for media_type in ("application/yaml", "application/json")}}},
 )
-async def deploy_pathway(request: Request, response: Response, registry: RegistryDep) -> PathwayDetail:
+async def deploy_pathway(request: Request, response: Response, registry: RegistryDep, session: SessionDep,
+                         access: Manager) -> PathwayDetail:
     """Deploy a new pathway version from its YAML source; a deployed version never changes."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type not in YAML_MEDIA_TYPES:
+    if media_type not in SOURCE_MEDIA_TYPES:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            f"send the pathway as YAML with Content-Type application/yaml or text/plain, "
+                            f"send the pathway as YAML with Content-Type application/yaml (or as JSON), "
                             f"not {media_type or 'no Content-Type'}")
     try:
         source = (await request.body()).decode("utf-8")
@@ -75,6 +90,9 @@ async def deploy_pathway(request: Request, response: Response, registry: Registr
         }) from None
     except VersionConflict as conflict:
         raise HTTPException(status.HTTP_409_CONFLICT, str(conflict)) from None
+    await access.record(session, "pathway.deploy", target=f"{deployment.deployed.pathway.id} "
+                                                        f"v{deployment.deployed.pathway.version}")
+    await session.commit()
     if not deployment.created:
         response.status_code = status.HTTP_200_OK
     return await detail(registry, deployment.deployed)

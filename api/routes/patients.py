@@ -1,29 +1,59 @@
-from fastapi import APIRouter, HTTPException, status
+"""Patients: registered by staff or a hospital system; read by the clinicians whose teams follow them."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from sqlalchemy import select
 
 from api.deps import SessionDep
-from api.schemas import Message, PatientCreate, PatientPublic
-from store.db import Patient
+from api.paging import PageDep
+from api.schemas import AccessLogLine, Message, PatientCreate, PatientPublic
+from api.security import Access, allow
+from services.principals import Role
+from services.scope import may_see_patient
+from store.db import AccessAudit, Patient
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 
+Registers = Annotated[Access, Depends(allow(Role.CLINICIAN, Role.INTEGRATION))]
+Clinician = Annotated[Access, Depends(allow(Role.CLINICIAN))]
+Auditor = Annotated[Access, Depends(allow(Role.AUDITOR))]
+
 
 @router.post("", response_model=PatientPublic, status_code=status.HTTP_201_CREATED)
-async def create_patient(body: PatientCreate, session: SessionDep) -> Patient:
+async def create_patient(body: PatientCreate, session: SessionDep, access: Registers) -> Patient:
     """Register a patient, who can then be enrolled in pathways."""
     patient = Patient(**body.model_dump())
     session.add(patient)
+    await session.flush()
+    await access.record(session, "patient.create", patient_id=patient.id)
     await session.commit()
     return patient
 
 
 @router.get("/{patient_id}", response_model=PatientPublic, responses={404: {"model": Message}})
-async def read_patient(patient_id: str, session: SessionDep) -> Patient:
-    """Read one patient."""
-    return await patient_or_404(session, patient_id)
+async def read_patient(patient_id: str, session: SessionDep, access: Clinician) -> Patient:
+    """Read one patient whom one of your teams follows."""
+    patient = await patient_or_404(session, patient_id, access)
+    await access.read(session, "patient.read", patient_id=patient.id)
+    return patient
 
 
-async def patient_or_404(session: SessionDep, patient_id: str) -> Patient:
+@router.get("/{patient_id}/access-log", response_model=list[AccessLogLine], responses={404: {"model": Message}})
+async def read_access_log(patient_id: str, session: SessionDep, access: Auditor, page: PageDep) -> list[AccessAudit]:
+    """Who used this patient's data, when, from where and why: every read and every change, newest first."""
+    if await session.get(Patient, patient_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"patient '{patient_id}' not found")
+    lines = list(await session.scalars(page.apply(
+        select(AccessAudit).where(AccessAudit.patient_id == patient_id)
+        .order_by(AccessAudit.at.desc(), AccessAudit.id.desc()))))
+    await access.read(session, "patient.access_log.read", patient_id=patient_id)
+    return lines
+
+
+async def patient_or_404(session: SessionDep, patient_id: str, access: Access) -> Patient:
+    """The patient, if it exists and the principal may see it; the same 404 either way."""
     patient = await session.get(Patient, patient_id)
-    if patient is None:
+    if patient is None or not await may_see_patient(session, access.principal, patient_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"patient '{patient_id}' not found")
     return patient

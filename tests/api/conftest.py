@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from services.payload_codec import data_converter
-from tools.binaries import installed_binary
 from services.settings import PROJECT_ROOT, Settings
 from services.site import REQUIRED
+from tests.api.accounts import Accounts, client_of
+from tools.binaries import installed_binary
 from tools.smtp_sink import SmtpSink
 from worker.bootstrap import build_worker
 
@@ -106,14 +108,37 @@ def settings(tmp_path_factory: pytest.TempPathFactory, temporal: WorkflowEnviron
 
 
 @pytest.fixture(scope="session")
-async def api(settings: Settings, temporal: WorkflowEnvironment) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the app, after its lifespan has started, with a worker on its task queue."""
+async def app(settings: Settings, temporal: WorkflowEnvironment) -> AsyncIterator[FastAPI]:
+    """The app after its lifespan has started, with a worker on its task queue."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with build_worker(temporal.client, settings) as worker, worker:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://carepath.test") as client:
-                yield client
+    async with app.router.lifespan_context(app), build_worker(temporal.client, settings) as worker, worker:
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with no credentials: a patient's browser, or someone who should not be here."""
+    async with client_of(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def accounts(app: FastAPI) -> AsyncIterator[Accounts]:
+    async with Accounts.of(app) as made:
+        yield made
+
+
+@pytest.fixture(scope="session")
+async def as_role(accounts: Accounts) -> Callable[..., Awaitable[httpx.AsyncClient]]:
+    """A client signed in as a staff member (or, for integration, an API key) with one role."""
+    return accounts.with_role
+
+
+@pytest.fixture(scope="session")
+async def api(accounts: Accounts) -> httpx.AsyncClient:
+    """A client signed in with every role and no team, so that route tests can do anything anywhere;
+    tests of who may do what use `as_role` and `accounts.member_of`."""
+    return await accounts.everything()
 
 
 @pytest.fixture

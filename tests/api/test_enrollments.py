@@ -9,7 +9,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from workflows.contracts import workflow_id_for
 
-
 # Ahead of today: touchpoints already overdue at enrollment are skipped by the workflow.
 ANCHOR = date.today() + timedelta(days=30)
 

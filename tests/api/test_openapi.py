@@ -18,4 +18,6 @@ async def test_the_api_documents_itself(api: httpx.AsyncClient):
     }.items()
     every = [operation for methods in spec["paths"].values() for operation in methods.values()]
     assert all(operation.get("summary") and operation.get("description") for operation in every)
-    assert set(spec["paths"]["/pathways"]["post"]["requestBody"]["content"]) == {"application/yaml", "text/plain"}
+    assert set(spec["paths"]["/pathways"]["post"]["requestBody"]["content"]) == {"application/yaml", "application/json"}
+    schemes = spec["components"]["securitySchemes"]
+    assert {scheme["type"] for scheme in schemes.values()} == {"http", "apiKey"}

@@ -51,7 +51,7 @@ async def test_deploying_a_new_version_then_the_same_again(api: httpx.AsyncClien
     first = await deploy(api, NEW_PATHWAY)
     assert first.status_code == 201, first.text
     assert first.json()["source"] == NEW_PATHWAY
-    again = await deploy(api, NEW_PATHWAY, "text/plain; charset=utf-8")
+    again = await deploy(api, NEW_PATHWAY, "application/x-yaml; charset=utf-8")
     assert again.status_code == 200
     assert again.json() == first.json()
 
@@ -95,10 +95,14 @@ async def test_broken_yaml_points_at_its_line(api: httpx.AsyncClient):
     assert problem.startswith("<body>:3:1: not valid YAML")
 
 
-async def test_only_yaml_is_accepted(api: httpx.AsyncClient):
-    response = await api.post("/pathways", json={"id": "api-json"})
-    assert response.status_code == 415
-    assert "application/yaml" in response.json()["detail"]
+async def test_only_yaml_or_json_is_accepted(api: httpx.AsyncClient):
+    # text/plain and form posts are what a hostile page can make a signed-in browser send.
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        response = await deploy(api, NEW_PATHWAY.replace("api-deployed", "api-cross-site"), content_type)
+        assert response.status_code == 415, content_type
+        assert "application/yaml" in response.json()["detail"]
+    as_json = await api.post("/pathways", json={"id": "api-json"})
+    assert as_json.status_code == 422 and as_json.json()["detail"]["problems"]
 
 
 async def test_a_pathway_may_name_a_team_created_through_the_api(api: httpx.AsyncClient):

@@ -10,6 +10,7 @@ import pytest
 from api.main import create_app
 from services.settings import Settings
 from services.site import SiteIncomplete
+from tests.api.accounts import Accounts
 
 ROSTER = """\
 teams:
@@ -96,36 +97,64 @@ async def test_an_update_may_not_leave_a_team_unreachable_or_nameless(api: httpx
     assert (await api.get(f"/teams/{team['id']}")).json() == team
 
 
-async def test_staff_members_join_a_team(api: httpx.AsyncClient):
-    team = await add_team(api)
-    member = {"name": "Wang Fang", "email": "wang.fang@hospital.test", "role": "midwife", "team_id": team["id"]}
-    created = await api.post("/staff", json=member)
+async def test_staff_accounts_have_roles_and_teams(accounts: Accounts):
+    admin = accounts.admin
+    team, other_team = (await add_team(admin))["id"], (await add_team(admin))["id"]
+    email = f"wang.fang.{uuid.uuid4().hex[:6]}@hospital.test"
+    member = {"name": "Wang Fang", "email": email.upper(), "job_title": "midwife", "roles": ["clinician"],
+              "teams": [team, other_team]}
+    created = await admin.post("/staff", json=member)
     assert created.status_code == 201, created.text
     staff = created.json()
-    assert staff["id"].startswith("st_") and {key: staff[key] for key in member} == member
+    password = staff.pop("one_time_password")
+    assert staff["id"].startswith("st_") and len(password) >= 16
+    assert {key: staff[key] for key in member} == member | {"email": email, "teams": sorted([team, other_team])}
+    assert (staff["active"], staff["locked_until"], staff["last_sign_in_at"]) == (True, None, None)
 
-    assert (await api.get(f"/staff/{staff['id']}")).json() == staff
-    other = await api.post("/staff", json=member | {"name": "Li Na", "team_id": (await add_team(api))["id"]})
-    assert other.status_code == 201
-    assert (await api.get("/staff", params={"team": team["id"]})).json() == [staff]
-    everyone = [s["id"] for s in (await api.get("/staff")).json()]
-    assert {staff["id"], other.json()["id"]} <= set(everyone)
+    assert (await admin.get(f"/staff/{staff['id']}")).json() == staff
+    assert [s["id"] for s in (await admin.get("/staff", params={"team": other_team})).json()] == [staff["id"]]
+    again = await admin.post("/staff", json=member | {"name": "Someone else"})
+    assert (again.status_code, again.json()) == (409, {"detail": f"an account with the email {email} exists"})
+
+    signed_in = await accounts.sign_in(email, password)
+    me = (await signed_in.get("/auth/me")).json()
+    assert (me["id"], me["roles"], me["teams"]) == (staff["id"], ["clinician"], sorted([team, other_team]))
+    assert (await admin.get(f"/staff/{staff['id']}")).json()["last_sign_in_at"] is not None
 
 
-async def test_staff_need_a_known_team_and_well_formed_fields(api: httpx.AsyncClient):
-    member = {"name": "Wang Fang", "email": "wang.fang@hospital.test", "role": "midwife", "team_id": "no-such-team"}
-    unknown = await api.post("/staff", json=member)
-    assert (unknown.status_code, unknown.json()) == (
-        422, {"detail": "no team 'no-such-team'; see GET /teams, or add it with POST /teams"})
+async def test_staff_need_known_teams_and_well_formed_fields(accounts: Accounts):
+    admin = accounts.admin
+    member = {"name": "Wang Fang", "email": "wang.fang@hospital.test", "roles": ["clinician"], "teams": ["no-such-team"]}
+    unknown = await admin.post("/staff", json=member)
+    assert (unknown.status_code, unknown.json()) == (422, {"detail": "no team no-such-team; see GET /teams"})
 
-    malformed = await api.post("/staff", json=member | {"name": " ", "email": "wang", "role": ""})
+    malformed = await admin.post("/staff", json=member | {"name": " ", "email": "wang", "roles": ["superuser"]})
     assert malformed.status_code == 422
-    assert sorted(error["loc"][-1] for error in malformed.json()["detail"]) == ["email", "name", "role"]
+    assert sorted(str(error["loc"][1]) for error in malformed.json()["detail"]) == ["email", "name", "roles"]
+    assert (await admin.post("/staff", json=member | {"roles": []})).status_code == 422
 
-    missing = await api.get("/staff/st_nobody")
+    missing = await admin.get("/staff/st_nobody")
     assert (missing.status_code, missing.json()) == (404, {"detail": "staff member 'st_nobody' not found"})
-    listed = await api.get("/staff", params={"team": "no-such-team"})
+    listed = await admin.get("/staff", params={"team": "no-such-team"})
     assert (listed.status_code, listed.json()) == (404, {"detail": "team 'no-such-team' not found"})
+
+
+async def test_a_new_password_replaces_the_one_time_password(accounts: Accounts, anonymous: httpx.AsyncClient):
+    email = f"{uuid.uuid4().hex[:10]}@hospital.test"
+    created = (await accounts.admin.post("/staff", json={"name": "Li Na", "email": email, "roles": ["clinician"]})).json()
+    nurse = await accounts.sign_in(email, created["one_time_password"])
+    short = await nurse.post("/auth/password", json={"current_password": created["one_time_password"],
+                                                     "new_password": "short"})
+    assert short.status_code == 422
+    wrong = await nurse.post("/auth/password", json={"current_password": "not it at all",
+                                                     "new_password": "a long new pass phrase"})
+    assert wrong.status_code == 422
+    changed = await nurse.post("/auth/password", json={"current_password": created["one_time_password"],
+                                                       "new_password": "a long new pass phrase"})
+    assert changed.status_code == 204, changed.text
+    for password, expected in ((created["one_time_password"], 401), ("a long new pass phrase", 200)):
+        response = await anonymous.post("/auth/token", data={"username": email, "password": password})
+        assert response.status_code == expected, response.text
 
 
 @pytest.fixture
@@ -144,8 +173,8 @@ def _started(settings: Settings):
 
 
 async def _teams(app) -> dict[str, dict]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://carepath.test") as client:
-        return {team["id"]: team for team in (await client.get("/teams")).json()}
+    async with Accounts.of(app) as accounts:
+        return {team["id"]: team for team in (await accounts.admin.get("/teams")).json()}
 
 
 async def test_the_roster_file_seeds_teams_and_never_overwrites_a_change_made_through_the_api(site: Settings,
@@ -157,8 +186,8 @@ async def test_the_roster_file_seeds_teams_and_never_overwrites_a_change_made_th
             "pager-only": {"id": "pager-only", "name": "Night registrar", "email": None,
                            "webhook": "https://pager.hospital.test/hooks/carepath"},
         }
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://carepath.test") as client:
-            changed = await client.patch("/teams/ward-a", json={"email": "ward-a-desk@hospital.test"})
+        async with Accounts.of(app) as accounts:
+            changed = await accounts.admin.patch("/teams/ward-a", json={"email": "ward-a-desk@hospital.test"})
             assert changed.status_code == 200, changed.text
 
     # The file grows a team; the team changed through the API is still as the API left it.

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
@@ -17,6 +18,8 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from services.principals import Role
+from tests.api.accounts import Accounts
 from workflows.contracts import CallOutcome, escalation_workflow_id, workflow_id_for
 from workflows.pathway import PathwayWorkflow
 
@@ -99,11 +102,15 @@ async def enrollment_id(api: httpx.AsyncClient, site, patient: dict) -> str:
     return response.json()["id"]
 
 
-async def add_staff(api: httpx.AsyncClient, team: str) -> str:
-    response = await api.post("/staff", json={"name": "Wang Fang", "email": "wang.fang@hospital.test",
-                                              "role": "nurse", "team_id": team})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+@dataclass(frozen=True)
+class Staff:
+    id: str
+    http: httpx.AsyncClient
+
+
+async def add_staff(accounts: Accounts, team: str) -> Staff:
+    """A clinician of `team`, signed in: the acting staff member is whoever the credentials say."""
+    return Staff(*await accounts.staff([Role.CLINICIAN], [team], name="Wang Fang"))
 
 
 async def worklist(api: httpx.AsyncClient, enrollment_id: str, **filters) -> list[dict]:
@@ -120,11 +127,11 @@ async def open_task(api: httpx.AsyncClient, enrollment_id: str, step_id: str, te
     return await until(listed, f"call task {step_id} of {enrollment_id}")
 
 
-async def answer_phq9(api: httpx.AsyncClient, enrollment_id: str) -> None:
+async def answer_phq9(api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str) -> None:
     """A midwife phones, takes a PHQ-9 with total 15 and records it: the pathway escalates."""
     task = await open_task(api, enrollment_id, "mood-call", team="midwives")
-    response = await api.post(f"/tasks/{task['id']}/outcome", json={
-        "staff_id": await add_staff(api, "midwives"), "outcome": "reached", "values": {"phq9": 15}})
+    midwife = await add_staff(accounts, "midwives")
+    response = await midwife.http.post(f"/tasks/{task['id']}/outcome", json={"outcome": "reached", "values": {"phq9": 15}})
     assert response.status_code == 200, response.text
 
 
@@ -141,9 +148,9 @@ async def history_text(temporal: WorkflowEnvironment, workflow_id: str) -> str:
     return (await temporal.client.get_workflow_handle(workflow_id).fetch_history()).to_json()
 
 
-async def test_an_escalation_is_on_the_worklist_of_the_team_told(api: httpx.AsyncClient, enrollment_id: str,
+async def test_an_escalation_is_on_the_worklist_of_the_team_told(api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str,
                                                                   inbox):
-    await answer_phq9(api, enrollment_id)
+    await answer_phq9(api, accounts, enrollment_id)
     item = await escalated(api, enrollment_id, "midwives")
 
     assert item == {
@@ -163,8 +170,8 @@ async def test_an_escalation_is_on_the_worklist_of_the_team_told(api: httpx.Asyn
     assert (await api.get("/worklist", params={"priority": "soon"})).status_code == 422
 
 
-async def test_the_worklist_is_sorted_by_priority_then_due_time(api: httpx.AsyncClient, enrollment_id: str):
-    await answer_phq9(api, enrollment_id)
+async def test_the_worklist_is_sorted_by_priority_then_due_time(api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str):
+    await answer_phq9(api, accounts, enrollment_id)
     escalation = await escalated(api, enrollment_id, "midwives")
     bp_check = await open_task(api, enrollment_id, "bp-check")
     await open_task(api, enrollment_id, "feeding-check")
@@ -175,9 +182,9 @@ async def test_the_worklist_is_sorted_by_priority_then_due_time(api: httpx.Async
     assert items[1]["due"] < items[2]["due"] and items[1]["id"] == str(bp_check["id"])
     assert items[1]["script"] == "请询问今天的血压。" and items[1]["reason"] is None  # in the patient's language
 
-    staff = await add_staff(api, "follow-up-nurses")
-    recorded = await api.post(f"/tasks/{bp_check['id']}/outcome",
-                              json={"staff_id": staff, "outcome": "reached", "values": {"systolic": 150}})
+    staff = await add_staff(accounts, "follow-up-nurses")
+    recorded = await staff.http.post(f"/tasks/{bp_check['id']}/outcome",
+                              json={"outcome": "reached", "values": {"systolic": 150}})
     assert recorded.status_code == 200, recorded.text
     await escalated(api, enrollment_id, "follow-up-nurses", priority="urgent")
     assert [(i["kind"], i["priority"], i["step_id"]) for i in await worklist(api, enrollment_id)] == [
@@ -185,66 +192,65 @@ async def test_the_worklist_is_sorted_by_priority_then_due_time(api: httpx.Async
     assert [i["id"] for i in await worklist(api, enrollment_id, priority="high")] == [escalation["id"]]
 
 
-async def test_acknowledge_then_resolve_with_an_outcome(api: httpx.AsyncClient, enrollment_id: str,
+async def test_acknowledge_then_resolve_with_an_outcome(api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str,
                                                        temporal: WorkflowEnvironment):
-    await answer_phq9(api, enrollment_id)
+    await answer_phq9(api, accounts, enrollment_id)
     escalation_id = (await escalated(api, enrollment_id, "midwives"))["id"]
-    midwife, surgical_nurse = await add_staff(api, "midwives"), await add_staff(api, "surgical-ward")
+    midwife, surgical_nurse = await add_staff(accounts, "midwives"), await add_staff(accounts, "surgical-ward")
     url = f"/escalations/{escalation_id}"
 
-    missing = await api.post(f"{url}/acknowledge", json={"staff_id": "st_nobody"})
-    assert (missing.status_code, missing.json()) == (404, {"detail": "staff member 'st_nobody' not found"})
-    nowhere = await api.post("/escalations/no-such-escalation/acknowledge", json={"staff_id": midwife})
+    nowhere = await midwife.http.post("/escalations/no-such-escalation/acknowledge")
     assert (nowhere.status_code, nowhere.json()) == (404, {"detail": "escalation 'no-such-escalation' not found"})
     for action, extra in (("acknowledge", {}), ("resolve", {"outcome": "Not ours to resolve"})):
-        stranger = await api.post(f"{url}/{action}", json={"staff_id": surgical_nurse} | extra)
+        stranger = await surgical_nurse.http.post(f"{url}/{action}", json=extra)
+        # Not theirs to see: the surgical ward is not involved in this enrollment at all.
         assert (stranger.status_code, stranger.json()) == (
-            409, {"detail": f"team 'surgical-ward' was not asked to look at escalation {escalation_id}"})
+            404, {"detail": f"escalation '{escalation_id}' not found"})
     assert (await api.get(url)).json()["outcome_note"] is None
 
-    acknowledged = await api.post(f"{url}/acknowledge", json={"staff_id": midwife})
+    acknowledged = await midwife.http.post(f"{url}/acknowledge")
     assert acknowledged.status_code == 200, acknowledged.text
     detail = acknowledged.json()
     assert (detail["status"], detail["acknowledged_by"], detail["state"]["status"]) == (
-        "acknowledged", midwife, "acknowledged")
+        "acknowledged", midwife.id, "acknowledged")
     assert [(line["action"], line["actor"], line["team"], line["tier"]) for line in detail["audit"]] == [
         ("opened", "system", None, None), ("notified", "system", "midwives", 1),
-        ("acknowledged", midwife, "midwives", None)]
+        ("acknowledged", midwife.id, "midwives", None)]
     assert detail["audit"][-1]["at"] == detail["acknowledged_at"]
 
-    again = await api.post(f"{url}/acknowledge", json={"staff_id": midwife})
+    again = await midwife.http.post(f"{url}/acknowledge")
     assert (again.status_code, again.json()) == (409, {"detail": f"escalation {escalation_id} is already acknowledged"})
     assert [i["id"] for i in await worklist(api, enrollment_id, team="midwives", status="acknowledged")] == [escalation_id]
     assert await worklist(api, enrollment_id, team="midwives", status="open") == []
 
-    for body in ({"staff_id": midwife}, {"staff_id": midwife, "outcome": "   "}):
-        assert (await api.post(f"{url}/resolve", json=body)).status_code == 422
+    for body in ({}, {"outcome": "   "}):
+        assert (await midwife.http.post(f"{url}/resolve", json=body)).status_code == 422
     note = f"Phoned the patient; GP appointment booked ({uuid.uuid4().hex[:6]})."
-    resolved = await api.post(f"{url}/resolve", json={"staff_id": midwife, "outcome": note})
+    resolved = await midwife.http.post(f"{url}/resolve", json={"outcome": note})
     assert resolved.status_code == 200, resolved.text
     detail = resolved.json()
-    assert (detail["status"], detail["resolved_by"], detail["outcome_note"]) == ("resolved", midwife, note)
-    assert detail["audit"][-1]["action"] == "resolved" and detail["audit"][-1]["actor"] == midwife
+    assert (detail["status"], detail["resolved_by"], detail["outcome_note"]) == ("resolved", midwife.id, note)
+    assert detail["audit"][-1]["action"] == "resolved" and detail["audit"][-1]["actor"] == midwife.id
 
     read = (await api.get(url)).json()
     assert read == detail | {"state": read["state"]} and read["state"]["status"] == "resolved"
     assert await worklist(api, enrollment_id, team="midwives") == []
-    for action, body in (("resolve", {"staff_id": midwife, "outcome": "again"}), ("acknowledge", {"staff_id": midwife})):
-        refused = await api.post(f"{url}/{action}", json=body)
+    for action, body in (("resolve", {"outcome": "again"}), ("acknowledge", None)):
+        refused = await midwife.http.post(f"{url}/{action}", json=body)
         assert (refused.status_code, refused.json()) == (409, {"detail": f"escalation {escalation_id} is already resolved"})
     assert (await api.get(url)).json()["outcome_note"] == note
     # The note is the resolver's words: the database has them, the workflow's history never does.
     assert note not in await history_text(temporal, escalation_workflow_id(escalation_id))
 
 
-async def test_a_channel_that_failed_shows_on_the_worklist_and_the_escalation(api: httpx.AsyncClient,
+async def test_a_channel_that_failed_shows_on_the_worklist_and_the_escalation(api: httpx.AsyncClient, accounts: Accounts,
                                                                                enrollment_id: str):
     refusing = ThreadingHTTPServer(("127.0.0.1", 0), _Gone)
     threading.Thread(target=refusing.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{refusing.server_address[1]}/hooks/midwives"
     assert (await api.patch("/teams/midwives", json={"webhook": hook})).status_code == 200
     try:
-        await answer_phq9(api, enrollment_id)
+        await answer_phq9(api, accounts, enrollment_id)
         escalation_id = (await escalated(api, enrollment_id, "midwives"))["id"]
 
         async def failed() -> list[dict]:
@@ -272,38 +278,38 @@ class _Gone(BaseHTTPRequestHandler):
         pass
 
 
-async def test_reassigning_hands_the_escalation_to_another_team(api: httpx.AsyncClient, enrollment_id: str):
-    await answer_phq9(api, enrollment_id)
+async def test_reassigning_hands_the_escalation_to_another_team(api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str):
+    await answer_phq9(api, accounts, enrollment_id)
     escalation_id = (await escalated(api, enrollment_id, "midwives"))["id"]
-    midwife, obstetrician = await add_staff(api, "midwives"), await add_staff(api, "obstetrics-on-call")
+    midwife, obstetrician = await add_staff(accounts, "midwives"), await add_staff(accounts, "obstetrics-on-call")
     url = f"/escalations/{escalation_id}"
 
-    unknown = await api.post(f"{url}/reassign", json={"staff_id": midwife, "to_team": "no-such-team"})
+    unknown = await midwife.http.post(f"{url}/reassign", json={"to_team": "no-such-team"})
     assert (unknown.status_code, unknown.json()) == (
         422, {"detail": "no team 'no-such-team'; see GET /teams, or add it with POST /teams"})
-    early = await api.post(f"{url}/acknowledge", json={"staff_id": obstetrician})
+    early = await obstetrician.http.post(f"{url}/acknowledge")
     assert early.status_code == 409  # not told yet: the first tier has ten minutes
 
-    reassigned = await api.post(f"{url}/reassign", json={"staff_id": midwife, "to_team": "obstetrics-on-call"})
+    reassigned = await midwife.http.post(f"{url}/reassign", json={"to_team": "obstetrics-on-call"})
     assert reassigned.status_code == 200, reassigned.text
     detail = reassigned.json()
     assert detail["team"] == "obstetrics-on-call" and detail["status"] == "open"
     assert [(line["action"], line["actor"], line["team"]) for line in detail["audit"][-2:]] == [
-        ("reassigned", midwife, "obstetrics-on-call"), ("notified", "system", "obstetrics-on-call")]
+        ("reassigned", midwife.id, "obstetrics-on-call"), ("notified", "system", "obstetrics-on-call")]
 
     assert [i["id"] for i in await worklist(api, enrollment_id, team="obstetrics-on-call")] == [escalation_id]
     assert await worklist(api, enrollment_id, team="midwives") == []
-    taken = await api.post(f"{url}/acknowledge", json={"staff_id": obstetrician})
-    assert taken.status_code == 200 and taken.json()["acknowledged_by"] == obstetrician
+    taken = await obstetrician.http.post(f"{url}/acknowledge")
+    assert taken.status_code == 200 and taken.json()["acknowledged_by"] == obstetrician.id
 
 
 async def test_a_call_outcome_reaches_the_pathway_and_the_notes_stay_with_the_task(
-        api: httpx.AsyncClient, enrollment_id: str, temporal: WorkflowEnvironment):
+        api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str, temporal: WorkflowEnvironment):
     task = await open_task(api, enrollment_id, "bp-check")
     assert {key: task[key] for key in ("status", "attempt", "team", "script", "outcome", "notes", "link")} == {
         "status": "open", "attempt": 1, "team": "follow-up-nurses", "script": "请询问今天的血压。", "outcome": None,
         "notes": None, "link": f"/enrollments/{enrollment_id}"}
-    nurse = await add_staff(api, "follow-up-nurses")
+    nurse = await add_staff(accounts, "follow-up-nurses")
     url = f"/tasks/{task['id']}/outcome"
 
     for body, field in (({"outcome": "not_reached", "values": {"systolic": 150}}, "values can only be recorded"),
@@ -311,25 +317,23 @@ async def test_a_call_outcome_reaches_the_pathway_and_the_notes_stay_with_the_ta
                         ({"outcome": "reached", "values": {"systolic": 400}}, "enter a number from 50 to 260"),
                         ({"outcome": "reached", "values": {"sistolic": 150}}, "not a question of this form"),
                         ({"outcome": "maybe"}, "outcome")):
-        invalid = await api.post(url, json={"staff_id": nurse} | body)
+        invalid = await nurse.http.post(url, json=body)
         assert invalid.status_code == 422 and field in invalid.text, invalid.text
-    missing = await api.post(url, json={"staff_id": "st_nobody", "outcome": "reached"})
-    assert (missing.status_code, missing.json()) == (404, {"detail": "staff member 'st_nobody' not found"})
-    assert (await api.post("/tasks/999999/outcome", json={"staff_id": nurse, "outcome": "reached"})).status_code == 404
+    assert (await nurse.http.post("/tasks/ct_no_such_task/outcome", json={"outcome": "reached"})).status_code == 404
 
     notes = f"Patient dizzy this morning, husband present ({uuid.uuid4().hex[:6]})"
-    recorded = await api.post(url, json={"staff_id": nurse, "outcome": "reached", "notes": notes,
+    recorded = await nurse.http.post(url, json={"outcome": "reached", "notes": notes,
                                          "values": {"systolic": 150, "warning_symptoms": True}})
     assert recorded.status_code == 200, recorded.text
     assert recorded.json()["rules"]["escalations"] == ["Systolic 140 or more"]
     stored = recorded.json()["task"]
     assert {key: stored[key] for key in ("status", "outcome", "notes", "values", "recorded_by")} == {
         "status": "done", "outcome": "reached", "notes": notes, "values": {"systolic": 150, "warning_symptoms": True},
-        "recorded_by": nurse}
+        "recorded_by": nurse.id}
     assert stored["recorded_at"] is not None
     assert (await api.get(f"/tasks/{task['id']}")).json() == stored
 
-    again = await api.post(url, json={"staff_id": nurse, "outcome": "reached"})
+    again = await nurse.http.post(url, json={"outcome": "reached"})
     assert (again.status_code, again.json()) == (
         409, {"detail": f"call task {task['id']} is done, not waiting for an outcome"})
     assert all(t["id"] != task["id"] for t in (await api.get("/tasks")).json())
@@ -338,23 +342,23 @@ async def test_a_call_outcome_reaches_the_pathway_and_the_notes_stay_with_the_ta
     assert notes not in await history_text(temporal, workflow_id_for(enrollment_id))
 
 
-async def test_a_call_without_a_form_takes_no_values(api: httpx.AsyncClient, enrollment_id: str):
+async def test_a_call_without_a_form_takes_no_values(api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str):
     task = await open_task(api, enrollment_id, "feeding-check")
-    nurse = await add_staff(api, "follow-up-nurses")
+    nurse = await add_staff(accounts, "follow-up-nurses")
 
-    refused = await api.post(f"/tasks/{task['id']}/outcome",
-                             json={"staff_id": nurse, "outcome": "reached", "values": {"feeding_ok": True}})
+    refused = await nurse.http.post(f"/tasks/{task['id']}/outcome",
+                             json={"outcome": "reached", "values": {"feeding_ok": True}})
 
     assert (refused.status_code, refused.json()) == (422, {
         "detail": "call step feeding-check has no form to record values on; put what was said in notes"})
     assert (await api.get(f"/tasks/{task['id']}")).json() == task
 
 
-async def test_not_reached_is_recorded_and_the_pathway_tries_again(api: httpx.AsyncClient, enrollment_id: str):
+async def test_not_reached_is_recorded_and_the_pathway_tries_again(api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str):
     task = await open_task(api, enrollment_id, "bp-check")
-    nurse = await add_staff(api, "follow-up-nurses")
+    nurse = await add_staff(accounts, "follow-up-nurses")
 
-    recorded = await api.post(f"/tasks/{task['id']}/outcome", json={"staff_id": nurse, "outcome": "not_reached"})
+    recorded = await nurse.http.post(f"/tasks/{task['id']}/outcome", json={"outcome": "not_reached"})
 
     assert recorded.status_code == 200, recorded.text
     assert (recorded.json()["task"]["outcome"], recorded.json()["task"]["values"]) == ("not_reached", None)
@@ -363,17 +367,17 @@ async def test_not_reached_is_recorded_and_the_pathway_tries_again(api: httpx.As
     assert (entry["status"], entry["attempts"]) == ("planned", 1)  # the second attempt, an hour later
 
 
-async def test_a_refused_outcome_leaves_the_task_as_it_was(api: httpx.AsyncClient, enrollment_id: str,
+async def test_a_refused_outcome_leaves_the_task_as_it_was(api: httpx.AsyncClient, accounts: Accounts, enrollment_id: str,
                                                           temporal: WorkflowEnvironment):
     task = await open_task(api, enrollment_id, "bp-check")
-    nurse = await add_staff(api, "follow-up-nurses")
+    nurse = await add_staff(accounts, "follow-up-nurses")
     # Someone else's outcome reached the workflow first, by another route than this task's row.
     handle = temporal.client.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment_id))
     await handle.execute_update(PathwayWorkflow.record_call_outcome,
-                                CallOutcome(step_id="bp-check", occurrence=1, outcome="reached", staff_id=nurse))
+                                CallOutcome(step_id="bp-check", occurrence=1, outcome="reached", staff_id=nurse.id))
 
-    refused = await api.post(f"/tasks/{task['id']}/outcome",
-                             json={"staff_id": nurse, "outcome": "reached", "notes": "BP fine", "values": {"systolic": 120}})
+    refused = await nurse.http.post(f"/tasks/{task['id']}/outcome",
+                             json={"outcome": "reached", "notes": "BP fine", "values": {"systolic": 120}})
 
     assert (refused.status_code, refused.json()) == (
         409, {"detail": "call bp-check #1 is reached, not waiting for an outcome"})
@@ -383,7 +387,7 @@ async def test_a_refused_outcome_leaves_the_task_as_it_was(api: httpx.AsyncClien
 async def test_unknown_escalations_and_tasks_are_404(api: httpx.AsyncClient):
     escalation = await api.get("/escalations/no-such-escalation")
     assert (escalation.status_code, escalation.json()) == (404, {"detail": "escalation 'no-such-escalation' not found"})
-    task = await api.get("/tasks/999999")
-    assert (task.status_code, task.json()) == (404, {"detail": "call task 999999 not found"})
+    task = await api.get("/tasks/ct_no_such_task")
+    assert (task.status_code, task.json()) == (404, {"detail": "call task ct_no_such_task not found"})
     team = await api.get("/tasks", params={"team": "no-such-team"})
     assert (team.status_code, team.json()) == (404, {"detail": "team 'no-such-team' not found"})

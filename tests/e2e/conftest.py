@@ -19,13 +19,15 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from services.identity import create_admin
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from services.payload_codec import data_converter
+from services.settings import PROJECT_ROOT, Settings
+from store.db import create_engine, session_factory
 from tools.binaries import installed_binary
 from tools.devstack import Child, accepts_connections
-from services.settings import PROJECT_ROOT, Settings
 from tools.smtp_sink import ReceivedMail, SmtpSink, free_port
 
 HOST = "127.0.0.1"
@@ -68,11 +70,15 @@ class Workers:
 
 @dataclass
 class Stack:
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # signed in with every role, hospital-wide
     temporal: Client
     inbox: SmtpSink
     api: Child
     workers: Workers
+    admin: httpx.AsyncClient
+
+    async def staff(self, roles: list[str], teams: list[str] = ()) -> tuple[str, httpx.AsyncClient]:
+        return await new_staff(self.admin, roles, teams)
 
     def mail_to(self, address: str) -> list[ReceivedMail]:
         return [mail for mail in self.inbox.messages if address in mail.recipients]
@@ -118,6 +124,22 @@ class Stack:
             return enrollment if enrollment["status"] == status else None
 
         return await until(read, f"enrollment {enrollment_id} to be {status}", self.api, timeout=timeout)
+
+
+async def new_staff(admin: httpx.AsyncClient, roles: list[str], teams: list[str] = ()) -> tuple[str, httpx.AsyncClient]:
+    """A new staff member, made by the administrator: their id and a client signed in as them."""
+    email = f"{uuid.uuid4().hex[:12]}@staff.test"
+    created = await admin.post("/staff", json={"name": "Wang Fang", "email": email, "roles": roles, "teams": list(teams)})
+    assert created.status_code == 201, created.text
+    return created.json()["id"], await signed_in(admin.base_url, email, created.json()["one_time_password"])
+
+
+async def signed_in(base_url: str | httpx.URL, email: str, password: str) -> httpx.AsyncClient:
+    async with httpx.AsyncClient(base_url=base_url, trust_env=False) as anonymous:
+        token = await anonymous.post("/auth/token", data={"username": email, "password": password})
+    assert token.status_code == 200, token.text
+    return httpx.AsyncClient(base_url=base_url, timeout=30, trust_env=False,
+                             headers={"Authorization": f"Bearer {token.json()['access_token']}"})
 
 
 def spawn(name: str, command: list[str], environment: dict[str, str], log: Path) -> Child:
@@ -186,8 +208,17 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
     try:
         await until(lambda: accepts_connections(api_port), "the API to listen", api)
         await workers.start()
-        async with httpx.AsyncClient(base_url=f"http://{HOST}:{api_port}", timeout=30, trust_env=False) as http:
-            yield Stack(http, temporal_server.client, smtp_inbox, api, workers)
+        base_url = f"http://{HOST}:{api_port}"
+        # The first administrator, as `carepath users create-admin` makes one, on the database the API migrated.
+        engine = create_engine(environment["CAREPATH_DATABASE_URL"])
+        async with session_factory(engine)() as session:
+            email = f"admin-{uuid.uuid4().hex[:8]}@staff.test"
+            password = await create_admin(session, email, "First administrator")
+        await engine.dispose()
+        async with await signed_in(base_url, email, password) as admin:
+            _, everything = await new_staff(admin, ["admin", "auditor", "clinical_manager", "clinician", "integration"])
+            async with everything as http:
+                yield Stack(http, temporal_server.client, smtp_inbox, api, workers, admin)
     finally:
         workers.stop()
         api.stop()

@@ -102,11 +102,8 @@ async def test_a_phq9_of_15_reaches_the_midwives_who_acknowledge_and_resolve_it(
     escalation_id = item["id"]
 
     # A midwife acknowledges; the audit trail names her, with the time.
-    staff = await stack.http.post("/staff", json={"name": "Wang Fang", "email": "wang.fang@hospital.test",
-                                                  "role": "midwife", "team_id": "midwives"})
-    assert staff.status_code == 201, staff.text
-    midwife = staff.json()["id"]
-    acknowledged = await stack.http.post(f"/escalations/{escalation_id}/acknowledge", json={"staff_id": midwife})
+    midwife, as_midwife = await stack.staff(["clinician"], ["midwives"])
+    acknowledged = await as_midwife.post(f"/escalations/{escalation_id}/acknowledge")
     assert acknowledged.status_code == 200, acknowledged.text
 
     detail = (await stack.http.get(f"/escalations/{escalation_id}")).json()
@@ -116,13 +113,12 @@ async def test_a_phq9_of_15_reaches_the_midwives_who_acknowledge_and_resolve_it(
     assert datetime.fromisoformat(line["at"]) >= datetime.fromisoformat(item["due"])
     assert detail["state"]["status"] == "acknowledged"
 
-    again = await stack.http.post(f"/escalations/{escalation_id}/acknowledge", json={"staff_id": midwife})
+    again = await as_midwife.post(f"/escalations/{escalation_id}/acknowledge")
     assert (again.status_code, again.json()) == (409, {"detail": f"escalation {escalation_id} is already acknowledged"})
 
     # Resolved with what was done: the note is stored, and only in the database.
     note = f"Phoned the patient; GP appointment tomorrow ({marker})."
-    resolved = await stack.http.post(f"/escalations/{escalation_id}/resolve",
-                                     json={"staff_id": midwife, "outcome": note})
+    resolved = await as_midwife.post(f"/escalations/{escalation_id}/resolve", json={"outcome": note})
     assert resolved.status_code == 200, resolved.text
     detail = (await stack.http.get(f"/escalations/{escalation_id}")).json()
     assert (detail["status"], detail["resolved_by"], detail["outcome_note"]) == ("resolved", midwife, note)

@@ -4,7 +4,7 @@ import base64
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from itsdangerous import URLSafeSerializer
@@ -47,7 +47,7 @@ def phq9(*scores: int) -> dict[str, str]:
 async def _enroll_with_link(stack, pathway_id: str, **patient_fields) -> tuple[dict, str, str]:
     patient = await stack.add_patient(**patient_fields)
     response = await stack.http.post("/enrollments", json={
-        "patient_id": patient["id"], "pathway_id": pathway_id, "anchor": datetime.now(timezone.utc).isoformat()},
+        "patient_id": patient["id"], "pathway_id": pathway_id, "anchor": datetime.now(UTC).isoformat()},
         headers={"Idempotency-Key": str(uuid.uuid4())})
     assert response.status_code == 201, response.text
     [invitation] = await stack.until_mail(patient["email"], 1)
@@ -143,14 +143,14 @@ async def test_staff_enter_answers_taken_by_phone(stack, deployed):
     _, enrollment_id, _ = await _enroll_with_link(stack, "e2e-mood")
     url = f"/enrollments/{enrollment_id}/questionnaires/phq9/1/responses"
 
-    invalid = await stack.http.post(url, json={"answers": {"q1": "sometimes"}, "entered_by": "Nurse Wang"})
+    invalid = await stack.http.post(url, json={"answers": {"q1": "sometimes"}})
     assert invalid.status_code == 422 and "q1" in invalid.json()["detail"]["errors"]
     assert "q2" in invalid.json()["detail"]["errors"]
 
-    accepted = await stack.http.post(url, json={"answers": phq9(1, 1, 1, 1, 1, 1, 1, 1, 0), "entered_by": "Nurse Wang"})
+    accepted = await stack.http.post(url, json={"answers": phq9(1, 1, 1, 1, 1, 1, 1, 1, 0)})
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["outcome"]["tags"] == []  # total 8: below the referral score
     assert (await _phq9_entry(stack, enrollment_id))["response"]["score"] == 8
 
-    again = await stack.http.post(url, json={"answers": phq9(1, 1, 1, 1, 1, 1, 1, 1, 0), "entered_by": "Nurse Wang"})
+    again = await stack.http.post(url, json={"answers": phq9(1, 1, 1, 1, 1, 1, 1, 1, 0)})
     assert again.status_code == 410

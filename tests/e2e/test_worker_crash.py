@@ -4,7 +4,7 @@ import asyncio
 import signal
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -31,7 +31,7 @@ async def test_a_killed_worker_loses_and_repeats_nothing(stack):
     await stack.deploy(EIGHT_REMINDERS)
     started = time.monotonic()
     response = await stack.http.post("/enrollments", json={
-        "patient_id": patient["id"], "pathway_id": "e2e-crash", "anchor": datetime.now(timezone.utc).isoformat()},
+        "patient_id": patient["id"], "pathway_id": "e2e-crash", "anchor": datetime.now(UTC).isoformat()},
         headers={"Idempotency-Key": str(uuid.uuid4())})
     assert response.status_code == 201, response.text
     enrollment_id = response.json()["id"]
