@@ -15,11 +15,14 @@ from typing import Annotated
 
 import typer
 import yaml
+from sqlalchemy.exc import IntegrityError
 
 from language.loader import DocumentInvalid, Problem
 from language.timing import parse_anchor
-from services.settings import Settings, SiteSettings
+from services.identity import create_admin
+from services.settings import SiteSettings, load_settings
 from services.site import Site, SiteIncomplete, load_site
+from store.db import create_engine, migrate, session_factory
 
 app = typer.Typer(help="carepath: care pathways as durable workflows.", no_args_is_help=True,
                   add_completion=False)
@@ -228,8 +231,8 @@ def up(
     api_port: Annotated[int, typer.Option(envvar="CAREPATH_DEV_API_PORT", help="the HTTP API")] = 8000,
 ) -> None:
     """Run Temporal, an SMTP sink, the worker and the API on this machine until Ctrl-C."""
-    from tools.devstack import DevStack, Ports
     from services.settings import PROJECT_ROOT
+    from tools.devstack import DevStack, Ports
 
     ports = Ports(temporal=temporal_port, temporal_ui=temporal_ui_port, smtp=smtp_port, api=api_port)
     raise typer.Exit(DevStack((var_dir or PROJECT_ROOT / "var").resolve(), ports).run())
@@ -387,6 +390,37 @@ def run_scenarios(
                            "(carepath test --update removes it)")
     typer.echo(f"{passed + failed} scenarios: {passed} passed, {failed} failed")
     raise typer.Exit(max(worst, EXIT_INVALID if failed else 0))
+
+
+users = typer.Typer(help="staff accounts on the database CAREPATH_DATABASE_URL names", no_args_is_help=True)
+app.add_typer(users, name="users")
+
+
+@users.command("create-admin")
+def create_admin_account(
+    email: Annotated[str, typer.Option(help="what the administrator signs in with")],
+    name: Annotated[str, typer.Option(help="shown in the audit")] = "Administrator",
+) -> None:
+    """Create an administrator and print a one-time password, once (for production: `carepath up` makes one)."""
+    settings = load_settings()
+    migrate(settings.DATABASE_URL)
+    try:
+        password = asyncio.run(_create_admin(settings.DATABASE_URL, email, name))
+    except IntegrityError:
+        typer.echo(f"an account with the email {email.strip().lower()} exists; reset its password through "
+                   "POST /staff/{id}/reset-password instead", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    typer.echo(f"administrator {email.strip().lower()} created; one-time password (shown only now, change it "
+               f"with POST /auth/password):\n{password}")
+
+
+async def _create_admin(database_url: str, email: str, name: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return await create_admin(session, email, name)
+    finally:
+        await engine.dispose()
 
 
 if __name__ == "__main__":

@@ -22,9 +22,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.binaries import installed_binary
-from store.db import migrate
+from services.identity import create_admin, has_admin
+from services.principals import Role
 from services.settings import PROJECT_ROOT
+from store.db import create_engine, migrate, session_factory
+from tools.binaries import installed_binary
 from tools.smtp_sink import SmtpSink
 
 HOST = "127.0.0.1"
@@ -103,6 +105,22 @@ class Child:
         return "stopped" if status in (0, -signal.SIGTERM) else ending(status)
 
 
+FIRST_ACCOUNT_EMAIL = "admin@carepath.localhost"
+
+
+async def first_account(database_url: str) -> tuple[str, str] | None:
+    """On a database with no administrator, an account with every role, so that one sign-in lets a newcomer
+    deploy, enroll and act on the worklist (production uses `carepath users create-admin`: admin only)."""
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            if await has_admin(session):
+                return None
+            return FIRST_ACCOUNT_EMAIL, await create_admin(session, FIRST_ACCOUNT_EMAIL, "First account", roles=set(Role))
+    finally:
+        await engine.dispose()
+
+
 def say(line: str, error: bool = False) -> None:
     show(f"carepath up: {line}", sys.stderr if error else sys.stdout)
 
@@ -126,6 +144,8 @@ class DevStack:
     ports: Ports = field(default_factory=Ports)
     children: list[Child] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    # (email, one-time password) of the account made on a new database, to show once.
+    first_account: tuple[str, str] | None = None
 
     @property
     def mail_dir(self) -> Path:
@@ -185,6 +205,7 @@ class DevStack:
         # The worker and the API each migrate at start; on a new database, at the same moment, they
         # would both create the same tables. Done here first, theirs find nothing left to do.
         migrate(self.database_url)
+        self.first_account = asyncio.run(first_account(self.database_url))
         self._wait_until("Temporal", lambda: asyncio.run(_temporal_answers(f"{HOST}:{self.ports.temporal}")))
         self._spawn("worker", [sys.executable, "-m", "worker.main"])
         self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
@@ -233,6 +254,14 @@ class DevStack:
             say(f"{child.name} {child.stop()}")
         self.children.clear()
 
+    def _sign_in_line(self) -> str:
+        if self.first_account is None:
+            return "with your account (staff accounts: POST /staff; a forgotten password: carepath users --help)"
+        email, password = self.first_account
+        return (f"{email} / {password}\n"
+                f"                 (a one-time password, shown only now: every role, for trying carepath on this "
+                f"machine;\n                 change it with POST /auth/password)")
+
     def _print_banner(self, inbox: SmtpSink) -> None:
         pids = ", ".join(f"{child.name} pid {child.process.pid}" for child in self.children)
         show(f"""
@@ -243,4 +272,5 @@ carepath is up. Ctrl-C stops everything; `make up` again resumes where it stoppe
   mail           smtp://{HOST}:{inbox.port}, every message kept as a file in {self.mail_dir / 'new'}
   database       {self.var_dir / 'store.db'}
   processes      {pids}
+  sign in        {self._sign_in_line()}
 """)

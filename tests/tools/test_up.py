@@ -106,6 +106,14 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
         eventually(lambda: "mail to patient@example.test: Smoke test" in log.read_text(), 10, "the mail notice")
 
         assert httpx.get(f"http://{HOST}:{ports['API']}/docs", timeout=10).status_code == 200
+        # The first account's one-time password is printed once, and signs in.
+        email, password = re.search(r"sign in +(\S+) / (\S+)", log.read_text()).groups()
+        token = httpx.post(f"http://{HOST}:{ports['API']}/auth/token", data={"username": email, "password": password},
+                           timeout=10)
+        assert token.status_code == 200, token.text
+        me = httpx.get(f"http://{HOST}:{ports['API']}/auth/me", timeout=10,
+                       headers={"Authorization": f"Bearer {token.json()['access_token']}"}).json()
+        assert me["roles"] == ["admin", "auditor", "clinical_manager", "clinician", "integration"]
 
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0, log.read_text()
