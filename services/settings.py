@@ -60,6 +60,12 @@ class Settings(SiteSettings):
     PAYLOAD_KEYS: SecretStr | None = None
 
     @model_validator(mode="after")
+    def _single_sign_on_complete(self) -> "Settings":
+        if bool(self.OIDC_ISSUER) != bool(self.OIDC_JWKS_URL):
+            raise ValueError("single sign-on needs both CAREPATH_OIDC_ISSUER and CAREPATH_OIDC_JWKS_URL")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_weak_secrets_outside_development(self) -> "Settings":
         if self.ENVIRONMENT in ("development", "test"):
             if self.SECRET_KEY is None:

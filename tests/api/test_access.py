@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,8 +15,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from api.main import create_app
 from services.principals import Role
+from services.settings import Settings
 from tests.api.accounts import Accounts, client_of
+from tests.identity_provider import IdentityProvider
 
 
 def pathway_for(team: str) -> str:
@@ -211,3 +215,20 @@ async def test_the_console_session_is_a_strict_http_only_cookie(app: FastAPI, ac
         assert same_site.status_code == 404
         assert (await browser.delete("/auth/session")).status_code == 204
         assert (await browser.get("/auth/me")).status_code == 401
+
+
+async def test_the_hospital_s_single_sign_on_gets_in_as_the_matching_account(settings: Settings, tmp_path: Path):
+    with IdentityProvider() as provider:
+        app = create_app(settings.model_copy(update={
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'sso.db'}", "OIDC_ISSUER": provider.ISSUER,
+            "OIDC_AUDIENCE": "carepath", "OIDC_JWKS_URL": provider.jwks_url}))
+        async with app.router.lifespan_context(app), Accounts.of(app) as accounts:
+            created = await accounts.admin.post("/staff", json={"name": "Li Na", "email": "li.na@hospital.example",
+                                                                "roles": ["clinician"]})
+            async with client_of(app, {"Authorization": f"Bearer {provider.token()}"}) as nurse:
+                me = await nurse.get("/auth/me")
+                assert (me.status_code, me.json()["id"], me.json()["roles"]) == (200, created.json()["id"], ["clinician"])
+                assert (await nurse.get("/staff")).status_code == 403  # roles are carepath's, not the provider's
+            unknown = provider.token(sub="someone-else", email="someone.else@hospital.example")
+            async with client_of(app, {"Authorization": f"Bearer {unknown}"}) as stranger:
+                assert (await stranger.get("/auth/me")).status_code == 401
