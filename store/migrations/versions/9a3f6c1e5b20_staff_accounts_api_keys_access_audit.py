@@ -21,20 +21,13 @@ APPEND_ONLY = "access_audit is append-only"
 
 def upgrade() -> None:
     bind = op.get_bind()
-    op.create_table(
-        'staff_teams',
-        sa.Column('staff_id', sa.String(length=32), sa.ForeignKey('staff.id'), primary_key=True),
-        sa.Column('team_id', sa.String(length=64), sa.ForeignKey('teams.id'), primary_key=True, index=True),
-    )
     # Everyone on staff so far worked one team's worklist, as a clinician; they have no password yet
     # (an administrator gives them one with POST /staff/{id}/reset-password).
     staff = sa.table('staff', sa.column('id', sa.String), sa.column('email', sa.String),
                      sa.column('team_id', sa.String), sa.column('created_at', sa.DateTime))
     rows = bind.execute(sa.select(staff.c.id, staff.c.email, staff.c.team_id).order_by(staff.c.created_at,
                                                                                         staff.c.id)).all()
-    memberships = sa.table('staff_teams', sa.column('staff_id', sa.String), sa.column('team_id', sa.String))
-    if rows:
-        op.bulk_insert(memberships, [{'staff_id': row.id, 'team_id': row.team_id} for row in rows])
+    # SQLite alters a table by copying it: nothing may reference `staff` yet, so memberships come after.
     with op.batch_alter_table('staff', schema=None) as batch_op:
         batch_op.alter_column('role', new_column_name='job_title', existing_type=sa.String(length=64), nullable=True)
         batch_op.add_column(sa.Column('roles', sa.JSON(), nullable=True))
@@ -60,6 +53,14 @@ def upgrade() -> None:
     with op.batch_alter_table('staff', schema=None) as batch_op:
         batch_op.create_unique_constraint('uq_staff_email', ['email'])
         batch_op.create_unique_constraint('uq_staff_oidc_subject', ['oidc_subject'])
+    op.create_table(
+        'staff_teams',
+        sa.Column('staff_id', sa.String(length=32), sa.ForeignKey('staff.id'), primary_key=True),
+        sa.Column('team_id', sa.String(length=64), sa.ForeignKey('teams.id'), primary_key=True, index=True),
+    )
+    memberships = sa.table('staff_teams', sa.column('staff_id', sa.String), sa.column('team_id', sa.String))
+    if rows:
+        op.bulk_insert(memberships, [{'staff_id': row.id, 'team_id': row.team_id} for row in rows])
 
     op.create_table(
         'api_keys',
