@@ -9,6 +9,8 @@ from fastapi import Depends, Query
 from sqlalchemy import Select
 
 MAXIMUM_PAGE = 200
+# Past this, page by a filter (a date, a team) instead: the database would walk every skipped row.
+MAXIMUM_OFFSET = 100_000
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Page:
 
 
 def page(limit: Annotated[int, Query(ge=1, le=MAXIMUM_PAGE, description=f"at most {MAXIMUM_PAGE}")] = 50,
-         offset: Annotated[int, Query(ge=0, description="how many to skip")] = 0) -> Page:
+         offset: Annotated[int, Query(ge=0, le=MAXIMUM_OFFSET, description="how many to skip")] = 0) -> Page:
     return Page(limit, offset)
 
 

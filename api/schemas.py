@@ -27,6 +27,8 @@ from workflows.contracts import (
     Timeline,
 )
 
+# Versions and occurrences are small counts; anything larger is a mistake (and overflows a database integer).
+MAXIMUM_COUNT = 1_000_000
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
                   Field(examples=["li.wei@example.com"])]
@@ -115,7 +117,8 @@ class Message(BaseModel):
 class EnrollmentCreate(BaseModel):
     patient_id: str
     pathway_id: Slug
-    pathway_version: int | None = Field(default=None, ge=1, description="default: the newest deployed version")
+    pathway_version: int | None = Field(default=None, ge=1, le=MAXIMUM_COUNT,
+                                        description="default: the newest deployed version")
     anchor: Anchor
     timezone: ZoneName | None = Field(default=None, description="default: the patient's time zone")
 

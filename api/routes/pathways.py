@@ -1,9 +1,9 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from api.deps import RegistryDep, SessionDep
-from api.schemas import InvalidPathway, Message, PathwayDetail, PathwaySummary
+from api.schemas import MAXIMUM_COUNT, InvalidPathway, Message, PathwayDetail, PathwaySummary
 from api.security import Access, allow
 from language.loader import DocumentInvalid
 from services.principals import Role
@@ -45,7 +45,7 @@ async def list_pathways(registry: RegistryDep, access: Reader) -> list[PathwaySu
 
 @router.get("/{pathway_id}", response_model=PathwayDetail, responses={404: {"model": Message}})
 async def read_pathway(pathway_id: str, registry: RegistryDep, access: Reader,
-                       version: int | None = None) -> PathwayDetail:
+                       version: Annotated[int | None, Query(ge=1, le=MAXIMUM_COUNT)] = None) -> PathwayDetail:
     """Read a pathway: its newest version, or the one given by ?version=."""
     try:
         return await detail(registry, await registry.get(pathway_id, version))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep, SessionDep
 from api.routes.enrollments import enrollment_or_404
-from api.schemas import Message
+from api.schemas import MAXIMUM_COUNT, Message
 from api.security import Access, allow
 from language.instruments.scoring import AnswersInvalid
 from services.principals import Role
@@ -35,7 +35,8 @@ class ResponseAccepted(BaseModel):
     status_code=status.HTTP_201_CREATED,
     responses={404: {"model": Message}, 410: {"model": Message}, 422: {"description": "answers to check, by item"}},
 )
-async def enter_response(enrollment_id: str, step_id: str, occurrence: int, body: StaffResponse,
+async def enter_response(enrollment_id: str, step_id: str, occurrence: Annotated[int, Path(ge=1, le=MAXIMUM_COUNT)],
+                         body: StaffResponse,
                          session: SessionDep, services: ServicesDep,
                          access: Annotated[Access, Depends(allow(Role.CLINICIAN))]) -> ResponseAccepted:
     """Submit a questionnaire response taken by staff; the same rules apply as for the patient's form.
