@@ -21,8 +21,11 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.routing import APIRoute, iter_route_contexts
-from starlette.routing import BaseRoute
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import BaseRoute
+
+from api.deps import Services, ServicesDep
 from services.identity import (
     API_KEY_PREFIX,
     TokenInvalid,
@@ -31,9 +34,6 @@ from services.identity import (
     principal_for_staff,
     read_token,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from api.deps import Services, ServicesDep
 from services.principals import Principal, Role
 from store.db import AccessAudit, Enrollment
 

@@ -3,7 +3,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from api.deps import RegistryDep, SessionDep
-from api.schemas import MAXIMUM_COUNT, InvalidPathway, Message, PathwayDetail, PathwaySummary
+from api.schemas import (
+    MAXIMUM_COUNT,
+    InvalidPathway,
+    Message,
+    PathwayDetail,
+    PathwaySummary,
+)
 from api.security import Access, allow
 from language.loader import DocumentInvalid
 from services.principals import Role
