@@ -165,6 +165,7 @@ class DevStack:
             "CAREPATH_SMTP_HOST": HOST,
             "CAREPATH_SMTP_PORT": str(self.ports.smtp),
             "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{self.ports.api}",
+            "CAREPATH_CODEC_ORIGINS": f'["http://{HOST}:{self.ports.temporal_ui}"]',
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -200,7 +201,9 @@ class DevStack:
             raise StackFailed(str(missing)) from None
         self._spawn("temporal", [temporal, "server", "start-dev", "--db-filename", str(self.var_dir / "temporal.db"),
                                  "--ip", HOST, "--port", str(self.ports.temporal),
-                                 "--ui-port", str(self.ports.temporal_ui), "--log-level", "warn"],
+                                 "--ui-port", str(self.ports.temporal_ui), "--log-level", "warn",
+                                 # Payloads are encrypted; the UI asks the API to decrypt them for a signed-in user.
+                                 "--ui-codec-endpoint", f"http://{HOST}:{self.ports.api}/codec"],
                     log=self.var_dir / "temporal.log")
         # The worker and the API each migrate at start; on a new database, at the same moment, they
         # would both create the same tables. Done here first, theirs find nothing left to do.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -20,10 +21,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.settings import PROJECT_ROOT
 from tools.devstack import HOST, accepts_connections
 from tools.smtp_sink import free_port
 
 CAREPATH = Path(sys.executable).parent / "carepath"
+
+
+def readme_example() -> str:
+    """The shell block of README's "Enroll a patient"."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Enroll a patient"):]
+    return re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1)
 
 
 def eventually(check, timeout: float, what: str):
@@ -114,6 +123,14 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
         me = httpx.get(f"http://{HOST}:{ports['API']}/auth/me", timeout=10,
                        headers={"Authorization": f"Bearer {token.json()['access_token']}"}).json()
         assert me["roles"] == ["admin", "auditor", "clinical_manager", "clinician", "integration"]
+        # README's example, as written (but for the port), against this stack.
+        example = readme_example().replace("127.0.0.1:8000", f"{HOST}:{ports['API']}").replace(
+            "PASSWORD='the one-time password make up printed'", f"PASSWORD='{password}'")
+        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", example], capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        enrollment = json.loads(ran.stdout[ran.stdout.index("{\n"):])
+        assert (enrollment["pathway_id"], enrollment["status"]) == ("demo", "active")
+        assert [entry["status"] for entry in enrollment["timeline"]["entries"]] == ["planned", "planned"]
 
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0, log.read_text()
