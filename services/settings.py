@@ -48,6 +48,10 @@ class Settings(SiteSettings):
     # <PUBLIC_BASE_URL>/codec): those origins may call /codec from the browser of a signed-in user.
     CODEC_ORIGINS: list[str] = []
     PREVIOUS_SECRET_KEYS: list[SecretStr] = []
+    # Per client address and API process ("<count>/<second|minute|hour>"): sign-in attempts, and
+    # patient form requests (a form link is a credential too).
+    SIGN_IN_RATE_LIMIT: str = "20/minute"
+    FORM_RATE_LIMIT: str = "60/minute"
     # How long a staff token or console session lasts before signing in again.
     TOKEN_TTL_MINUTES: int = 60
     # The hospital's single sign-on (OpenID Connect): its issuer, the audience its tokens name for

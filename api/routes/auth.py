@@ -23,11 +23,13 @@ from services.identity import (
 from api.deps import ServicesDep, SessionDep
 from api.schemas import Message
 from api.security import SESSION_COOKIE, Access, allow, audit_row, public
+from api.throttle import sign_in_throttle
 from services.principals import Principal, PrincipalKind, Role
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 Public = Annotated[None, Depends(public)]
+Throttled = Annotated[None, Depends(sign_in_throttle)]
 SignedIn = Annotated[Access, Depends(allow(*Role))]
 SIGN_IN_RESPONSES = {401: {"model": Message, "description": "Wrong email or password, or the account is locked."},
                      429: {"model": Message, "description": "Too many attempts from this address; wait."}}
@@ -54,7 +56,7 @@ class PasswordChange(BaseModel):
 
 @router.post("/token", response_model=Token, responses=SIGN_IN_RESPONSES)
 async def sign_in_for_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
-                            services: ServicesDep, _: Public) -> Token:
+                            services: ServicesDep, _: Public, __: Throttled) -> Token:
     """Exchange a staff email and password for a bearer token (the OAuth2 password flow)."""
     _, token, ttl = await _sign_in(request, services, form.username, form.password)
     return Token(access_token=token, expires_in=int(ttl.total_seconds()))
@@ -62,7 +64,7 @@ async def sign_in_for_token(form: Annotated[OAuth2PasswordRequestForm, Depends()
 
 @router.post("/session", response_model=Me, responses=SIGN_IN_RESPONSES)
 async def sign_in_to_console(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
-                             response: Response, services: ServicesDep, _: Public) -> Me:
+                             response: Response, services: ServicesDep, _: Public, __: Throttled) -> Me:
     """Sign in to the console: the session lives in a secure, HttpOnly, SameSite=Strict cookie."""
     principal, token, ttl = await _sign_in(request, services, form.username, form.password)
     response.set_cookie(SESSION_COOKIE, token, max_age=int(ttl.total_seconds()), httponly=True, samesite="strict",

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ServicesDep
 from api.security import public
+from api.throttle import form_throttle
 from language.instruments.model import Instrument
 from language.instruments.scoring import AnswersInvalid
 from services.links import FormClaims, LinkExpired, LinkInvalid
@@ -23,7 +24,8 @@ from services.responses import QuestionnaireClosed, open_questionnaire, submit_r
 from store.db import Enrollment, Patient, QuestionnaireRecord
 
 # The signed link is the patient's credential: no account, and nothing but that link's questionnaire.
-router = APIRouter(prefix="/f", tags=["forms"], include_in_schema=False, dependencies=[Depends(public)])
+router = APIRouter(prefix="/f", tags=["forms"], include_in_schema=False,
+                   dependencies=[Depends(public), Depends(form_throttle)])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 
 UI = {

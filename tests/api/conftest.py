@@ -104,7 +104,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory, temporal: WorkflowEnviron
     (shipped / "tests" / "in-a-subfolder.yaml").write_text(NOT_A_SHIPPED_PATHWAY, encoding="utf-8")
     return Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'store.db'}",
                     TEMPORAL_ADDRESS=temporal.client.service_client.config.target_host,
-                    SMTP_PORT=inbox.port, PATHWAYS_DIR=shipped, TASK_QUEUE=f"carepath-api-{uuid.uuid4()}")
+                    SMTP_PORT=inbox.port, PATHWAYS_DIR=shipped, TASK_QUEUE=f"carepath-api-{uuid.uuid4()}",
+                    # Route tests sign in dozens of accounts from one address; tests/api/test_access.py
+                    # checks the limits with an app of its own.
+                    SIGN_IN_RATE_LIMIT="100000/minute", FORM_RATE_LIMIT="100000/minute")
 
 
 @pytest.fixture(scope="session")

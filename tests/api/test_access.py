@@ -232,3 +232,15 @@ async def test_the_hospital_s_single_sign_on_gets_in_as_the_matching_account(set
             unknown = provider.token(sub="someone-else", email="someone.else@hospital.example")
             async with client_of(app, {"Authorization": f"Bearer {unknown}"}) as stranger:
                 assert (await stranger.get("/auth/me")).status_code == 401
+
+
+async def test_sign_in_and_form_links_are_rate_limited_per_address(settings: Settings, tmp_path: Path):
+    app = create_app(settings.model_copy(update={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}",
+                                                 "SIGN_IN_RATE_LIMIT": "3/minute", "FORM_RATE_LIMIT": "2/minute"}))
+    async with app.router.lifespan_context(app), client_of(app) as anonymous:
+        attempts = [await anonymous.post("/auth/token", data={"username": "x@staff.test", "password": "guess"})
+                    for _ in range(4)]
+        assert [attempt.status_code for attempt in attempts] == [401, 401, 401, 429]
+        assert 1 <= int(attempts[-1].headers["Retry-After"]) <= 60
+        forms = [await anonymous.get("/f/not-a-token") for _ in range(3)]
+        assert [form.status_code for form in forms] == [403, 403, 429]

@@ -192,6 +192,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
     api_port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("CAREPATH_")} | {
         "CAREPATH_ENVIRONMENT": "test",
+        # Every test's patient answers from this one address.
+        "CAREPATH_FORM_RATE_LIMIT": "100000/minute",
         "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'store.db'}",
         "CAREPATH_TEMPORAL_ADDRESS": temporal_server.client.service_client.config.target_host,
         "CAREPATH_TASK_QUEUE": f"carepath-e2e-{uuid.uuid4()}",
