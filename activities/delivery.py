@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, OutgoingMessage, Recipient
 from store.db import CallTaskRecord, Enrollment, Patient, QuestionnaireRecord, TouchpointRecord, utcnow
-from language.templates import render
+from language.templates import TemplateRefused, render
 from workflows.contracts import (
     DELIVER_MESSAGE,
     RECORD_ENROLLMENT_STATUS,
@@ -48,7 +48,12 @@ class DeliveryActivities:
                 return DeliveryReceipt(duplicate=True)
             patient = await self._patient_of(session, request.enrollment_id)
             record_id = record.id
-        message = self._compose(request, patient)
+        try:
+            message = self._compose(request, patient)
+        except TemplateRefused as refused:
+            # The same template would be refused on every retry: record it and let the pathway go on.
+            await self._update(record_id, status="failed", last_error=str(refused))
+            raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
         try:
             await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
         except ApplicationError as error:

@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from simpleeval import EvalWithCompoundTypes
+from simpleeval import DEFAULT_OPERATORS, EvalWithCompoundTypes
 
 # Values every questionnaire rule can use, besides the instrument's own item ids.
 RESPONSE_NAMES = {
@@ -20,6 +20,21 @@ RESPONSE_NAMES = {
 
 
 _FORBIDDEN_NODES = (ast.Call, ast.Attribute, ast.Subscript, ast.Lambda, ast.NamedExpr, ast.comprehension)
+# Operators that can make a number or a text grow without bound (9 ** 3999999, 1 << 10**8): a rule
+# compares values, and these would stall the workflow that evaluates it.
+_UNBOUNDED_OPERATORS = (ast.Pow, ast.LShift, ast.RShift, ast.BitAnd, ast.BitOr, ast.BitXor, ast.Invert)
+MAXIMUM_LENGTH = 500
+
+
+def _multiply_numbers(left: Any, right: Any) -> Any:
+    """`*` for numbers only: 'a' * 50000000 is not a comparison."""
+    if not all(isinstance(value, int | float) for value in (left, right)):
+        raise TypeError("* multiplies numbers only")
+    return left * right
+
+
+_OPERATORS = {operator: function for operator, function in DEFAULT_OPERATORS.items()
+              if operator not in _UNBOUNDED_OPERATORS} | {ast.Mult: _multiply_numbers}
 
 
 def names_in(expression: str) -> set[str]:
@@ -29,6 +44,8 @@ def names_in(expression: str) -> set[str]:
 def expression_problems(expression: str, allowed: Iterable[str]) -> list[str]:
     """Why an expression cannot be used with these names, or nothing if it can."""
     allowed = set(allowed) | {"True", "False", "None"}
+    if len(expression) > MAXIMUM_LENGTH:
+        return [f"an expression of {len(expression)} characters is too long; at most {MAXIMUM_LENGTH} (split the rule)"]
     try:
         used = names_in(expression)
     except SyntaxError as error:
@@ -42,9 +59,19 @@ def expression_problems(expression: str, allowed: Iterable[str]) -> list[str]:
     if any(isinstance(node, _FORBIDDEN_NODES) for node in ast.walk(tree)):
         problems.append("expressions compare values (score >= 10, 'x' in flags, and/or/not); "
                         "function calls, attributes, subscripts and lambdas are not allowed")
+    if any(isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
+           and any(isinstance(side, ast.Constant) and isinstance(side.value, str) for side in (node.left, node.right))
+           for node in ast.walk(tree)):
+        problems.append("* multiplies numbers, not text")
+    if any(isinstance(node, _UNBOUNDED_OPERATORS) for node in ast.walk(tree)):
+        problems.append("**, <<, >> and bitwise operators are not allowed: a rule compares values "
+                        "(+, -, *, / on numbers are)")
     return problems
 
 
 def evaluate(expression: str, names: Mapping[str, Any]) -> Any:
-    """Evaluate with exactly these names and no functions; raises on type errors (e.g. None >= 7)."""
-    return EvalWithCompoundTypes(names=dict(names), functions={}).eval(expression.strip())
+    """Evaluate with exactly these names and no functions; raises on type errors (e.g. None >= 7), and on
+    what validation refuses (a snapshot deployed before a check existed still meets it here)."""
+    if len(expression) > MAXIMUM_LENGTH:
+        raise ValueError(f"an expression of {len(expression)} characters is too long")
+    return EvalWithCompoundTypes(operators=_OPERATORS, names=dict(names), functions={}).eval(expression.strip())

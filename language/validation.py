@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from datetime import timedelta
 
-from jinja2 import TemplateSyntaxError, meta
 from pydantic import ValidationError
 
 from language import timing
@@ -26,7 +25,7 @@ from language.model import (
 )
 from language.rule_checks import RuleScope, rule_problems
 from language.schema_errors import schema_problems
-from language.templates import environment, template_problems
+from language.templates import template_problems, variables_in
 
 
 def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], teams: Collection[str]) -> Pathway:
@@ -183,17 +182,10 @@ def _templates_problems(where: Location, templates: Mapping[str, MessageTemplate
         for part in ("subject", "body"):
             source = getattr(template, part)
             problems += [((*where, locale, part), message) for message in template_problems(source, extra)]
-            used |= _variables_in(source)
+            used |= variables_in(source)
         problems += [((*where, locale), f"the message must contain {{{{ {name} }}}}, "
                                         "or the patient has no way to reach the form") for name in extra.keys() - used]
     return problems
-
-
-def _variables_in(source: str) -> set[str]:
-    try:
-        return meta.find_undeclared_variables(environment().parse(source))
-    except TemplateSyntaxError:
-        return set()
 
 
 def _timing_problems(index: int, step: PathwayStep) -> list[tuple[Location, str]]:
