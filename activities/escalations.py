@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,11 +26,13 @@ from workflows.contracts import (
 
 class EscalationActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], email: EmailChannel, base_url: str,
-                 http: httpx.AsyncClient):
+                 http: httpx.AsyncClient, webhook_problem: Callable[[str], str | None]):
         self._sessions = sessions
         self._email = email
         self._base_url = base_url.rstrip("/")
         self._http = http
+        # Checked again at send time: a team row may predate the allowlist, or the allowlist have shrunk.
+        self._webhook_problem = webhook_problem
 
     @activity.defn(name=RECORD_ESCALATION)
     async def record_escalation(self, event: EscalationEvent) -> None:
@@ -77,6 +81,9 @@ class EscalationActivities:
         team = await self._team(notification)
         if not team.webhook:
             return False
+        problem = self._webhook_problem(team.webhook)
+        if problem:
+            raise ApplicationError(f"team '{team.id}': {problem}", type="WebhookNotAllowed", non_retryable=True)
         payload = notification.model_dump(include={"escalation_id", "team", "tier", "priority", "reason", "trigger"})
         try:
             response = await self._http.post(team.webhook, json=payload | {"links": self._links(notification)},

@@ -6,6 +6,9 @@ database at start, where staff members are added to teams.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from urllib.parse import urlsplit
+
 from pydantic import Field, ValidationError, model_validator
 
 from language.loader import DocumentInvalid, load_document
@@ -53,3 +56,20 @@ def teams_named(pathway: Pathway) -> set[str]:
     """The teams a pathway puts work to: every escalation tier's and every call step's."""
     return ({tier.notify for policy in pathway.escalation_policies.values() for tier in policy.tiers}
             | {step.team for step in pathway.steps if isinstance(step, CallStep)})
+
+
+def webhook_problem(url: str, allowed_hosts: Collection[str], require_https: bool) -> str | None:
+    """Why carepath must not POST an escalation to `url`, or None. Only hosts the operator listed
+    (`*.hospital.example` for a domain's hosts): a webhook is where a patient's escalation goes, and an
+    address such as http://169.254.169.254/ would reach the machine's own secrets."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("https", "http") or not host:
+        return f"webhook {url!r} is not an http(s) address"
+    if require_https and parts.scheme != "https":
+        return f"webhook {url!r} must use https"
+    if not any(host == allowed.lower() or (allowed.startswith("*.") and host.endswith(allowed[1:].lower()))
+               for allowed in allowed_hosts):
+        listed = ", ".join(allowed_hosts) or "none yet"
+        return f"webhook host {host!r} is not allowed; allowed hosts (CAREPATH_WEBHOOK_ALLOWED_HOSTS): {listed}"
+    return None

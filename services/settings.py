@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from language.teams import webhook_problem
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
 MINIMUM_SECRET_LENGTH = 32
@@ -52,6 +54,9 @@ class Settings(SiteSettings):
     # patient form requests (a form link is a credential too).
     SIGN_IN_RATE_LIMIT: str = "20/minute"
     FORM_RATE_LIMIT: str = "60/minute"
+    # Hosts team webhooks may point at (exact, or "*.hospital.example"); none by default. In development
+    # and test, loopback is allowed besides, and plain http.
+    WEBHOOK_ALLOWED_HOSTS: list[str] = []
     # How long a staff token or console session lasts before signing in again.
     TOKEN_TTL_MINUTES: int = 60
     # The hospital's single sign-on (OpenID Connect): its issuer, the audience its tokens name for
@@ -92,6 +97,14 @@ class Settings(SiteSettings):
 
         check_payload_keys(self.PAYLOAD_KEYS, required=self.ENVIRONMENT not in ("development", "test"))
         return self
+
+    @property
+    def webhook_hosts(self) -> list[str]:
+        loopback = ["127.0.0.1", "localhost", "::1"] if self.ENVIRONMENT in ("development", "test") else []
+        return [*self.WEBHOOK_ALLOWED_HOSTS, *loopback]
+
+    def webhook_problem(self, url: str) -> str | None:
+        return webhook_problem(url, self.webhook_hosts, require_https=self.ENVIRONMENT == "production")
 
     @property
     def secret_keys(self) -> list[str]:

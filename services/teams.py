@@ -8,7 +8,7 @@ it is and reported, so an operator editing the file sees why the change did not 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,12 +30,20 @@ class SeededTeams:
     added: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     """Teams whose stored version differs from the file's and was left as it was."""
+    refused: list[str] = field(default_factory=list)
 
 
-async def seed_teams(sessions: async_sessionmaker[AsyncSession], teams: Mapping[str, Team]) -> SeededTeams:
-    """Add the roster's teams that the database lacks; a team changed through the API is kept as it is."""
+async def seed_teams(sessions: async_sessionmaker[AsyncSession], teams: Mapping[str, Team],
+                     webhook_problem: Callable[[str], str | None]) -> SeededTeams:
+    """Add the roster's teams that the database lacks; a team changed through the API is kept as it is,
+    and a team whose webhook is not allowed is left out (and logged): it would never be told."""
     seeded = SeededTeams()
     for team in teams.values():
+        problem = team.webhook and webhook_problem(team.webhook)
+        if problem:
+            seeded.refused.append(team.id)
+            log.error("team %s from the roster file was not loaded: %s", team.id, problem)
+            continue
         # One transaction per team: a second API process seeding at the same moment costs one
         # team's insert, not the whole roster.
         async with sessions() as session:
@@ -58,7 +66,8 @@ async def seed_teams(sessions: async_sessionmaker[AsyncSession], teams: Mapping[
     return seeded
 
 
-async def seed_teams_file(sessions: async_sessionmaker[AsyncSession], path: Path) -> SeededTeams:
+async def seed_teams_file(sessions: async_sessionmaker[AsyncSession], path: Path,
+                          webhook_problem: Callable[[str], str | None]) -> SeededTeams:
     """Seed from a roster file; a missing or invalid file is logged and changes nothing."""
     if not path.is_file():
         log.info("no team roster at %s; teams come from the API only", path)
@@ -68,7 +77,7 @@ async def seed_teams_file(sessions: async_sessionmaker[AsyncSession], path: Path
     except DocumentInvalid as invalid:
         log.error("%s was not loaded; it has %d problem(s):\n%s", path, len(invalid.problems), invalid)
         return SeededTeams()
-    seeded = await seed_teams(sessions, teams)
-    log.info("%s: %d team(s), %d added, %d kept as changed through the API", path.name, len(teams),
-             len(seeded.added), len(seeded.kept))
+    seeded = await seed_teams(sessions, teams, webhook_problem)
+    log.info("%s: %d team(s), %d added, %d kept as changed through the API, %d refused", path.name, len(teams),
+             len(seeded.added), len(seeded.kept), len(seeded.refused))
     return seeded

@@ -47,7 +47,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
     site = site or load_site(settings.PATHWAYS_DIR)
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     async with httpx.AsyncClient(trust_env=False) as http:
-        escalations = EscalationActivities(sessions, email, settings.PUBLIC_BASE_URL, http)
+        escalations = EscalationActivities(sessions, email, settings.PUBLIC_BASE_URL, http, settings.webhook_problem)
         try:
             yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS, build_id=build_id,
                          activities=[delivery.deliver_message, delivery.record_enrollment_status,

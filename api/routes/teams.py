@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.paging import PageDep
 from api.schemas import NO_CHANNEL, Message, TeamCreate, TeamPublic, TeamUpdate
 from api.security import Access, allow
 from services.principals import Role
 from services.scope import visible_teams
+from services.settings import Settings
 from store.db import TeamRecord
 
 router = APIRouter(prefix="/teams", tags=["teams"])
@@ -27,8 +28,9 @@ Staff = Annotated[Access, Depends(allow(Role.ADMIN, Role.CLINICAL_MANAGER, Role.
 
 @router.post("", response_model=TeamPublic, status_code=status.HTTP_201_CREATED,
              responses={409: {"model": Message, "description": "A team with this id exists."}})
-async def create_team(body: TeamCreate, session: SessionDep, access: Admin) -> TeamRecord:
+async def create_team(body: TeamCreate, session: SessionDep, settings: SettingsDep, access: Admin) -> TeamRecord:
     """Add a team, which pathways can then notify and give call tasks to."""
+    refuse_webhook(settings, body.webhook)
     if await session.get(TeamRecord, body.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, already_exists(body.id))
     team = TeamRecord(**body.model_dump())
@@ -58,10 +60,12 @@ async def read_team(team_id: str, session: SessionDep, access: Staff) -> TeamRec
     response_model=TeamPublic,
     responses={404: {"model": Message}, 422: {"description": "A malformed field, or no channel would remain."}},
 )
-async def update_team(team_id: str, body: TeamUpdate, session: SessionDep, access: Routing) -> TeamRecord:
+async def update_team(team_id: str, body: TeamUpdate, session: SessionDep, settings: SettingsDep,
+                      access: Routing) -> TeamRecord:
     """Change a team's name or channels; the roster file never overwrites the change."""
     team = await team_or_404(session, team_id)
     changes = body.model_dump(exclude_unset=True)
+    refuse_webhook(settings, changes.get("webhook"))
     if not changes.get("email", team.email) and not changes.get("webhook", team.webhook):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, NO_CHANNEL.format(team_id))
     for name, value in changes.items():
@@ -69,6 +73,12 @@ async def update_team(team_id: str, body: TeamUpdate, session: SessionDep, acces
     await access.record(session, "team.update", target=team_id)
     await session.commit()
     return team
+
+
+def refuse_webhook(settings: Settings, webhook: str | None) -> None:
+    problem = webhook and settings.webhook_problem(webhook)
+    if problem:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
 
 
 def already_exists(team_id: str) -> str:

@@ -107,7 +107,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory, temporal: WorkflowEnviron
                     SMTP_PORT=inbox.port, PATHWAYS_DIR=shipped, TASK_QUEUE=f"carepath-api-{uuid.uuid4()}",
                     # Route tests sign in dozens of accounts from one address; tests/api/test_access.py
                     # checks the limits with an app of its own.
-                    SIGN_IN_RATE_LIMIT="100000/minute", FORM_RATE_LIMIT="100000/minute")
+                    SIGN_IN_RATE_LIMIT="100000/minute", FORM_RATE_LIMIT="100000/minute",
+                    WEBHOOK_ALLOWED_HOSTS=["pager.hospital.test"])
 
 
 @pytest.fixture(scope="session")

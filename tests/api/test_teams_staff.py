@@ -14,6 +14,9 @@ from tests.api.accounts import Accounts
 
 ROSTER = """\
 teams:
+  - id: exfiltrated
+    name: Not really a team
+    webhook: http://169.254.169.254/latest/meta-data
   - id: ward-a
     name: Ward A nurses
     email: ward-a@hospital.test
@@ -66,6 +69,18 @@ async def test_a_team_needs_a_channel_and_well_formed_fields(api: httpx.AsyncCli
     assert response.status_code == 422
     assert sorted(error["loc"][-1] for error in response.json()["detail"]) == ["email", "id", "webhook"]
     assert (await api.get(f"/teams/{silent['id']}")).status_code == 404
+
+
+async def test_a_webhook_goes_only_to_an_allowed_host(api: httpx.AsyncClient):
+    team = await add_team(api)
+    for url, because in (("http://169.254.169.254/latest/meta-data", "webhook host '169.254.169.254' is not allowed"),
+                         ("https://pager.elsewhere.example/hook", "webhook host 'pager.elsewhere.example' is not allowed")):
+        created = await api.post("/teams", json=new_team(webhook=url))
+        assert created.status_code == 422 and because in created.json()["detail"], created.text
+        changed = await api.patch(f"/teams/{team['id']}", json={"webhook": url})
+        assert changed.status_code == 422 and because in changed.json()["detail"], changed.text
+    assert "(CAREPATH_WEBHOOK_ALLOWED_HOSTS): pager.hospital.test, 127.0.0.1" in changed.json()["detail"]
+    assert (await api.get(f"/teams/{team['id']}")).json() == team
 
 
 async def test_an_unknown_team_is_404(api: httpx.AsyncClient):
@@ -204,7 +219,11 @@ async def test_the_roster_file_seeds_teams_and_never_overwrites_a_change_made_th
               if record.levelno == logging.WARNING and record.name == "services.teams"]
     assert kept.startswith("team ward-a differs from the roster file; keeping the database's version")
     assert "email 'ward-a-desk@hospital.test' (file: 'ward-a@hospital.test')" in kept
-    assert "teams.yaml: 3 team(s), 1 added, 1 kept as changed through the API" in caplog.text
+    assert "teams.yaml: 4 team(s), 1 added, 1 kept as changed through the API, 1 refused" in caplog.text
+    [refused] = {record.getMessage() for record in caplog.records  # at each start
+                 if record.levelno == logging.ERROR and record.name == "services.teams"}
+    assert refused.startswith("team exfiltrated from the roster file was not loaded: webhook host '169.254.169.254'")
+    assert "exfiltrated" not in teams
 
 
 async def test_a_broken_roster_file_is_reported_and_the_api_still_starts(site: Settings, caplog):

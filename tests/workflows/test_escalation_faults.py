@@ -241,3 +241,17 @@ async def test_an_acknowledged_escalation_not_resolved_in_time_opens_again(time_
 
     await escalation.execute_update(EscalationWorkflow.resolve, StaffAction(staff_id="st_midwife", team="midwives"))
     assert (await escalation.result()).status == "resolved"
+
+
+async def test_a_webhook_to_a_host_not_allowed_is_never_called_and_the_email_still_goes(time_skipping, stack):
+    # A row written before the allowlist existed (or before the host was taken off it).
+    await _set_team(stack, "midwives", webhook="http://169.254.169.254/latest/meta-data")
+    escalation, _ = await _escalate(time_skipping, stack)
+
+    state = await _eventually(escalation, lambda state: state.notification_failures)
+
+    assert [(f.team, f.channel, f.error) for f in state.notification_failures] == [
+        ("midwives", "webhook", "WebhookNotAllowed")]
+    await _eventually(escalation, lambda _: _mail_to(stack, MIDWIVES))
+    [audited] = await _audit(stack, "notify_failed")
+    assert audited.detail == "webhook: WebhookNotAllowed"
