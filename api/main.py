@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
-from services.identity import OidcVerifier
 
+from api.body_limit import BodySizeLimit
 from api.deps import Services
 from api.routes import (
     api_keys,
@@ -32,6 +32,7 @@ from api.routes import (
     worklist,
 )
 from api.security import undeclared_routes
+from services.identity import OidcVerifier
 from services.links import form_links
 from services.registry import PathwayRegistry
 from services.settings import Settings, get_settings
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=generate_unique_id,
     )
     app.include_router(api_router)
+    app.add_middleware(BodySizeLimit)
     if settings.CODEC_ORIGINS:
         # Temporal's UI calls the codec endpoint from the browser, with the user's credentials.
         app.add_middleware(CORSMiddleware, allow_origins=settings.CODEC_ORIGINS, allow_credentials=True,

@@ -244,3 +244,17 @@ async def test_sign_in_and_form_links_are_rate_limited_per_address(settings: Set
         assert 1 <= int(attempts[-1].headers["Retry-After"]) <= 60
         forms = [await anonymous.get("/f/not-a-token") for _ in range(3)]
         assert [form.status_code for form in forms] == [403, 403, 429]
+
+
+async def test_a_body_past_one_megabyte_is_refused_however_it_is_sent(api: httpx.AsyncClient):
+    too_big = b"# " + b"x" * (1024 * 1024) + b"\n"
+    declared = await api.post("/pathways", content=too_big, headers={"Content-Type": "application/yaml"})
+    assert (declared.status_code, declared.json()) == (413, {"detail": "the request body is larger than 1048576 bytes"})
+
+    async def chunks():  # no Content-Length: counted as it streams
+        for start in range(0, len(too_big), 64 * 1024):
+            yield too_big[start:start + 64 * 1024]
+
+    streamed = await api.post("/pathways", content=chunks(), headers={"Content-Type": "application/yaml"})
+    assert streamed.status_code == 413
+    assert (await api.post("/patients", content=b"{}", headers={"Content-Type": "application/json"})).status_code == 422
