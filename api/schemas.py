@@ -341,7 +341,7 @@ class AccessLogLine(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     at: datetime
-    actor_kind: str = Field(description="staff, api_key, or anonymous")
+    actor_kind: str = Field(description="staff, api_key, form_link (whoever holds the patient's link), or anonymous")
     actor_id: str | None
     actor_roles: str
     action: str = Field(examples=["patient.read", "enrollment.cancel"])

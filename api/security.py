@@ -75,9 +75,10 @@ class Access:
 
 def audit_row(principal: Principal | None, client_ip: str | None, reason: str | None, action: str, *,
               outcome: str, patient_id: str | None = None, enrollment_id: str | None = None,
-              target: str | None = None) -> AccessAudit:
+              target: str | None = None, actor_kind: str = "anonymous") -> AccessAudit:
+    """One audit line; without a principal, `actor_kind` says who it was (a sign-in attempt, a form link)."""
     return AccessAudit(
-        at=datetime.now(UTC), actor_kind=principal.kind.value if principal else "anonymous",
+        at=datetime.now(UTC), actor_kind=principal.kind.value if principal else actor_kind,
         actor_id=principal.id if principal else None,
         actor_roles=",".join(sorted(principal.roles)) if principal else "", action=action, outcome=outcome,
         patient_id=patient_id, enrollment_id=enrollment_id, target=target, client_ip=client_ip,

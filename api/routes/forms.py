@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ServicesDep
-from api.security import public
+from api.security import audit_row, public
 from api.throttle import form_throttle
 from language.instruments.model import Instrument
 from language.instruments.scoring import AnswersInvalid
@@ -139,6 +139,12 @@ async def _open_form(request: Request, services, token: str):
             questionnaire = await open_questionnaire(session, claims.enrollment_id, claims.step_id, claims.occurrence)
         except QuestionnaireClosed as closed:
             return _closed(request, patient.locale, closed)
+        # The link is the patient's credential; whoever holds it used their data, and the access log says so.
+        session.add(audit_row(None, request.client.host if request.client else None, None,
+                              f"form.{'submit' if request.method == 'POST' else 'open'}", outcome="allowed",
+                              patient_id=patient.id, enrollment_id=claims.enrollment_id,
+                              target=f"{claims.step_id}/{claims.occurrence}", actor_kind="form_link"))
+        await session.commit()
     return claims, patient, questionnaire
 
 

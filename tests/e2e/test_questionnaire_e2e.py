@@ -102,6 +102,11 @@ async def test_a_patient_answers_through_the_emailed_link_and_the_rules_act(stac
     assert second.status_code == 410 and "already answered" in second.text
     assert (await _phq9_entry(stack, enrollment_id))["response"]["score"] == 15
 
+    # Whoever held the link used the patient's data: the access log says when, and from where.
+    log = (await stack.http.get(f"/patients/{patient['id']}/access-log")).json()
+    by_link = [(line["action"], line["actor_kind"], line["target"]) for line in log if line["actor_kind"] == "form_link"]
+    assert by_link == [("form.submit", "form_link", "phq9/1")] * 2 + [("form.open", "form_link", "phq9/1")]
+
 
 async def test_the_form_speaks_the_patients_language(stack, deployed):
     _, _, link = await _enroll_with_link(stack, "e2e-mood", locale="zh-CN", timezone="Asia/Shanghai")
