@@ -62,7 +62,13 @@ Anchor = Annotated[
 ]
 
 
+HospitalNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"),
+                          Field(description="the hospital's own identifier for the patient (MRN)", examples=["MRN-0042731"])]
+
+
 class PatientCreate(BaseModel):
+    hospital_number: HospitalNumber | None = None
     given_name: Name
     family_name: Name
     email: Email | None = None
@@ -75,6 +81,7 @@ class PatientPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
+    hospital_number: str | None
     given_name: str
     family_name: str
     email: str | None

@@ -61,6 +61,8 @@ class Patient(Base):
     __tablename__ = "patients"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pt"))
+    # The hospital's own identifier (MRN): what its systems know the patient by.
+    hospital_number: Mapped[str | None] = mapped_column(String(64), unique=True)
     given_name: Mapped[str] = mapped_column(String(200))
     family_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))

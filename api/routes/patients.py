@@ -2,12 +2,19 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.deps import SessionDep
 from api.paging import PageDep
-from api.schemas import AccessLogLine, Message, PatientCreate, PatientPublic
+from api.schemas import (
+    AccessLogLine,
+    HospitalNumber,
+    Message,
+    PatientCreate,
+    PatientPublic,
+)
 from api.security import Access, allow
 from services.principals import Role
 from services.scope import may_see_patient
@@ -16,6 +23,7 @@ from store.db import AccessAudit, Patient
 router = APIRouter(prefix="/patients", tags=["patients"])
 
 Registers = Annotated[Access, Depends(allow(Role.CLINICIAN, Role.INTEGRATION))]
+Integration = Annotated[Access, Depends(allow(Role.INTEGRATION))]
 Clinician = Annotated[Access, Depends(allow(Role.CLINICIAN))]
 Auditor = Annotated[Access, Depends(allow(Role.AUDITOR))]
 
@@ -25,8 +33,45 @@ async def create_patient(body: PatientCreate, session: SessionDep, access: Regis
     """Register a patient, who can then be enrolled in pathways."""
     patient = Patient(**body.model_dump())
     session.add(patient)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"a patient with hospital number {body.hospital_number} "
+                            f"exists; PUT /patients/by-hospital-number/{body.hospital_number} updates them") from None
     await access.record(session, "patient.create", patient_id=patient.id)
+    await session.commit()
+    return patient
+
+
+@router.put("/by-hospital-number/{hospital_number}", response_model=PatientPublic,
+            responses={200: {"model": PatientPublic, "description": "Updated: the hospital number was known."},
+                       201: {"model": PatientPublic, "description": "Registered."},
+                       422: {"description": "A malformed field, or a body naming another hospital number."}})
+async def upsert_patient(hospital_number: HospitalNumber, body: PatientCreate, response: Response,
+                         session: SessionDep, access: Integration) -> Patient:
+    """Register a patient by the hospital's number, or bring their details up to date: what a hospital
+    system sends on admission or discharge, safe to repeat."""
+    if body.hospital_number not in (None, hospital_number):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"the body names hospital number {body.hospital_number}, the URL {hospital_number}")
+    details = body.model_dump() | {"hospital_number": hospital_number}
+    for _ in range(2):  # the same number sent twice at once: the second insert finds the first's row
+        patient = await session.scalar(select(Patient).where(Patient.hospital_number == hospital_number))
+        created = patient is None
+        if created:
+            patient = Patient(**details)
+            session.add(patient)
+        else:
+            for name, value in details.items():
+                setattr(patient, name, value)
+        try:
+            await session.flush()
+            break
+        except IntegrityError:
+            await session.rollback()
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    await access.record(session, "patient.upsert", patient_id=patient.id)
     await session.commit()
     return patient
 

@@ -29,6 +29,7 @@ WHO_MAY = {
     ("GET", "/auth/me"): EVERYONE,
     ("POST", "/auth/password"): EVERYONE,
     ("POST", "/patients"): {CLINICIAN, INTEGRATION},
+    ("PUT", "/patients/by-hospital-number/{hospital_number}"): {INTEGRATION},
     ("GET", "/patients/{patient_id}"): {CLINICIAN},
     ("GET", "/patients/{patient_id}/access-log"): {AUDITOR},
     ("GET", "/pathways"): EVERYONE,

@@ -1,4 +1,8 @@
+import uuid
+
 import httpx
+
+from services.principals import Role
 
 NEW_PATIENT = {"given_name": "Mei", "family_name": "Chen", "email": "mei.chen@example.test", "phone": "+86 138 0013 8000",
                "locale": "zh-CN", "timezone": "Asia/Shanghai"}
@@ -43,3 +47,21 @@ async def test_names_and_email_are_checked(api: httpx.AsyncClient):
     response = await api.post("/patients", json=NEW_PATIENT | {"given_name": "  ", "email": "not an address"})
     assert response.status_code == 422
     assert sorted(error["loc"][-1] for error in response.json()["detail"]) == ["email", "given_name"]
+
+
+async def test_a_hospital_system_upserts_patients_by_their_hospital_number(api: httpx.AsyncClient, as_role):
+    system = await as_role(Role.INTEGRATION)
+    number = f"MRN-{uuid.uuid4().hex[:8]}"
+    url = f"/patients/by-hospital-number/{number}"
+
+    created = await system.put(url, json=NEW_PATIENT)
+    assert created.status_code == 201, created.text
+    assert created.json()["hospital_number"] == number
+    moved = await system.put(url, json=NEW_PATIENT | {"phone": "+86 139 0000 0000", "hospital_number": number})
+    assert moved.status_code == 200 and moved.json()["id"] == created.json()["id"]
+    assert (await api.get(f"/patients/{created.json()['id']}")).json()["phone"] == "+86 139 0000 0000"
+
+    other = await system.put(url, json=NEW_PATIENT | {"hospital_number": "MRN-SOMEONE-ELSE"})
+    assert other.status_code == 422 and "MRN-SOMEONE-ELSE" in other.json()["detail"]
+    taken = await api.post("/patients", json=NEW_PATIENT | {"hospital_number": number})
+    assert taken.status_code == 409
