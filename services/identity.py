@@ -12,7 +12,7 @@ import hmac
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import jwt
 from argon2 import PasswordHasher
@@ -93,11 +93,16 @@ async def sign_in(session: AsyncSession, email: str, password: str, now: datetim
     return await principal_for_staff(session, member.id)
 
 
+def set_password(member: StaffMember, password: str) -> None:
+    """Give an account a password of the staff member's choosing (PasswordRefused if under 12 characters)."""
+    member.password_hash = hash_password(password)
+
+
 async def change_password(session: AsyncSession, staff_id: str, current: str, new: str) -> None:
     member = await session.get(StaffMember, staff_id)
     if member is None or not verify_password(member.password_hash, current):
         raise PasswordRefused("the current password is not right")
-    member.password_hash = hash_password(new)
+    set_password(member, new)
 
 
 async def principal_for_staff(session: AsyncSession, staff_id: str) -> Principal | None:
@@ -167,7 +172,7 @@ async def revoke_api_key(session: AsyncSession, key_id: str, now: datetime) -> N
 class OidcVerifier:
     """Bearer tokens from the hospital's identity provider, checked against its published keys (JWKS)."""
 
-    ALGORITHMS = ["RS256", "ES256"]
+    ALGORITHMS = ("RS256", "ES256")  # asymmetric only: no shared secret to forge with
 
     def __init__(self, issuer: str, audience: str | None, jwks_url: str):
         self._issuer, self._audience = issuer, audience
@@ -178,12 +183,19 @@ class OidcVerifier:
         try:
             # PyJWKClient fetches over blocking HTTP (cached after the first time): keep it off the loop.
             key = await asyncio.to_thread(self._keys.get_signing_key_from_jwt, token)
-            claims = jwt.decode(token, key.key, algorithms=self.ALGORITHMS, issuer=self._issuer,
+            claims = jwt.decode(token, key.key, algorithms=list(self.ALGORITHMS), issuer=self._issuer,
                                 audience=self._audience, options={"require": ["sub", "exp", "iss"],
                                                                   "verify_aud": self._audience is not None})
         except jwt.PyJWTError:
             return None
         return OidcIdentity(str(claims["sub"]), claims.get("email"))
+
+    async def subject(self, token: str) -> OidcIdentity:
+        """As `identity`, raising TokenInvalid for a token the provider did not sign for us, or no longer current."""
+        identity = await self.identity(token)
+        if identity is None:
+            raise TokenInvalid("not a current token of the identity provider for carepath")
+        return identity
 
 
 async def principal_for_oidc(session: AsyncSession, identity: OidcIdentity) -> Principal | None:
@@ -206,6 +218,16 @@ async def create_admin(session: AsyncSession, email: str, name: str,
                             password_hash=hash_password(password)))
     await session.commit()
     return password
+
+
+FIRST_ADMIN_EMAIL = "admin@carepath.localhost"
+
+
+async def ensure_first_admin(session: AsyncSession, roles: Collection[Role] = (Role.ADMIN,)) -> tuple[str, str] | None:
+    """On a database with no active administrator, (email, one-time password) of a new one; else None."""
+    if await has_admin(session):
+        return None
+    return FIRST_ADMIN_EMAIL, await create_admin(session, FIRST_ADMIN_EMAIL, "First administrator", roles=roles)
 
 
 async def has_admin(session: AsyncSession) -> bool:

@@ -75,7 +75,7 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="pathway YAML file
             typer.echo(f"{path}: ok")
         except typer.Exit as failed:
             worst = max(worst, failed.exit_code)
-        except Exception as error:  # a bug of ours must not look like the author's mistake, nor a traceback
+        except Exception as error:  # noqa: BLE001 - a bug of ours must not look like the author's mistake, nor a traceback
             typer.echo(f"{path}: carepath could not check this file ({type(error).__name__}: {error}); "
                        "please report it", err=True)
             worst = max(worst, EXIT_UNREADABLE)

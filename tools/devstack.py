@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.identity import create_admin, has_admin
+from services.identity import ensure_first_admin
 from services.principals import Role
 from services.settings import PROJECT_ROOT
 from store.db import create_engine, migrate, session_factory
@@ -81,7 +81,7 @@ async def _temporal_answers(address: str) -> bool:
     try:
         client = await Client.connect(address)
         return await client.service_client.check_health()
-    except Exception:  # not listening yet, or still starting its services
+    except Exception:  # noqa: BLE001 - not listening yet, or still starting its services
         return False
 
 
@@ -105,18 +105,13 @@ class Child:
         return "stopped" if status in (0, -signal.SIGTERM) else ending(status)
 
 
-FIRST_ACCOUNT_EMAIL = "admin@carepath.localhost"
-
-
 async def first_account(database_url: str) -> tuple[str, str] | None:
     """On a database with no administrator, an account with every role, so that one sign-in lets a newcomer
     deploy, enroll and act on the worklist (production uses `carepath users create-admin`: admin only)."""
     engine = create_engine(database_url)
     try:
         async with session_factory(engine)() as session:
-            if await has_admin(session):
-                return None
-            return FIRST_ACCOUNT_EMAIL, await create_admin(session, FIRST_ACCOUNT_EMAIL, "First account", roles=set(Role))
+            return await ensure_first_admin(session, roles=set(Role))
     finally:
         await engine.dispose()
 

@@ -9,24 +9,36 @@ from pathlib import Path
 
 import jwt
 import pytest
+from argon2 import PasswordHasher
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.accounts import create_staff
 from services.identity import (
+    FIRST_ADMIN_EMAIL,
     LOCKOUT,
     OidcVerifier,
+    PasswordRefused,
     SignInRefused,
     TokenInvalid,
     create_api_key,
+    ensure_first_admin,
     issue_token,
     principal_for_api_key,
     principal_for_oidc,
     read_token,
     revoke_api_key,
+    set_password,
     sign_in,
 )
 from services.principals import PrincipalKind, Role
-from store.db import StaffMember, TeamRecord, create_engine, migrate, session_factory
+from store.db import (
+    ApiKey,
+    StaffMember,
+    TeamRecord,
+    create_engine,
+    migrate,
+    session_factory,
+)
 from tests.identity_provider import IdentityProvider
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -170,3 +182,47 @@ async def test_single_sign_on_refuses_tokens_not_made_for_us(provider: IdentityP
                   jwt.encode({"iss": provider.ISSUER, "aud": "carepath", "sub": "x",
                               "exp": datetime.now(UTC) + timedelta(minutes=5)}, "a secret shared with nobody, long enough", algorithm="HS256")):
         assert await verifier.identity(token) is None
+
+
+async def test_a_chosen_password_needs_twelve_characters_and_an_old_hash_is_renewed(sessions):
+    staff_id, _ = await new_staff(sessions)
+    async with sessions() as session:
+        member = await session.get(StaffMember, staff_id)
+        with pytest.raises(PasswordRefused):
+            set_password(member, "short pass")
+        # A hash made with weaker parameters than today's is replaced at the next sign-in.
+        member.password_hash = PasswordHasher(time_cost=1, memory_cost=8192).hash("a password long enough")
+        await session.commit()
+    await attempt(sessions, "li.na@hospital.example", "a password long enough", NOW)
+    async with sessions() as session:
+        renewed = (await session.get(StaffMember, staff_id)).password_hash
+    assert "t=1," not in renewed and PasswordHasher().verify(renewed, "a password long enough")
+
+
+async def test_a_key_s_use_is_recorded_at_most_once_a_minute(sessions):
+    async with sessions() as session:
+        record, key = await create_api_key(session, "HIS", ["integration"], ["midwives"], "st_admin")
+        await session.commit()
+    for now in (NOW, NOW + timedelta(seconds=59), NOW + timedelta(seconds=61)):
+        async with sessions() as session:
+            assert (await principal_for_api_key(session, key, now)).teams == {"midwives"}
+            await session.commit()
+        async with sessions() as session:
+            seen = (await session.get(ApiKey, record.id)).last_used_at
+        assert seen == (NOW + timedelta(seconds=61) if now > NOW + timedelta(minutes=1) else NOW)
+
+
+async def test_subject_raises_for_a_token_not_made_for_us(provider: IdentityProvider):
+    verifier = OidcVerifier(provider.ISSUER, "carepath", provider.jwks_url)
+    assert (await verifier.subject(provider.token())).subject == "f3a9-subject"
+    with pytest.raises(TokenInvalid):
+        await verifier.subject(provider.token(aud="another-app"))
+
+
+async def test_the_first_administrator_is_made_once(sessions):
+    async with sessions() as session:
+        email, password = await ensure_first_admin(session)
+    assert email == FIRST_ADMIN_EMAIL
+    assert (await attempt(sessions, email, password, NOW)).roles == {Role.ADMIN}
+    async with sessions() as session:
+        assert await ensure_first_admin(session) is None
