@@ -96,7 +96,7 @@ class TimelineEntry(BaseModel):
 
 class TimelineEvent(BaseModel):
     at: AwareDatetime
-    kind: Literal["tag", "escalation", "stop"]
+    kind: Literal["tag", "escalation", "stop", "screening_failed"]
     detail: str
     escalation_id: str | None = None
 

@@ -69,6 +69,10 @@ DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coef
                              maximum_interval=timedelta(minutes=10), maximum_attempts=10)
 DELIVERY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# Screening sits between a patient's answer and the safety net: a few quick retries, then the worse case.
+SCREENING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                              maximum_interval=timedelta(seconds=4), maximum_attempts=4)
+SCREENING_ATTEMPT_TIMEOUT = timedelta(seconds=10)
 # Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
 ENROLLMENT_GRACE = timedelta(minutes=15)
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
@@ -167,11 +171,27 @@ class PathwayWorkflow:
                                                   band=response.band, flags=response.flags, items=response.items,
                                                   tags=self._tags))
         entry.outcome = self._apply(decision, entry, RuleOutcome())
-        crisis_words = submission.has_free_text and await workflow.execute_activity(
-            SCREEN_FREE_TEXT, submission.response_id, result_type=bool,
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=DELIVERY_RETRY)
+        crisis_words = submission.has_free_text and await self._screen(submission.response_id)
         self._apply(safety_net(decision, crisis_words=crisis_words, flags=submission.flags), entry, entry.outcome)
         return entry.outcome
+
+    async def _screen(self, response_id: str) -> bool:
+        """Whether the free text holds crisis words. If it cannot be screened (the database or the worker's
+        lexicon unavailable for a few seconds of retries), the answer is the worse case: possible crisis,
+        routed urgently by the safety net now, rather than a patient in crisis waiting for an outage."""
+        if not workflow.patched("screening-failure-is-possible-crisis"):
+            return await workflow.execute_activity(SCREEN_FREE_TEXT, response_id, result_type=bool,
+                                                   start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                                                   retry_policy=DELIVERY_RETRY)
+        try:
+            return await workflow.execute_activity(SCREEN_FREE_TEXT, response_id, result_type=bool,
+                                                   start_to_close_timeout=SCREENING_ATTEMPT_TIMEOUT,
+                                                   retry_policy=SCREENING_RETRY)
+        except ActivityError as error:
+            cause = error.cause.type if isinstance(error.cause, ApplicationError) else type(error.cause).__name__
+            self._events.append(TimelineEvent(at=workflow.now(), kind="screening_failed",
+                                              detail=f"free text not screened ({cause}); treated as possible crisis"))
+            return True
 
     @workflow.update
     async def record_call_outcome(self, outcome: CallOutcome) -> RuleOutcome:

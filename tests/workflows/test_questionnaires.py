@@ -193,3 +193,25 @@ async def test_a_second_answer_to_the_same_occurrence_is_refused(time_skipping, 
         await _answer(stack, enrolled, phq9(3, 3, 3, 3, 3, 3, 3, 3, 0))
     timeline = await enrolled.workflow.result()
     assert timeline.tags == [] and [e.response.score for e in timeline.entries if e.response] == [0]
+
+
+async def test_free_text_that_cannot_be_screened_is_routed_as_a_possible_crisis(time_skipping, stack):
+    enrolled, opens = await _enroll(time_skipping, stack)
+    await _sleep_until(time_skipping, opens + timedelta(minutes=30))
+    # A stored response the screening activity cannot read (its instrument is not on this worker), as
+    # when the screening cannot run at all: after a few quick retries the workflow takes the worse
+    # case, instead of waiting out the outage or skipping the safety net.
+    async with stack.sessions.begin() as session:
+        questionnaire = await session.scalar(select(QuestionnaireRecord))
+        response = ResponseRecord(questionnaire_id=questionnaire.id, instrument_id="retired-instrument",
+                                  answers={"note": "I cannot go on"}, source="patient")
+        session.add(response)
+    outcome = await enrolled.workflow.execute_update(PathwayWorkflow.submit_response, ResponseSubmission(
+        step_id="phq9", occurrence=1, response_id=response.id, score=3, band="minimal", has_free_text=True))
+
+    assert len(outcome.escalations) == 1
+    [escalation] = await _recorded_escalations(stack, 1)
+    assert (escalation.priority, escalation.policy) == ("urgent", "crisis")
+    timeline = await enrolled.workflow.query(PathwayWorkflow.timeline)
+    [failed] = [event for event in timeline.events if event.kind == "screening_failed"]
+    assert failed.detail == "free text not screened (KeyError); treated as possible crisis"
