@@ -190,13 +190,6 @@ class OidcVerifier:
             return None
         return OidcIdentity(str(claims["sub"]), claims.get("email"))
 
-    async def subject(self, token: str) -> OidcIdentity:
-        """As `identity`, raising TokenInvalid for a token the provider did not sign for us, or no longer current."""
-        identity = await self.identity(token)
-        if identity is None:
-            raise TokenInvalid("not a current token of the identity provider for carepath")
-        return identity
-
 
 async def principal_for_oidc(session: AsyncSession, identity: OidcIdentity) -> Principal | None:
     """The account the provider's subject was linked to, or else the active account with its email (then
