@@ -69,6 +69,8 @@ DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coef
                              maximum_interval=timedelta(minutes=10), maximum_attempts=10)
 DELIVERY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(minutes=5))
 # Screening sits between a patient's answer and the safety net: a few quick retries, then the worse case.
 SCREENING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                               maximum_interval=timedelta(seconds=4), maximum_attempts=4)
@@ -361,8 +363,10 @@ class PathwayWorkflow:
             self._in_flight = None
 
     async def _bookkeeping(self, activity: str, payload: object) -> None:
+        # Our own database: kept trying however long it is down (each attempt bounded), never giving up and
+        # failing the enrollment, which would lose every later touchpoint.
         await workflow.execute_activity(activity, payload, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-                                        retry_policy=DELIVERY_RETRY)
+                                        retry_policy=BOOKKEEPING_RETRY)
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
