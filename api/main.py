@@ -34,6 +34,7 @@ from api.routes import (
 from api.security import undeclared_routes
 from services.identity import OidcVerifier
 from services.links import form_links
+from services.reconciler import reconciling
 from services.registry import PathwayRegistry
 from services.settings import Settings, get_settings
 from services.site import load_site
@@ -83,7 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # The codec endpoint decrypts with the very codec the client encrypts with.
             app.state.services = Services(settings, sessions, temporal, registry, site.instruments, form_links(settings),
                                           temporal.data_converter.payload_codec, oidc)
-            yield
+            # Active enrollments left without a workflow (a crash between commit and start) get one.
+            async with reconciling(settings.RECONCILE_INTERVAL_SECONDS, sessions, temporal, registry,
+                                   settings.TASK_QUEUE):
+                yield
         finally:
             await engine.dispose()
 

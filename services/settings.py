@@ -67,6 +67,9 @@ class Settings(SiteSettings):
     # Encrypts what Temporal stores (services/payload_codec.py): "<id>:<base64 of 32 bytes>,<id>:<base64>",
     # the first encrypts, all decrypt. Required outside development and test, where a key is derived.
     PAYLOAD_KEYS: SecretStr | None = None
+    # How often the API starts the workflow of any active enrollment that has none (services/reconciler.py),
+    # first at start-up; 0 disables it.
+    RECONCILE_INTERVAL_SECONDS: int = 300
 
     @model_validator(mode="after")
     def _single_sign_on_complete(self) -> "Settings":
