@@ -1,9 +1,19 @@
-"""Delivering messages: the only place where a patient's details meet a template and a channel."""
+"""Delivering messages: the only place where a patient's details meet a template and a channel.
+
+Once, as near as SMTP allows. An attempt claims the message's row (its key: enrollment, step,
+occurrence, purpose) for a lease longer than an attempt can last; while that lease holds, another
+attempt (Temporal retrying after a timeout, while the first may still be talking to the server)
+waits instead of sending, and only the holder of the claim records the outcome, so a late attempt
+never overwrites a newer one. The one ambiguous case is an attempt that lost its lease while
+sending: whether the server took the message is unknown, so the next attempt sends it again with
+the same Message-ID (mail systems and clients recognise the repeat). A possible duplicate, never a
+silent loss.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select, update
@@ -12,8 +22,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, OutgoingMessage, Recipient
-from store.db import CallTaskRecord, Enrollment, Patient, QuestionnaireRecord, TouchpointRecord, utcnow
 from language.templates import TemplateRefused, render
+from store.db import (
+    CallTaskRecord,
+    Enrollment,
+    Patient,
+    QuestionnaireRecord,
+    TouchpointRecord,
+    utcnow,
+)
 from workflows.contracts import (
     DELIVER_MESSAGE,
     RECORD_ENROLLMENT_STATUS,
@@ -21,6 +38,14 @@ from workflows.contracts import (
     EnrollmentStatusChange,
     MessageDelivery,
 )
+
+# Longer than an attempt can take (its 30 s start-to-close timeout, SMTP's own 20 s, the database):
+# past it, the attempt is surely over, one way or another.
+CLAIM_LEASE = timedelta(seconds=90)
+
+
+def _attempt_of(info: activity.Info) -> str:
+    return f"{info.workflow_run_id}/{info.activity_id}/{info.attempt}"
 
 
 class FormLinkSigner(Protocol):
@@ -42,8 +67,9 @@ class DeliveryActivities:
         channel = self._channels.get(request.channel)
         if channel is None:
             raise ApplicationError(f"no channel '{request.channel}' is configured", type="NoChannel", non_retryable=True)
+        claim = _attempt_of(activity.info())
         async with self._sessions.begin() as session:
-            record = await self._claim(session, request)
+            record = await self._claim(session, request, claim)
             if record.status == "sent":
                 return DeliveryReceipt(duplicate=True)
             patient = await self._patient_of(session, request.enrollment_id)
@@ -52,14 +78,15 @@ class DeliveryActivities:
             message = self._compose(request, patient)
         except TemplateRefused as refused:
             # The same template would be refused on every retry: record it and let the pathway go on.
-            await self._update(record_id, status="failed", last_error=str(refused))
+            await self._record(record_id, claim, status="failed", last_error=str(refused))
             raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
         try:
             await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
         except ApplicationError as error:
-            await self._update(record_id, status="failed", last_error=error.message)
+            await self._record(record_id, claim, status="failed", last_error=error.message)
             raise
-        await self._update(record_id, status="sent", sent_at=utcnow(), message_id=message.message_id, last_error=None)
+        await self._record(record_id, claim, status="sent", sent_at=utcnow(), message_id=message.message_id,
+                           last_error=None)
         return DeliveryReceipt(duplicate=False)
 
     @activity.defn(name=RECORD_ENROLLMENT_STATUS)
@@ -83,7 +110,7 @@ class DeliveryActivities:
                     .where(CallTaskRecord.enrollment_id == change.enrollment_id, CallTaskRecord.status == "open")
                     .values(status="cancelled", closed_reason=reason))
 
-    async def _claim(self, session: AsyncSession, request: MessageDelivery) -> TouchpointRecord:
+    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str) -> TouchpointRecord:
         record = await session.scalar(
             select(TouchpointRecord).where(
                 TouchpointRecord.enrollment_id == request.enrollment_id,
@@ -97,8 +124,14 @@ class DeliveryActivities:
                                       occurrence=request.occurrence, purpose=request.purpose,
                                       channel=request.channel, due_at=request.due, status="sending", attempts=0)
             session.add(record)
-        if record.status != "sent":
-            record.status, record.attempts = "sending", record.attempts + 1
+        if record.status == "sent":
+            return record
+        now = utcnow()
+        if record.status == "sending" and record.claim not in (None, claim) and record.claimed_until > now:
+            raise ApplicationError("an earlier attempt may still be sending this message; retried after its lease",
+                                   type="DeliveryInProgress")
+        record.status, record.attempts, record.claim, record.claimed_until = (
+            "sending", record.attempts + 1, claim, now + CLAIM_LEASE)
         await session.flush()
         return record
 
@@ -110,11 +143,15 @@ class DeliveryActivities:
             raise ApplicationError(f"enrollment {enrollment_id} has no patient", type="NoPatient", non_retryable=True)
         return patient
 
-    async def _update(self, record_id: int, **values) -> None:
+    async def _record(self, record_id: int, claim: str, **values) -> None:
+        """The attempt's outcome, if the attempt still holds the claim; else a newer attempt has taken the
+        message over and its outcome stands."""
         async with self._sessions.begin() as session:
-            record = await session.get(TouchpointRecord, record_id)
-            for name, value in values.items():
-                setattr(record, name, value)
+            taken = await session.execute(update(TouchpointRecord).where(
+                TouchpointRecord.id == record_id, TouchpointRecord.claim == claim).values(**values))
+        if taken.rowcount == 0:
+            activity.logger.warning("delivery attempt %s finished after another took over touchpoint %d; "
+                                    "its outcome (%s) is not recorded", claim, record_id, values.get("status"))
 
     def _compose(self, request: MessageDelivery, patient: Patient) -> OutgoingMessage:
         locale = patient.locale if patient.locale in request.templates else next(iter(request.templates))

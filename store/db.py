@@ -125,6 +125,10 @@ class TouchpointRecord(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The delivery attempt that holds the message while it is `sending`, and until when: another attempt
+    # may take it over only after that (see activities/delivery.py), and only the holder records the outcome.
+    claim: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
 

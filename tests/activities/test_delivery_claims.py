@@ -1,0 +1,103 @@
+"""A message's delivery attempts, as Temporal's retries produce them: one attempt still sending when
+the next starts, and one finishing after it was overtaken. Real database, real SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.channels import EmailChannel, SmtpSettings
+from activities.delivery import DeliveryActivities
+from store.db import (
+    Enrollment,
+    Patient,
+    TouchpointRecord,
+    create_engine,
+    migrate,
+    session_factory,
+    utcnow,
+)
+from tools.smtp_sink import SmtpSink
+from workflows.contracts import MessageDelivery, MessageTemplate
+
+
+class Links:
+    def url(self, enrollment_id, step_id, occurrence, expires) -> str:
+        return "https://carepath.example/f/unused"
+
+
+@pytest.fixture
+async def delivery(tmp_path: Path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    await asyncio.to_thread(migrate, url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    async with sessions.begin() as session:
+        session.add(Patient(id="pt_1", given_name="Wei", family_name="Li", email="wei@example.test", locale="en",
+                            timezone="UTC"))
+        await session.flush()
+        session.add(Enrollment(id="en_1", patient_id="pt_1", pathway_id="p", pathway_version=1, anchor=utcnow(),
+                               timezone="UTC", request_fingerprint="x"))
+    with SmtpSink() as inbox:
+        email = EmailChannel(SmtpSettings(host="127.0.0.1", port=inbox.port, sender="carepath@example.test"))
+        yield DeliveryActivities(sessions, {"email": email}, Links()), sessions, inbox
+    await engine.dispose()
+
+
+REQUEST = MessageDelivery(enrollment_id="en_1", pathway_id="p", pathway_title="P", step_id="hello", occurrence=1,
+                          channel="email", due=utcnow(),
+                          templates={"en": MessageTemplate(subject="Hello", body="Dear {{ patient.first_name }}")})
+
+
+def attempt(number: int) -> ActivityEnvironment:
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, attempt=number)
+    return environment
+
+
+async def test_a_retry_waits_while_an_earlier_attempt_may_still_be_sending(delivery):
+    activities, sessions, inbox = delivery
+    # Attempt 1 claimed the message and is still talking to the server (or hung) when Temporal,
+    # its start-to-close timeout passed, starts attempt 2.
+    async with sessions.begin() as session:
+        await activities._claim(session, REQUEST, "test-run/test/1")
+
+    with pytest.raises(ApplicationError) as waiting:
+        await attempt(2).run(activities.deliver_message, REQUEST)
+    assert waiting.value.type == "DeliveryInProgress" and not waiting.value.non_retryable
+    assert inbox.messages == []
+
+    # Its lease over, attempt 1 is surely finished: whether the server took the message is unknown, so
+    # attempt 3 sends it, with the same Message-ID.
+    async with sessions.begin() as session:
+        await session.execute(update(TouchpointRecord).values(claimed_until=utcnow() - timedelta(seconds=1)))
+    receipt = await attempt(3).run(activities.deliver_message, REQUEST)
+    assert not receipt.duplicate
+    [mail] = inbox.messages
+    assert mail.message_id == "<en_1.hello.1.scheduled@carepath>"
+
+
+async def test_an_overtaken_attempt_does_not_overwrite_the_outcome(delivery):
+    activities, sessions, inbox = delivery
+    async with sessions.begin() as session:
+        record = await activities._claim(session, REQUEST, "test-run/test/1")
+        record_id = record.id
+        record.claimed_until = utcnow() - timedelta(seconds=1)
+    await attempt(2).run(activities.deliver_message, REQUEST)
+
+    # Attempt 1 comes back late with a failure: attempt 2's "sent" stands.
+    await activities._record(record_id, "test-run/test/1", status="failed", last_error="SMTP server unreachable")
+    async with sessions() as session:
+        stored = await session.get(TouchpointRecord, record_id)
+    assert (stored.status, stored.last_error, stored.attempts) == ("sent", None, 2)
+    assert len(inbox.messages) == 1
+    # And a third attempt (the workflow retrying a lost answer) sends nothing.
+    assert (await attempt(3).run(activities.deliver_message, REQUEST)).duplicate
+    assert len(inbox.messages) == 1
