@@ -54,6 +54,9 @@ class Settings(SiteSettings):
     # patient form requests (a form link is a credential too).
     SIGN_IN_RATE_LIMIT: str = "20/minute"
     FORM_RATE_LIMIT: str = "60/minute"
+    # Who is told what only a person can fix: a message that finally could not go, our database not
+    # answering for BOOKKEEPING_STALL. Unset, such alerts are only logged (at ERROR).
+    OPERATIONS_EMAIL: str | None = None
     # Hosts team webhooks may point at (exact, or "*.hospital.example"); none by default. In development
     # and test, loopback is allowed besides, and plain http.
     WEBHOOK_ALLOWED_HOSTS: list[str] = []

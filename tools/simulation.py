@@ -118,6 +118,9 @@ class _RecordingConsole:
         self._sink.append(message)
 
 
+OPERATIONS_EMAIL = "operations@carepath.localhost"
+
+
 @asynccontextmanager
 async def local_stack(client: Client, workdir: Path, site: Site | None = None) -> AsyncIterator[Stack]:
     """Everything but Temporal itself, wired to `client`, in `workdir`; torn down cleanly on exit.
@@ -125,7 +128,7 @@ async def local_stack(client: Client, workdir: Path, site: Site | None = None) -
     `site`: the pathways folder's instruments and lexicon, if already loaded (default: CAREPATH_PATHWAYS_DIR)."""
     with SmtpSink() as inbox:
         settings = Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'store.db'}",
-                            SMTP_PORT=inbox.port)
+                            SMTP_PORT=inbox.port, OPERATIONS_EMAIL=OPERATIONS_EMAIL)
         site = site or load_site(settings.PATHWAYS_DIR)
         engine = create_engine(settings.DATABASE_URL)
         # A fresh file needs the newest schema, not its history: creating the tables from the models

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import httpx
 from temporalio.client import Client
@@ -12,11 +12,12 @@ from temporalio.worker import Worker
 from activities.channels import Channel, ConsoleChannel, EmailChannel, SmtpSettings
 from activities.delivery import DeliveryActivities
 from activities.escalations import EscalationActivities
+from activities.operations import OperationsActivities
 from activities.questionnaires import QuestionnaireActivities
-from store.db import create_engine, session_factory
 from services.links import form_links
 from services.settings import Settings
 from services.site import Site, load_site
+from store.db import create_engine, session_factory
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
@@ -48,12 +49,14 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     async with httpx.AsyncClient(trust_env=False) as http:
         escalations = EscalationActivities(sessions, email, settings.PUBLIC_BASE_URL, http, settings.webhook_problem)
+        operations = OperationsActivities(email, settings.OPERATIONS_EMAIL)
         try:
             yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS, build_id=build_id,
                          activities=[delivery.deliver_message, delivery.record_enrollment_status,
                                      questionnaires.open_questionnaire, questionnaires.expire_questionnaire,
                                      questionnaires.screen_free_text, escalations.record_escalation,
                                      escalations.notify_team, escalations.notify_team_by_email,
-                                     escalations.notify_team_by_webhook, escalations.open_call_task])
+                                     escalations.notify_team_by_webhook, escalations.open_call_task,
+                                     operations.alert_operations])
         finally:
             await engine.dispose()

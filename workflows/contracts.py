@@ -26,6 +26,7 @@ NOTIFY_TEAM_BY_WEBHOOK = "notify_team_by_webhook"
 OPEN_CALL_TASK = "open_call_task"
 CLOSE_CALL_TASK = "close_call_task"
 SCREEN_FREE_TEXT = "screen_free_text"
+ALERT_OPERATIONS = "alert_operations"
 
 TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired",
                           "reached", "not_reached"]
@@ -291,3 +292,12 @@ class EnrollmentStatusChange(BaseModel):
     enrollment_id: str
     status: EnrollmentStatus
     reason: str | None = None
+
+
+class OperationsAlert(BaseModel):
+    """Something only a person can fix (a message that could not go, our database not answering), told
+    to the site's operations staff: ids and the kind of error, never a patient's details."""
+
+    enrollment_id: str
+    what: str
+    detail: str

@@ -18,14 +18,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from language.model import Actions, Escalate
     from language.plan import compile_plan, questionnaire_window
-    from language.rules import Decision, decide, measured_names, response_names, safety_net
+    from language.rules import (
+        Decision,
+        decide,
+        measured_names,
+        response_names,
+        safety_net,
+    )
+    from workflows import retries
     from workflows.agenda import (
         Agenda,
         AgendaItem,
@@ -38,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         first_item,
     )
     from workflows.contracts import (
+        ALERT_OPERATIONS,
         DELIVER_MESSAGE,
         EXPIRE_QUESTIONNAIRE,
         OPEN_CALL_TASK,
@@ -52,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         EnrollmentRun,
         EnrollmentStatusChange,
         FormLink,
+        OperationsAlert,
         ResponseSubmission,
         ResponseSummary,
         RuleOutcome,
@@ -61,20 +69,16 @@ with workflow.unsafe.imports_passed_through():
         escalation_workflow_id,
     )
     from workflows.escalation import EscalationWorkflow
-    from workflows.payloads import call_task, escalation_start, form_link, message_delivery, questionnaire_occurrence
+    from workflows.payloads import (
+        call_task,
+        escalation_start,
+        form_link,
+        message_delivery,
+        questionnaire_occurrence,
+    )
 
-# A delivery that keeps failing for about an hour is recorded as failed rather than blocking the
-# rest of the pathway; each attempt is bounded so a hung SMTP server cannot hold an attempt forever.
-DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                             maximum_interval=timedelta(minutes=10), maximum_attempts=10)
-DELIVERY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
-BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
-BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                                maximum_interval=timedelta(minutes=5))
-# Screening sits between a patient's answer and the safety net: a few quick retries, then the worse case.
-SCREENING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                              maximum_interval=timedelta(seconds=4), maximum_attempts=4)
-SCREENING_ATTEMPT_TIMEOUT = timedelta(seconds=10)
+# Runs started before operations alerts replay without them.
+OPERATIONS_ALERTS = "alert-operations"
 # Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
 ENROLLMENT_GRACE = timedelta(minutes=15)
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
@@ -134,7 +138,7 @@ class PathwayWorkflow:
         await workflow.execute_activity(
             RECORD_ENROLLMENT_STATUS,
             EnrollmentStatusChange(enrollment_id=run.enrollment_id, status=self._status(), reason=self._ended_by()),
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.timeline()
@@ -183,12 +187,12 @@ class PathwayWorkflow:
         routed urgently by the safety net now, rather than a patient in crisis waiting for an outage."""
         if not workflow.patched("screening-failure-is-possible-crisis"):
             return await workflow.execute_activity(SCREEN_FREE_TEXT, response_id, result_type=bool,
-                                                   start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-                                                   retry_policy=DELIVERY_RETRY)
+                                                   start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
+                                                   retry_policy=retries.DELIVERY_RETRY)
         try:
             return await workflow.execute_activity(SCREEN_FREE_TEXT, response_id, result_type=bool,
-                                                   start_to_close_timeout=SCREENING_ATTEMPT_TIMEOUT,
-                                                   retry_policy=SCREENING_RETRY)
+                                                   start_to_close_timeout=retries.SCREENING_ATTEMPT_TIMEOUT,
+                                                   retry_policy=retries.SCREENING_RETRY)
         except ActivityError as error:
             cause = error.cause.type if isinstance(error.cause, ApplicationError) else type(error.cause).__name__
             self._events.append(TimelineEvent(at=workflow.now(), kind="screening_failed",
@@ -348,8 +352,8 @@ class PathwayWorkflow:
                 message_delivery(self._run, step, entry, purpose=purpose, templates=templates, due=due or entry.due,
                                  form=form),
                 result_type=DeliveryReceipt,
-                start_to_close_timeout=DELIVERY_ATTEMPT_TIMEOUT,
-                retry_policy=DELIVERY_RETRY,
+                start_to_close_timeout=retries.DELIVERY_ATTEMPT_TIMEOUT,
+                retry_policy=retries.DELIVERY_RETRY,
             )
             entry.at = entry.at or workflow.now()
             if receipt.duplicate:
@@ -358,15 +362,34 @@ class PathwayWorkflow:
         except ActivityError as error:
             entry.at = entry.at or workflow.now()
             entry.detail = f"{purpose}: {error.cause.message if error.cause else error}"
+            await self._alert_operations("a message could not be delivered", f"{entry.key}: {entry.detail}")
             return False
         finally:
             self._in_flight = None
 
     async def _bookkeeping(self, activity: str, payload: object) -> None:
         # Our own database: kept trying however long it is down (each attempt bounded), never giving up and
-        # failing the enrollment, which would lose every later touchpoint.
-        await workflow.execute_activity(activity, payload, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-                                        retry_policy=BOOKKEEPING_RETRY)
+        # failing the enrollment, which would lose every later touchpoint; operations are told if it stalls.
+        running = workflow.start_activity(activity, payload, start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
+                                          retry_policy=retries.BOOKKEEPING_RETRY)
+        if workflow.patched(OPERATIONS_ALERTS):
+            try:
+                await workflow.wait_condition(running.done, timeout=retries.BOOKKEEPING_STALL)
+            except TimeoutError:
+                await self._alert_operations("the database has not answered", f"{activity} still failing after "
+                                             f"{retries.BOOKKEEPING_STALL}; retrying until it answers")
+        await running
+
+    async def _alert_operations(self, what: str, detail: str) -> None:
+        """Tell the operations staff; an alert that cannot go is in the worker's log, and the pathway goes on."""
+        if not workflow.patched(OPERATIONS_ALERTS):
+            return
+        try:
+            await workflow.execute_activity(ALERT_OPERATIONS, OperationsAlert(
+                enrollment_id=self._run.enrollment_id, what=what, detail=detail),
+                start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT, retry_policy=retries.ALERT_RETRY)
+        except ActivityError:
+            pass
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)

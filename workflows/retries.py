@@ -1,0 +1,23 @@
+"""How long the pathway workflow keeps trying each kind of activity, and how long one attempt may take."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# A delivery that keeps failing for about an hour is recorded as failed rather than blocking the
+# rest of the pathway; each attempt is bounded so a hung SMTP server cannot hold an attempt forever.
+DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                             maximum_interval=timedelta(minutes=10), maximum_attempts=10)
+DELIVERY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(minutes=5))
+BOOKKEEPING_STALL = timedelta(minutes=30)
+ALERT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=1),
+                          maximum_attempts=5)
+# Screening sits between a patient's answer and the safety net: a few quick retries, then the worse case.
+SCREENING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                              maximum_interval=timedelta(seconds=4), maximum_attempts=4)
+SCREENING_ATTEMPT_TIMEOUT = timedelta(seconds=10)
