@@ -11,7 +11,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import EmailChannel, OutgoingMessage, Recipient
-from store.db import CallTaskRecord, Enrollment, EscalationAudit, EscalationRecord, Patient, TeamRecord
+from store.db import (
+    CallTaskRecord,
+    Enrollment,
+    EscalationAudit,
+    EscalationRecord,
+    Patient,
+    TeamRecord,
+)
 from workflows.contracts import (
     NOTIFY_TEAM,
     NOTIFY_TEAM_BY_EMAIL,

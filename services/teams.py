@@ -15,10 +15,10 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store.db import TeamRecord
 from language.loader import DocumentInvalid
 from language.teams import Team
 from services.site import load_teams
+from store.db import TeamRecord
 
 log = logging.getLogger(__name__)
 
