@@ -1,13 +1,16 @@
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from language.instruments.model import Instrument
 from services.settings import PROJECT_ROOT
 from services.site import load_instruments
+from store.db import create_engine, migrate, session_factory
 
 _exit_status = 0
 
@@ -48,3 +51,13 @@ def postgres_url(tmp_path_factory) -> Iterator[str]:
         # postgresql://postgres:@/postgres?host=<socket directory>
         socket_dir = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
         yield f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+
+
+@pytest.fixture
+async def database(tmp_path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a migrated SQLite database of the test's own."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    await asyncio.to_thread(migrate, url)
+    engine = create_engine(url)
+    yield session_factory(engine)
+    await engine.dispose()

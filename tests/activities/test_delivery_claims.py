@@ -3,10 +3,8 @@ the next starts, and one finishing after it was overtaken. Real database, real S
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -19,9 +17,6 @@ from store.db import (
     Enrollment,
     Patient,
     TouchpointRecord,
-    create_engine,
-    migrate,
-    session_factory,
     utcnow,
 )
 from tools.smtp_sink import SmtpSink
@@ -34,11 +29,8 @@ class Links:
 
 
 @pytest.fixture
-async def delivery(tmp_path: Path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
+async def delivery(database):
+    sessions = database
     async with sessions.begin() as session:
         session.add(Patient(id="pt_1", given_name="Wei", family_name="Li", email="wei@example.test", locale="en",
                             timezone="UTC"))
@@ -48,7 +40,6 @@ async def delivery(tmp_path: Path):
     with SmtpSink() as inbox:
         email = EmailChannel(SmtpSettings(host="127.0.0.1", port=inbox.port, sender="carepath@example.test"))
         yield DeliveryActivities(sessions, {"email": email}, Links()), sessions, inbox
-    await engine.dispose()
 
 
 REQUEST = MessageDelivery(enrollment_id="en_1", pathway_id="p", pathway_title="P", step_id="hello", occurrence=1,

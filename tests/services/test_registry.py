@@ -1,16 +1,15 @@
 """The registry on its own: loading shipped files at start-up, on a real database file."""
 
-import asyncio
 import logging
 from pathlib import Path
 
 import pytest
 
-from store.db import PathwayVersion, create_engine, migrate, session_factory, utcnow
 from language.loader import DocumentInvalid
 from services.registry import PathwayRegistry, UnknownPathway, source_digest
 from services.settings import PROJECT_ROOT
 from services.site import load_site
+from store.db import PathwayVersion, utcnow
 
 SITE = load_site(PROJECT_ROOT / "pathways")
 
@@ -27,15 +26,6 @@ steps:
     template:
       en: {subject: "Hello", body: "Dear {{ patient.first_name }}"}
 """
-
-
-@pytest.fixture
-async def database(tmp_path: Path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 @pytest.fixture
