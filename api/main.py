@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.body_limit import BodySizeLimit
 from api.deps import Services
+from api.overload import Overload
 from api.routes import (
     api_keys,
     audit,
@@ -59,6 +61,20 @@ api_router.include_router(audit.router)
 api_router.include_router(codec.router)
 
 
+class CodecCors:
+    """Temporal's UI calls the codec endpoint from its own origin, with the user's credentials: CORS for
+    /codec and for nothing else, so that origin's pages cannot read patient data from the other routes."""
+
+    def __init__(self, app: ASGIApp, origins: list[str]):
+        self.app = app
+        self.cors = CORSMiddleware(app, allow_origins=origins, allow_credentials=True, allow_methods=["POST"],
+                                   allow_headers=["Authorization", "Content-Type", "X-Namespace"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        codec = scope["type"] == "http" and scope["path"].startswith("/codec/")
+        await (self.cors if codec else self.app)(scope, receive, send)
+
+
 def generate_unique_id(route: APIRoute) -> str:
     """OpenAPI operation ids such as `enrollments-create_enrollment`, for clean generated clients."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
@@ -70,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, settings.DATABASE_URL)
-        engine = create_engine(settings.DATABASE_URL)
+        engine = create_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE,
+                               pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS)
         try:
             sessions = session_factory(engine)
             site = load_site(settings.PATHWAYS_DIR)
@@ -101,10 +118,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(api_router)
     app.add_middleware(BodySizeLimit)
+    # Outside the body limit: a request refused for overload is refused before its body is read.
+    app.add_middleware(Overload, limit=settings.MAX_CONCURRENT_REQUESTS)
     if settings.CODEC_ORIGINS:
-        # Temporal's UI calls the codec endpoint from the browser, with the user's credentials.
-        app.add_middleware(CORSMiddleware, allow_origins=settings.CODEC_ORIGINS, allow_credentials=True,
-                           allow_methods=["POST"], allow_headers=["Authorization", "Content-Type", "X-Namespace"])
+        app.add_middleware(CodecCors, origins=settings.CODEC_ORIGINS)
     undeclared = undeclared_routes(app)
     if undeclared:
         # Deny by default: a route nobody decided the audience of must not be served at all.

@@ -12,8 +12,9 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.api.common.v1 import Payloads
 from temporalio.testing import WorkflowEnvironment
 
+from api.main import create_app
 from services.principals import Role
-from tests.api.accounts import Accounts
+from tests.api.accounts import Accounts, client_of
 from workflows.contracts import workflow_id_for
 
 
@@ -50,3 +51,18 @@ async def test_the_codec_endpoint_decodes_for_clinicians_only(api: httpx.AsyncCl
     lines = (await auditor.get("/audit", params={"actor": clinician_id})).json()
     assert [(line["action"], line["target"]) for line in lines] == [("temporal.payloads.decode", "default"),
                                                                     ("auth.sign_in", None)]
+
+
+async def test_only_the_codec_answers_temporal_s_ui_across_origins(settings, tmp_path):
+    ui = "http://127.0.0.1:8233"
+    app = create_app(settings.model_copy(update={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cors.db'}",
+                                                 "CODEC_ORIGINS": [ui]}))
+    preflight = {"Origin": ui, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    async with app.router.lifespan_context(app), client_of(app) as browser:
+        codec = await browser.options("/codec/decode", headers=preflight)
+        assert codec.status_code == 200 and codec.headers["access-control-allow-origin"] == ui
+        assert codec.headers["access-control-allow-credentials"] == "true"
+        for path in ("/patients/pt_x", "/audit"):
+            other = await browser.options(path, headers=preflight)
+            assert "access-control-allow-origin" not in other.headers, path
