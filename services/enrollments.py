@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,10 +14,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from store.db import Enrollment, EnrollmentTeam, Patient
 from language.model import Pathway
 from language.plan import anchor_instant
 from language.teams import teams_named
+from store.db import Enrollment, EnrollmentTeam, Patient
 from workflows.contracts import EnrollmentRun, workflow_id_for
 from workflows.pathway import PathwayWorkflow
 
@@ -27,6 +27,11 @@ class Enrolled:
     enrollment: Enrollment
     created: bool
     workflow: WorkflowHandle
+
+
+# Without it a start would wait as long as the client's default deadline while Temporal is slow or away;
+# past it the API answers 503 (api/overload.py) and a repeat with the Idempotency-Key starts the workflow.
+START_TIMEOUT = timedelta(seconds=10)
 
 
 class EnrollmentConflict(Exception):
@@ -80,6 +85,7 @@ async def start_workflow(client: Client, task_queue: str, enrollment: Enrollment
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            rpc_timeout=START_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle(workflow_id_for(enrollment.id))

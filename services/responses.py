@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +29,11 @@ from workflows.contracts import (
     workflow_id_for,
 )
 from workflows.pathway import PathwayWorkflow
+
+# An update is answered by a worker, a history read by the server: bounded, so a slow Temporal is a 503
+# (api/overload.py) with the response kept `received`, not a request hanging for the default deadline.
+UPDATE_TIMEOUT = timedelta(seconds=10)
+HISTORY_TIMEOUT = timedelta(seconds=5)
 
 
 class QuestionnaireClosed(Exception):
@@ -93,6 +99,7 @@ async def submit_response(sessions: async_sessionmaker[AsyncSession], client: Cl
                                items=values_read(pathway, step_id, result.items),
                                has_free_text=any(item.kind == "free_text" and str(answers.get(item.id) or "").strip()
                                                  for item in instrument.items)),
+            rpc_timeout=UPDATE_TIMEOUT,
         )
     except WorkflowUpdateFailedError as refused:
         await _finish(sessions, response.id, questionnaire.id, status="refused")
@@ -112,7 +119,7 @@ async def enrolled_pathway(client: Client, enrollment_id: str) -> Pathway:
     """The pathway exactly as the enrollment's workflow runs it: the input of its current run, one
     history event (a run continued as new carries the same pathway). RPCError NOT_FOUND if there is none."""
     handle = client.get_workflow_handle(workflow_id_for(enrollment_id))
-    async for event in handle.fetch_history_events(page_size=1):
+    async for event in handle.fetch_history_events(page_size=1, rpc_timeout=HISTORY_TIMEOUT):
         started = event.workflow_execution_started_event_attributes
         [run] = await client.data_converter.decode(started.input.payloads, [EnrollmentRun])
         return run.pathway

@@ -33,6 +33,12 @@ class Settings(SiteSettings):
     # Production unless said otherwise: a forgotten variable must not quietly weaken a deployment.
     ENVIRONMENT: Literal["development", "test", "production"] = "production"
     DATABASE_URL: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'store.db'}"
+    # Connections each API process keeps open (SQLAlchemy may open up to 10 more in a burst), and how long
+    # a request waits for one before it is answered 503 with Retry-After (api/overload.py) instead of hanging.
+    DATABASE_POOL_SIZE: int = 10
+    DATABASE_POOL_TIMEOUT_SECONDS: float = 5.0
+    # Requests one API process serves at once; the next is answered 503 with Retry-After, not queued.
+    MAX_CONCURRENT_REQUESTS: int = 64
     TEMPORAL_ADDRESS: str = "127.0.0.1:7233"
     TEMPORAL_NAMESPACE: str = "default"
     TASK_QUEUE: str = "carepath"

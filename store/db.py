@@ -22,6 +22,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy import true as sa_true
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 
@@ -133,8 +135,16 @@ class TouchpointRecord(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url)
+def create_engine(url: str, *, pool_size: int | None = None, pool_timeout: float | None = None) -> AsyncEngine:
+    """`pool_size`, `pool_timeout` (seconds to wait for a connection, then sqlalchemy.exc.TimeoutError):
+    for a pool that queues connections, PostgreSQL's and a SQLite file's; in-memory SQLite has one
+    connection (StaticPool) and takes neither. None keeps SQLAlchemy's default."""
+    options = {name: value for name, value in (("pool_size", pool_size), ("pool_timeout", pool_timeout))
+               if value is not None}
+    parsed = make_url(url)
+    if not issubclass(parsed.get_dialect().get_pool_class(parsed), QueuePool):
+        options = {}
+    engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
