@@ -40,7 +40,8 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
     is the pathways folder's instruments and lexicon, if already loaded. `build_id`: by default the
     SDK hashes the code of every loaded module (0.1 s), which a one-off simulation does not need.
     """
-    engine = create_engine(settings.DATABASE_URL)
+    engine = create_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE,
+                           pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS)
     email = EmailChannel(smtp_settings(settings))
     sessions = session_factory(engine)
     delivery = DeliveryActivities(sessions, {"email": email, "console": ConsoleChannel()} | (channels or {}),
