@@ -70,8 +70,10 @@ class Load:
         started = time.monotonic()
         try:
             response = await http.request(method, url, **kwargs)
-        except httpx.TimeoutException:
-            self.statuses["client timeout"] += 1
+        except httpx.TransportError as error:
+            # No answer: a timeout, or a kept-alive connection the server closed as it was reused. A real
+            # client repeats the request with its Idempotency-Key, and so does this one.
+            self.statuses["client timeout" if isinstance(error, httpx.TimeoutException) else "connection lost"] += 1
             self.latencies.append(time.monotonic() - started)
             return None
         self.latencies.append(time.monotonic() - started)
