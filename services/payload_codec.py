@@ -173,11 +173,6 @@ async def decode_payloads(codec: PayloadCodec, body: Mapping[str, Any] | str | b
     return await _recode(codec.decode, body)
 
 
-async def encode_payloads(codec: PayloadCodec, body: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
-    """Temporal's codec-server `/encode`: the same shape as `decode_payloads`, the other way."""
-    return await _recode(codec.encode, body)
-
-
 async def _recode(operation, body: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     if isinstance(body, (str, bytes)):
         body = json.loads(body)
