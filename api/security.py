@@ -22,6 +22,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import BaseRoute
 
@@ -65,6 +66,15 @@ class Access:
             patient_id = enrollment.patient_id if enrollment else None
         session.add(audit_row(self.principal, self.client_ip, self.reason, action, outcome=outcome,
                               patient_id=patient_id, enrollment_id=enrollment_id, target=target))
+
+    async def read_list(self, session: AsyncSession, reads: list[tuple[str, str, str]]) -> None:
+        """Audit a list's lines, each (action, enrollment id, target), committed; the patients in one query."""
+        patients = dict((await session.execute(select(Enrollment.id, Enrollment.patient_id).where(
+            Enrollment.id.in_({enrollment_id for _, enrollment_id, _ in reads})))).all())
+        session.add_all(audit_row(self.principal, self.client_ip, self.reason, action, outcome="allowed",
+                                  patient_id=patients.get(enrollment_id), enrollment_id=enrollment_id, target=target)
+                        for action, enrollment_id, target in reads)
+        await session.commit()
 
     async def read(self, session: AsyncSession, action: str, *, patient_id: str | None = None,
                    enrollment_id: str | None = None, target: str | None = None) -> None:

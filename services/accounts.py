@@ -51,8 +51,3 @@ def reset_password(member: StaffMember) -> str:
 def deactivate_staff(member: StaffMember) -> None:
     """Tokens are checked against the account on every request, so this takes effect at once."""
     member.active = False
-
-
-async def teams_of(session: AsyncSession, staff_id: str) -> list[str]:
-    return list(await session.scalars(select(StaffTeam.team_id).where(StaffTeam.staff_id == staff_id)
-                                      .order_by(StaffTeam.team_id)))

@@ -109,8 +109,17 @@ async def principal_for_staff(session: AsyncSession, staff_id: str) -> Principal
     member = await session.get(StaffMember, staff_id)
     if member is None or not member.active:
         return None
-    teams = await session.scalars(select(StaffTeam.team_id).where(StaffTeam.staff_id == staff_id))
+    teams = (await teams_of(session, [staff_id]))[staff_id]
     return Principal(PrincipalKind.STAFF, member.id, member.name, _roles(member.roles), frozenset(teams))
+
+
+async def teams_of(session: AsyncSession, staff_ids: Collection[str]) -> dict[str, list[str]]:
+    """Each staff member's teams, by id, in one query however many members are asked about."""
+    teams: dict[str, list[str]] = {staff_id: [] for staff_id in staff_ids}
+    for staff_id, team_id in await session.execute(select(StaffTeam.staff_id, StaffTeam.team_id).where(
+            StaffTeam.staff_id.in_(teams)).order_by(StaffTeam.team_id)):
+        teams[staff_id].append(team_id)
+    return teams
 
 
 def _token_keys(secret_keys: list[str]) -> list[bytes]:

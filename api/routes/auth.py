@@ -12,6 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
+
+from api.deps import ServicesDep, SessionDep
+from api.schemas import Message
+from api.security import SESSION_COOKIE, Access, allow, audit_row, public
+from api.throttle import sign_in_throttle
 from services.identity import (
     PasswordRefused,
     SignInRefused,
@@ -19,11 +24,6 @@ from services.identity import (
     issue_token,
     sign_in,
 )
-
-from api.deps import ServicesDep, SessionDep
-from api.schemas import Message
-from api.security import SESSION_COOKIE, Access, allow, audit_row, public
-from api.throttle import sign_in_throttle
 from services.principals import Principal, PrincipalKind, Role
 
 router = APIRouter(prefix="/auth", tags=["auth"])

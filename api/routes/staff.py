@@ -16,8 +16,8 @@ from services.accounts import (
     create_staff,
     deactivate_staff,
     reset_password,
-    teams_of,
 )
+from services.identity import teams_of
 from services.principals import Role
 from store.db import StaffMember, StaffTeam
 
@@ -40,7 +40,7 @@ async def create_staff_member(body: StaffCreate, session: SessionDep, access: Ad
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(unknown)) from None
     await access.record(session, "staff.create", target=member.id)
     await session.commit()
-    return StaffCreated(**(await staff_view(session, member)).model_dump(), one_time_password=password)
+    return StaffCreated(**(await one_staff_view(session, member)).model_dump(), one_time_password=password)
 
 
 @router.get("", response_model=list[StaffPublic], responses={404: {"model": Message, "description": "Unknown team."}})
@@ -51,13 +51,15 @@ async def list_staff(session: SessionDep, access: Admin, page: PageDep,
     if team is not None:
         await team_or_404(session, team)
         query = query.where(StaffMember.id.in_(select(StaffTeam.staff_id).where(StaffTeam.team_id == team)))
-    return [await staff_view(session, member) for member in await session.scalars(page.apply(query))]
+    members = list(await session.scalars(page.apply(query)))
+    teams = await teams_of(session, [member.id for member in members])
+    return [staff_view(member, teams[member.id]) for member in members]
 
 
 @router.get("/{staff_id}", response_model=StaffPublic, responses={404: {"model": Message}})
 async def read_staff_member(staff_id: str, session: SessionDep, access: Admin) -> StaffPublic:
     """Read one staff account."""
-    return await staff_view(session, await staff_or_404(session, staff_id))
+    return await one_staff_view(session, await staff_or_404(session, staff_id))
 
 
 @router.post("/{staff_id}/deactivate", response_model=StaffPublic, responses={404: {"model": Message}})
@@ -67,7 +69,7 @@ async def deactivate_staff_member(staff_id: str, session: SessionDep, access: Ad
     deactivate_staff(member)
     await access.record(session, "staff.deactivate", target=staff_id)
     await session.commit()
-    return await staff_view(session, member)
+    return await one_staff_view(session, member)
 
 
 @router.post("/{staff_id}/reset-password", response_model=StaffCreated, responses={404: {"model": Message}})
@@ -77,7 +79,7 @@ async def reset_staff_password(staff_id: str, session: SessionDep, access: Admin
     password = reset_password(member)
     await access.record(session, "staff.reset_password", target=staff_id)
     await session.commit()
-    return StaffCreated(**(await staff_view(session, member)).model_dump(), one_time_password=password)
+    return StaffCreated(**(await one_staff_view(session, member)).model_dump(), one_time_password=password)
 
 
 async def staff_or_404(session: SessionDep, staff_id: str) -> StaffMember:
@@ -87,8 +89,11 @@ async def staff_or_404(session: SessionDep, staff_id: str) -> StaffMember:
     return member
 
 
-async def staff_view(session: SessionDep, member: StaffMember) -> StaffPublic:
+async def one_staff_view(session: SessionDep, member: StaffMember) -> StaffPublic:
+    return staff_view(member, (await teams_of(session, [member.id]))[member.id])
+
+
+def staff_view(member: StaffMember, teams: list[str]) -> StaffPublic:
     return StaffPublic(id=member.id, name=member.name, email=member.email, job_title=member.job_title, roles=member.roles,
-                       teams=await teams_of(session, member.id), active=member.active,
-                       locked_until=member.locked_until, last_sign_in_at=member.last_sign_in_at,
-                       created_at=member.created_at)
+                       teams=teams, active=member.active, locked_until=member.locked_until,
+                       last_sign_in_at=member.last_sign_in_at, created_at=member.created_at)

@@ -46,9 +46,7 @@ async def list_open_tasks(session: SessionDep, access: Clinician, page: PageDep,
     if teams is not None:
         query = query.where(CallTaskRecord.team.in_(teams))
     tasks = list(await session.scalars(page.apply(query)))
-    for task in tasks:
-        await access.record(session, "call_task.list", enrollment_id=task.enrollment_id, target=task.public_id)
-    await session.commit()
+    await access.read_list(session, [("call_task.list", task.enrollment_id, task.public_id) for task in tasks])
     return [present(task) for task in tasks]
 
 

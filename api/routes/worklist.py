@@ -44,9 +44,7 @@ async def read_worklist(
     if status in (None, "open") and priority in (None, CALL_PRIORITY):
         items += await _call_tasks(session, teams)
     shown = page.of(sorted(items, key=lambda item: (PRIORITY_ORDER[item.priority], item.due, item.kind, item.id)))
-    for item in shown:
-        await access.record(session, f"worklist.{item.kind}", enrollment_id=item.enrollment_id, target=item.id)
-    await session.commit()
+    await access.read_list(session, [(f"worklist.{item.kind}", item.enrollment_id, item.id) for item in shown])
     return shown
 
 

@@ -85,6 +85,9 @@ async def test_a_clinician_sees_only_what_their_teams_are_involved_in(api: httpx
     assert (await nurse_a.get(f"/enrollments/{enrollment_a}")).status_code == 200
     task_a = await until_listed(nurse_a, "/worklist", enrollment_a)
     assert task_a["team"] == team_a
+    log = (await (await accounts.with_role(Role.AUDITOR)).get(f"/patients/{patient_a}/access-log")).json()
+    assert ("worklist.call", enrollment_a, task_a["id"]) in [(line["action"], line["enrollment_id"], line["target"])
+                                                              for line in log]
 
     for path in (f"/patients/{patient_b}", f"/enrollments/{enrollment_b}", f"/tasks/{task_b['id']}"):
         hidden = await nurse_a.get(path)
