@@ -167,6 +167,14 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 class SchemaNotCurrent(RuntimeError):
     """The database's schema is not the one this code was written for; nothing was changed."""
 
+    @classmethod
+    def between(cls, current: str | None, head: str) -> SchemaNotCurrent:
+        if current is not None and current not in {script.revision for script in _migrations().walk_revisions()}:
+            return cls(f"database schema is at {current}, which this code does not know (it needs {head}): "
+                       "newer code migrated it; run that code")
+        return cls(f"database schema is at {current or 'nothing (never migrated)'}, the code needs {head}: "
+                   "run `carepath db upgrade`")
+
 
 def _alembic_config(url: str):
     from alembic.config import Config
@@ -219,14 +227,8 @@ async def require_current_schema(engine: AsyncEngine) -> None:
     """Refuse to serve on a schema other than head: migrating is one step of its own, run once before
     the API and the worker start, not by every process at once."""
     current, head = await current_revision(engine), head_revision()
-    if current == head:
-        return
-    known = {script.revision for script in _migrations().walk_revisions()}
-    if current is not None and current not in known:
-        raise SchemaNotCurrent(f"database schema is at {current}, which this code does not know (it needs {head}): "
-                               "the database was migrated by newer code; run that code")
-    raise SchemaNotCurrent(f"database schema is at {current or 'nothing (never migrated)'}, the code needs {head}: "
-                           "run `carepath db upgrade`")
+    if current != head:
+        raise SchemaNotCurrent.between(current, head)
 
 
 class QuestionnaireRecord(Base):

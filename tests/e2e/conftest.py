@@ -202,8 +202,10 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
         "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}",
         "PYTHONUNBUFFERED": "1",
     }
-    # The API first: it migrates the database, and two processes migrating one new SQLite file at
-    # once could both try to create the tables.
+    # The one migration step, as compose runs it before the API and the worker, which refuse an old schema.
+    upgrade = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tools.cli", "db", "upgrade"],
+                                      cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=False)
+    assert upgrade.returncode == 0, upgrade.stderr
     api = spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", HOST,
                         "--port", str(api_port)], environment, workdir / "api.log")
     workers = Workers(environment, workdir)
@@ -211,7 +213,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
         await until(lambda: accepts_connections(api_port), "the API to listen", api)
         await workers.start()
         base_url = f"http://{HOST}:{api_port}"
-        # The first administrator, as `carepath users create-admin` makes one, on the database the API migrated.
+        # The first administrator, as `carepath users create-admin` makes one.
         engine = create_engine(environment["CAREPATH_DATABASE_URL"])
         async with session_factory(engine)() as session:
             email = f"admin-{uuid.uuid4().hex[:8]}@staff.test"
