@@ -28,6 +28,7 @@ from services.settings import PROJECT_ROOT, Settings
 from store.db import create_engine, session_factory
 from tools.binaries import installed_binary
 from tools.devstack import Child, accepts_connections
+from tests.databases import DATABASE_KINDS, Databases
 from tools.smtp_sink import ReceivedMail, SmtpSink, free_port
 
 HOST = "127.0.0.1"
@@ -185,16 +186,17 @@ def smtp_inbox() -> SmtpSink:
         yield sink
 
 
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: WorkflowEnvironment,
-                smtp_inbox: SmtpSink) -> AsyncIterator[Stack]:
+@pytest.fixture(scope="session", params=DATABASE_KINDS)
+async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, databases: Databases,
+                temporal_server: WorkflowEnvironment, smtp_inbox: SmtpSink) -> AsyncIterator[Stack]:
+    """On each kind of database in turn: several processes at once, as only these tests run them."""
     workdir = tmp_path_factory.mktemp("e2e")
     api_port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("CAREPATH_")} | {
         "CAREPATH_ENVIRONMENT": "test",
         # Every test's patient answers from this one address.
         "CAREPATH_FORM_RATE_LIMIT": "100000/minute",
-        "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'store.db'}",
+        "CAREPATH_DATABASE_URL": await databases.new(request.param, migrated=False),
         "CAREPATH_TEMPORAL_ADDRESS": temporal_server.client.service_client.config.target_host,
         "CAREPATH_TASK_QUEUE": f"carepath-e2e-{uuid.uuid4()}",
         "CAREPATH_SMTP_HOST": HOST,
