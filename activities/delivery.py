@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -119,20 +119,31 @@ class DeliveryActivities:
                 TouchpointRecord.purpose == request.purpose,
             )
         )
+        now = utcnow()
         if record is None:
+            # A second attempt inserting the same key at once fails on the unique key, and is retried.
             record = TouchpointRecord(enrollment_id=request.enrollment_id, step_id=request.step_id,
-                                      occurrence=request.occurrence, purpose=request.purpose,
-                                      channel=request.channel, due_at=request.due, status="sending", attempts=0)
+                                      occurrence=request.occurrence, purpose=request.purpose, channel=request.channel,
+                                      due_at=request.due, status="sending", attempts=1, claim=claim,
+                                      claimed_until=now + CLAIM_LEASE)
             session.add(record)
+            await session.flush()
+            return record
         if record.status == "sent":
             return record
-        now = utcnow()
-        if record.status == "sending" and record.claim not in (None, claim) and record.claimed_until > now:
+        # Taken only if still free when written: another attempt may have claimed the row since it was read,
+        # and the database re-checks the condition against that attempt's committed claim.
+        free = and_(TouchpointRecord.status != "sent",
+                    or_(TouchpointRecord.status != "sending", TouchpointRecord.claim.is_(None),
+                        TouchpointRecord.claim == claim, TouchpointRecord.claimed_until <= now))
+        taken = await session.execute(
+            update(TouchpointRecord).where(TouchpointRecord.id == record.id, free)
+            .values(status="sending", attempts=TouchpointRecord.attempts + 1, claim=claim,
+                    claimed_until=now + CLAIM_LEASE))
+        await session.refresh(record)
+        if taken.rowcount == 0 and record.status != "sent":
             raise ApplicationError("an earlier attempt may still be sending this message; retried after its lease",
                                    type="DeliveryInProgress")
-        record.status, record.attempts, record.claim, record.claimed_until = (
-            "sending", record.attempts + 1, claim, now + CLAIM_LEASE)
-        await session.flush()
         return record
 
     async def _patient_of(self, session: AsyncSession, enrollment_id: str) -> Patient:

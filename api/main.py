@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -42,7 +41,7 @@ from services.settings import Settings, get_settings
 from services.site import load_site
 from services.teams import seed_teams_file
 from services.temporal import connect
-from store.db import create_engine, migrate, session_factory
+from store.db import create_engine, require_current_schema, session_factory
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
@@ -85,10 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(migrate, settings.DATABASE_URL)
         engine = create_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE,
                                pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS)
         try:
+            await require_current_schema(engine)
             sessions = session_factory(engine)
             site = load_site(settings.PATHWAYS_DIR)
             # Teams before pathways: pathways name them.

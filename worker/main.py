@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
-from store.db import migrate
 from services.settings import Settings, get_settings
 from services.temporal import connect
+from store.db import SchemaNotCurrent, create_engine, require_current_schema
 from worker.bootstrap import build_worker
 
 log = logging.getLogger("carepath.worker")
 
 
 async def run_worker(settings: Settings) -> None:
-    await asyncio.to_thread(migrate, settings.DATABASE_URL)
+    engine = create_engine(settings.DATABASE_URL)
+    try:
+        await require_current_schema(engine)
+    finally:
+        await engine.dispose()
     client = await connect(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -30,7 +35,10 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(run_worker(get_settings()))
+    try:
+        asyncio.run(run_worker(get_settings()))
+    except SchemaNotCurrent as refused:
+        sys.exit(f"carepath worker: {refused}")
 
 
 if __name__ == "__main__":
