@@ -79,6 +79,13 @@ class Settings(SiteSettings):
     # How often the API starts the workflow of any active enrollment that has none (services/reconciler.py),
     # first at start-up; 0 disables it.
     RECONCILE_INTERVAL_SECONDS: int = 300
+    # Where the worker serves its Prometheus metrics: carepath's at METRICS_PORT, the Temporal SDK's at
+    # TEMPORAL_METRICS_PORT. Off (0) unless a deployment sets them (docker-compose.yml: 9464, 9465), so
+    # that several workers on one machine do not fight over a port; loopback unless opened to a scraper:
+    # the numbers hold no patient data, but they describe the hospital's activity.
+    METRICS_HOST: str = "127.0.0.1"
+    METRICS_PORT: int = 0
+    TEMPORAL_METRICS_PORT: int = 0
 
     @model_validator(mode="after")
     def _single_sign_on_complete(self) -> "Settings":
