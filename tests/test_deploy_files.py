@@ -197,7 +197,7 @@ def test_the_image_holds_the_site_folder_the_services_read(context: Path):
     _, runtime = stages()
     environment = dict(zip(*[iter(next(command.value for command in runtime if command.cmd == "ENV"))] * 2))
     [workdir] = [command.value[0] for command in runtime if command.cmd == "WORKDIR"]
-    [(sources, target)] = [copy for copy in copies(runtime) if copy[0] == ["pathways"]]
+    [target] = [target for sources, target in copies(runtime) if sources == ["pathways"]]
     assert PurePosixPath(workdir, target) == PurePosixPath(environment["CAREPATH_PATHWAYS_DIR"])
     folder = context / "pathways"
     for part in (*REQUIRED, ROSTER):
