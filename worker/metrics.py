@@ -39,6 +39,20 @@ SCRAPE_TIMEOUT = timedelta(seconds=5)
 RESPONSE_RATE_WINDOW = timedelta(days=30)
 
 
+def _store_up() -> GaugeMetricFamily:
+    return GaugeMetricFamily("carepath_store_up", "1 if the database answered this scrape's queries in time")
+
+
+def _store_families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    return (GaugeMetricFamily("carepath_escalations_open", "Escalations not yet resolved, by status (open: nobody "
+                              "has acknowledged it yet) and priority", labels=["status", "priority"]),
+            GaugeMetricFamily("carepath_escalations_overdue", "Escalations nobody acknowledged within their first "
+                              "tier, still unacknowledged, by priority", labels=["priority"]),
+            GaugeMetricFamily("carepath_questionnaire_response_ratio", "Questionnaires answered, of those answered "
+                              f"or expired, among those opened in the last {RESPONSE_RATE_WINDOW.days} days "
+                              "(NaN: none yet)"))
+
+
 class StoreGauges(Collector):
     """Escalations and questionnaires as the database has them, computed on the worker's event loop
     (where its database engine lives) whenever the metrics endpoint's thread is scraped."""
@@ -47,8 +61,14 @@ class StoreGauges(Collector):
         self._sessions = sessions
         self._loop = loop
 
+    def describe(self) -> Iterator[Metric]:
+        # What the registry asks when registering: without it, it would collect, on the event loop's
+        # own thread, which would then wait for itself.
+        yield _store_up()
+        yield from _store_families()
+
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("carepath_store_up", "1 if the database answered this scrape's queries in time")
+        up = _store_up()
         try:
             families = asyncio.run_coroutine_threadsafe(self.read(), self._loop).result(SCRAPE_TIMEOUT.total_seconds())
         except Exception:  # whatever failed, the scrape reports the database as down
@@ -60,16 +80,8 @@ class StoreGauges(Collector):
         yield up
         yield from families
 
-    async def read(self) -> list[Metric]:
-        open_escalations = GaugeMetricFamily(
-            "carepath_escalations_open", "Escalations not yet resolved, by status (open: nobody has "
-            "acknowledged it yet) and priority", labels=["status", "priority"])
-        overdue = GaugeMetricFamily(
-            "carepath_escalations_overdue", "Escalations nobody acknowledged within their first tier, "
-            "still unacknowledged, by priority", labels=["priority"])
-        rate = GaugeMetricFamily(
-            "carepath_questionnaire_response_ratio", "Questionnaires answered, of those answered or expired, "
-            f"among those opened in the last {RESPONSE_RATE_WINDOW.days} days (NaN: none yet)")
+    async def read(self) -> tuple[Metric, ...]:
+        open_escalations, overdue, rate = families = _store_families()
         async with self._sessions() as session:
             unresolved = await session.execute(
                 select(EscalationRecord.status, EscalationRecord.priority, func.count(),
@@ -88,7 +100,7 @@ class StoreGauges(Collector):
         for priority, count in overdue_by_priority.items():
             overdue.add_metric([priority], count)
         rate.add_metric([], answered / (answered + expired) if answered + expired else float("nan"))
-        return [open_escalations, overdue, rate]
+        return families
 
 
 @asynccontextmanager

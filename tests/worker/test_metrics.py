@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -179,3 +180,11 @@ async def test_the_temporal_sdk_serves_its_own_metrics():
     assert response.status_code == 200
     names = {family.name for family in text_string_to_metric_families(response.text)}
     assert "temporal_request" in names, sorted(names)
+
+
+async def test_serving_starts_without_querying_the_database(store_url: str, caplog):
+    # Registering the gauges must not collect them: on the event loop's own thread, that would wait for itself.
+    with caplog.at_level(logging.WARNING, logger="carepath.metrics"):
+        async with serving_metrics(worker_settings(store_url)):
+            pass
+    assert caplog.records == []
