@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, OutgoingMessage, Recipient
+from activities.metrics import DELIVERY_LATENESS, TOUCHPOINTS
 from language.templates import TemplateRefused, render
 from store.db import (
     CallTaskRecord,
@@ -71,6 +72,7 @@ class DeliveryActivities:
         async with self._sessions.begin() as session:
             record = await self._claim(session, request, claim)
             if record.status == "sent":
+                TOUCHPOINTS.labels(request.channel, "duplicate").inc()
                 return DeliveryReceipt(duplicate=True)
             patient = await self._patient_of(session, request.enrollment_id)
             record_id = record.id
@@ -79,14 +81,22 @@ class DeliveryActivities:
         except TemplateRefused as refused:
             # The same template would be refused on every retry: record it and let the pathway go on.
             await self._record(record_id, claim, status="failed", last_error=str(refused))
+            TOUCHPOINTS.labels(request.channel, "failed").inc()
             raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
         try:
             await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
         except ApplicationError as error:
             await self._record(record_id, claim, status="failed", last_error=error.message)
+            TOUCHPOINTS.labels(request.channel, "failed").inc()
             raise
-        await self._record(record_id, claim, status="sent", sent_at=utcnow(), message_id=message.message_id,
+        sent_at = utcnow()
+        await self._record(record_id, claim, status="sent", sent_at=sent_at, message_id=message.message_id,
                            last_error=None)
+        TOUCHPOINTS.labels(request.channel, "sent").inc()
+        DELIVERY_LATENESS.observe(max((sent_at - request.due).total_seconds(), 0))
+        # Ids only: the log carries the enrollment (in the activity's extras), never who or where to.
+        activity.logger.info("sent %s occurrence %d (%s) by %s", request.step_id, request.occurrence,
+                             request.purpose, request.channel)
         return DeliveryReceipt(duplicate=False)
 
     @activity.defn(name=RECORD_ENROLLMENT_STATUS)

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.body_limit import BodySizeLimit
 from api.deps import Services
+from api.metrics import instrument
 from api.overload import Overload
 from api.routes import (
     api_keys,
@@ -24,6 +25,7 @@ from api.routes import (
     enrollments,
     escalations,
     forms,
+    health,
     pathways,
     patients,
     responses,
@@ -58,6 +60,7 @@ api_router.include_router(tasks.router)
 api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
+api_router.include_router(health.router)
 
 
 class CodecCors:
@@ -121,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Overload, limit=settings.MAX_CONCURRENT_REQUESTS)
     if settings.CODEC_ORIGINS:
         app.add_middleware(CodecCors, origins=settings.CODEC_ORIGINS)
+    # Outermost: the latency a client sees, and the requests refused for overload, are counted too.
+    instrument(app)
     undeclared = undeclared_routes(app)
     if undeclared:
         # Deny by default: a route nobody decided the audience of must not be served at all.
