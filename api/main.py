@@ -15,6 +15,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.body_limit import BodySizeLimit
+from api.console.pages import install_error_pages
+from api.console.router import router as console_router
 from api.deps import Services
 from api.overload import Overload
 from api.routes import (
@@ -59,6 +61,7 @@ api_router.include_router(tasks.router)
 api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
+api_router.include_router(console_router)
 
 
 class CodecCors:
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=generate_unique_id,
     )
     app.include_router(api_router)
+    install_error_pages(app)
     app.add_middleware(BodySizeLimit)
     # Outside the body limit: a request refused for overload is refused before its body is read.
     app.add_middleware(Overload, limit=settings.MAX_CONCURRENT_REQUESTS)

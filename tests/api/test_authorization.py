@@ -63,6 +63,13 @@ WHO_MAY = {
     ("POST", "/api-keys/{key_id}/revoke"): {ADMIN},
     ("GET", "/audit"): {AUDITOR},
     ("POST", "/codec/decode"): {CLINICIAN, AUDITOR},
+    # The staff console (api/console/): pages over the same functions, with the same policies.
+    ("GET", "/console/"): EVERYONE,
+    ("GET", "/console/sign-in"): PUBLIC,
+    ("POST", "/console/sign-in"): PUBLIC,
+    ("POST", "/console/sign-out"): PUBLIC,
+    ("POST", "/console/locale"): EVERYONE,
+    ("GET", "/console/static/{name}"): PUBLIC,
 }
 
 
