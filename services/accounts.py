@@ -70,3 +70,11 @@ async def set_locale(session: AsyncSession, staff_id: str, locale: str) -> Staff
         raise LookupError(f"no staff member {staff_id}")
     member.locale = locale
     return member
+
+
+async def names_of(session: AsyncSession, staff_ids: Collection[str]) -> dict[str, str]:
+    """Staff members' names by id, for showing who did what (an audit line keeps only the id)."""
+    if not staff_ids:
+        return {}
+    return dict((await session.execute(select(StaffMember.id, StaffMember.name)
+                                       .where(StaffMember.id.in_(staff_ids)))).all())

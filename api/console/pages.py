@@ -24,7 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.console.i18n import best_locale, translator
 from api.deps import Services
+from api.routes.forms import UI, _form_items
 from api.security import Access
+from language.instruments.model import Instrument
 from services.accounts import STAFF_LOCALES
 from services.principals import PrincipalKind
 from store.db import StaffMember
@@ -58,6 +60,15 @@ async def page(request: Request, template: str, access: Access | None, status_co
     return templates.TemplateResponse(request, template, {
         "locale": locale, "t": translator(locale), "me": access.principal if access else None,
         "locales": STAFF_LOCALES, "now": datetime.now(UTC), **context}, status_code=status_code, headers=headers)
+
+
+async def instrument_items(request: Request, services: Services, access: Access,
+                           instrument: Instrument) -> list[dict]:
+    """An instrument's items as the patient's form shows them (api/routes/forms.py), in the member's
+    language when the instrument has its text in it."""
+    locale = await locale_of(services, access, request)
+    shown = locale if instrument.text_available(locale) else instrument.locales[0]
+    return _form_items(instrument, shown, UI[shown] if shown in UI else UI["en"])
 
 
 def is_console(request: Request) -> bool:

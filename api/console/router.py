@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.console import frame
+from api.console import frame, worklist
 
 router = APIRouter()
 router.include_router(frame.router)
+router.include_router(worklist.router)

@@ -70,6 +70,14 @@ WHO_MAY = {
     ("POST", "/console/sign-out"): PUBLIC,
     ("POST", "/console/locale"): EVERYONE,
     ("GET", "/console/static/{name}"): PUBLIC,
+    ("GET", "/console/worklist"): {CLINICIAN},
+    ("GET", "/console/worklist/items"): {CLINICIAN},
+    ("GET", "/console/escalations/{escalation_id}"): {CLINICIAN},
+    ("POST", "/console/escalations/{escalation_id}/acknowledge"): {CLINICIAN},
+    ("POST", "/console/escalations/{escalation_id}/resolve"): {CLINICIAN},
+    ("POST", "/console/escalations/{escalation_id}/reassign"): {CLINICIAN},
+    ("GET", "/console/tasks/{task_id}"): {CLINICIAN},
+    ("POST", "/console/tasks/{task_id}/outcome"): {CLINICIAN},
 }
 
 
