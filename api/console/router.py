@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.console import frame, worklist
+from api.console import frame, patients, worklist
 
 router = APIRouter()
 router.include_router(frame.router)
 router.include_router(worklist.router)
+router.include_router(patients.router)
