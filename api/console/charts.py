@@ -4,13 +4,13 @@ the parameters its step's rules compare it with (`score >= phq9_referral_score`)
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 
 from markupsafe import Markup, escape
 
-from language.expressions import names_in
 from language.model import Pathway
 from services.history import Point
 
@@ -65,7 +65,8 @@ class Chart:
 
 
 def thresholds(pathway: Pathway, step_id: str, name: str) -> dict[str, float]:
-    """The parameters that a rule of the step compares with `name` in the same `when`."""
+    """The parameters that a rule of the step compares `name` with, comparison by comparison: in
+    `systolic >= bp_systolic_mmhg or diastolic >= bp_diastolic_mmhg`, systolic's threshold is the first only."""
     try:
         step = pathway.step(step_id)
     except StopIteration:  # values of a step a later version dropped
@@ -73,12 +74,14 @@ def thresholds(pathway: Pathway, step_id: str, name: str) -> dict[str, float]:
     found: dict[str, float] = {}
     for rule in getattr(step, "on", ()):
         try:
-            used = names_in(rule.when)
+            tree = ast.parse(rule.when.strip(), mode="eval")
         except SyntaxError:
             continue
-        if name in used:
-            found |= {parameter: float(pathway.parameters[parameter].value)
-                      for parameter in sorted(used & set(pathway.parameters))}
+        for comparison in (node for node in ast.walk(tree) if isinstance(node, ast.Compare)):
+            compared = {node.id for node in ast.walk(comparison) if isinstance(node, ast.Name)}
+            if name in compared:
+                found |= {parameter: float(pathway.parameters[parameter].value)
+                          for parameter in sorted(compared & set(pathway.parameters))}
     return found
 
 
