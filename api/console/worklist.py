@@ -12,15 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.console.pages import PREFIX, form_body, instrument_items, page
-from api.deps import ServicesDep, SessionDep, TemporalDep
+from api.deps import RegistryDep, ServicesDep, SessionDep, TemporalDep
 from api.paging import MAXIMUM_PAGE, Page
 from api.routes import escalations, tasks, worklist
 from api.routes.teams import teams_to_show
 from api.schemas import CallOutcomeBody, ReassignBody, ResolveBody
 from api.security import Access, allow
 from services.accounts import names_of
+from services.overdue import acknowledgement_due
 from services.patients import patient_names
 from services.principals import Role
+from services.registry import PathwayRegistry
 from store.db import Enrollment, TeamRecord
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -31,25 +33,31 @@ POLL_SECONDS = 2
 
 
 @router.get("/worklist", response_class=HTMLResponse)
-async def worklist_page(request: Request, session: SessionDep, access: Clinician) -> HTMLResponse:
-    return await _worklist(request, session, access, "worklist.html")
+async def worklist_page(request: Request, session: SessionDep, registry: RegistryDep,
+                        access: Clinician) -> HTMLResponse:
+    return await _worklist(request, session, registry, access, "worklist.html")
 
 
 @router.get("/worklist/items", response_class=HTMLResponse)
-async def worklist_items(request: Request, session: SessionDep, access: Clinician,
+async def worklist_items(request: Request, session: SessionDep, registry: RegistryDep, access: Clinician,
                          seen: str | None = None) -> Response:
     """What the open page asks every POLL_SECONDS (htmx): 204 while the list is as `seen` (nothing read,
     nothing to audit, so an open console does not fill the access log), else the list, read and audited."""
     if seen is not None and seen == await _fingerprint(session, access):
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return await _worklist(request, session, access, "worklist_items.html")
+    return await _worklist(request, session, registry, access, "worklist_items.html")
 
 
-async def _worklist(request: Request, session: AsyncSession, access: Access, template: str) -> HTMLResponse:
+async def _worklist(request: Request, session: AsyncSession, registry: PathwayRegistry, access: Access,
+                    template: str) -> HTMLResponse:
     fingerprint = await _fingerprint(session, access)
     items = await worklist.read_worklist(session, access, WHOLE_LIST, None, None, None)
+    # A call is due at its time; an escalation when its current tier's acknowledgement is.
+    due = {item.id: item.due for item in items if item.kind == "call"} | await acknowledgement_due(
+        session, registry, [item.id for item in items if item.kind == "escalation"])
     return await page(request, template, access, section="worklist", items=items, poll=POLL_SECONDS,
-                      fingerprint=fingerprint, patients=await patient_names(session, {i.enrollment_id for i in items}))
+                      fingerprint=fingerprint, due=due,
+                      patients=await patient_names(session, {item.enrollment_id for item in items}))
 
 
 async def _fingerprint(session: AsyncSession, access: Access) -> str:
