@@ -105,6 +105,20 @@ def escalation_problems(pathway: Pathway, teams: Collection[str]) -> list[tuple[
     return problems
 
 
+def _replaces_problems(index: int, step: PathwayStep, counts: Counter, replaced: Counter) -> list[tuple[Location, str]]:
+    """`replaces` names what a renamed step was called in an earlier version: never a step of this one."""
+    if step.replaces is None:
+        return []
+    where = ("steps", index, "replaces")
+    if step.replaces in counts:
+        return [(where, f"'{step.replaces}' is a step of this version; `replaces` names the id a renamed step had "
+                        "in an earlier version")]
+    if replaced[step.replaces] > 1:
+        return [(where, f"'{step.replaces}' is replaced by {replaced[step.replaces]} steps; only one step may take "
+                        "over an earlier step's occurrences")]
+    return []
+
+
 def actions_of(where: Location, step: PathwayStep) -> list[tuple[Location, Actions]]:
     """Every set of actions a step can take (its rules, then on_expire or on_not_reached), with its place."""
     found: list[tuple[Location, Actions | None]] = [((*where, "on", number), rule)
@@ -117,11 +131,13 @@ def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) 
     """Rules across fields that a schema cannot express, each with the field path it concerns."""
     problems: list[tuple[Location, str]] = []
     counts = Counter(step.id for step in pathway.steps)
+    replaced = Counter(step.replaces for step in pathway.steps if step.replaces)
     for index, step in enumerate(pathway.steps):
         if counts[step.id] > 1:
             problems.append((("steps", index, "id"), f"step id '{step.id}' is used by {counts[step.id]} steps; "
                                                      "ids must be unique"))
         problems += _timing_problems(index, step)
+        problems += _replaces_problems(index, step, counts, replaced)
         for field in ("template", "reminder_template"):
             if (templates := getattr(step, field, None)) is not None:
                 problems += _templates_problems(("steps", index, field), templates, pathway.locales, step.kind)
