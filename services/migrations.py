@@ -128,17 +128,19 @@ async def apply_migrations(sessions: async_sessionmaker[AsyncSession], client: C
     return reports
 
 
-async def roll_back(sessions: async_sessionmaker[AsyncSession], client: Client, enrollment_id: str, *, actor: str,
-                    audit: Audit) -> str:
+async def roll_back(sessions: async_sessionmaker[AsyncSession], client: Client, pathway_id: str, enrollment_id: str,
+                    *, actor: str, audit: Audit) -> str:
     """Undo an enrollment's last migration; raise MigrationRefused saying why it cannot be."""
+    async with sessions() as session:
+        enrollment = await session.get(Enrollment, enrollment_id)
+    if enrollment is None or enrollment.pathway_id != pathway_id:
+        raise MigrationRefused(f"no enrollment {enrollment_id} on pathway '{pathway_id}'")
     handle = client.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment_id))
     try:
         outcome = await handle.execute_update(PathwayWorkflow.rollback_migration, RollbackRequest(actor=actor),
                                               rpc_timeout=UPDATE_TIMEOUT)
     except (WorkflowUpdateFailedError, RPCError) as refused:
         raise MigrationRefused(_why(refused)) from None
-    async with sessions() as session:
-        pathway_id = (await session.get(Enrollment, enrollment_id)).pathway_id
     target = f"{pathway_id} v{outcome.from_version} -> v{outcome.to_version} (rolled back)"
     await _record(sessions, audit, enrollment_id, "enrollment.migration_rollback", target, version=outcome.to_version)
     return target

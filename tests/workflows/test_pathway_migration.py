@@ -105,7 +105,7 @@ async def test_a_rollback_before_the_first_new_touchpoint_restores_the_old_plan(
     before = await enrolled.workflow.query(PathwayWorkflow.timeline)
     await apply_migrations(stack.sessions, stack.client, registry, "recovery-check", 3, actor=MANAGER, audit=_audit)
 
-    assert await roll_back(stack.sessions, stack.client, enrolled.enrollment.id, actor=MANAGER, audit=_audit) == (
+    assert await roll_back(stack.sessions, stack.client, "recovery-check", enrolled.enrollment.id, actor=MANAGER, audit=_audit) == (
         "recovery-check v3 -> v2 (rolled back)")
 
     after = await enrolled.workflow.query(PathwayWorkflow.timeline)
@@ -113,7 +113,7 @@ async def test_a_rollback_before_the_first_new_touchpoint_restores_the_old_plan(
     assert [e.detail for e in after.events if e.kind == "migration"][-1] == (
         f"v3 -> v2: migration rolled back by {MANAGER}")
     with pytest.raises(MigrationRefused, match="has not been migrated"):
-        await roll_back(stack.sessions, stack.client, enrolled.enrollment.id, actor=MANAGER, audit=_audit)
+        await roll_back(stack.sessions, stack.client, "recovery-check", enrolled.enrollment.id, actor=MANAGER, audit=_audit)
     timeline = await enrolled.workflow.result()
     assert {e.key: e.status for e in timeline.entries} == {
         "welcome#1": "sent", "mood#1": "expired", "week2-note#1": "sent", "day21-message#1": "sent", "closing#1": "sent"}
@@ -127,7 +127,7 @@ async def test_no_rollback_once_the_first_touchpoint_of_the_new_plan_is_due(time
     await time_skipping.sleep(_day(day_0, 12) + timedelta(minutes=5) - await time_skipping.get_current_time())
 
     with pytest.raises(MigrationRefused, match="cannot roll back: the first touchpoint of version 3 was due"):
-        await roll_back(stack.sessions, stack.client, enrolled.enrollment.id, actor=MANAGER, audit=_audit)
+        await roll_back(stack.sessions, stack.client, "recovery-check", enrolled.enrollment.id, actor=MANAGER, audit=_audit)
     timeline = await enrolled.workflow.query(PathwayWorkflow.timeline)
     assert timeline.pathway_version == 3 and "day14-check#1" in {e.key for e in timeline.entries}
 
