@@ -23,6 +23,7 @@ from services.identity import create_admin
 from services.settings import SiteSettings, load_settings
 from services.site import Site, SiteIncomplete, load_site
 from store.db import create_engine, migrate, session_factory
+from tools.migrate_cli import migrate_app
 
 app = typer.Typer(help="carepath: care pathways as durable workflows.", no_args_is_help=True,
                   add_completion=False)
@@ -391,6 +392,8 @@ def run_scenarios(
     typer.echo(f"{passed + failed} scenarios: {passed} passed, {failed} failed")
     raise typer.Exit(max(worst, EXIT_INVALID if failed else 0))
 
+
+app.add_typer(migrate_app, name="migrate")
 
 users = typer.Typer(help="staff accounts on the database CAREPATH_DATABASE_URL names", no_args_is_help=True)
 app.add_typer(users, name="users")
