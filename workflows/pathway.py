@@ -173,10 +173,11 @@ class PathwayWorkflow:
     async def submit_response(self, submission: ResponseSubmission) -> RuleOutcome:
         """Record a questionnaire response, act on it by the step's rules, and by the safety net."""
         entry = self._entry(submission.step_id, submission.occurrence, "questionnaire")
-        step = self._step(entry)
+        rules = self.rules_pathway(entry.key)
+        step = rules.step(entry.step_id)
         entry.status, entry.at = "answered", workflow.now()
         entry.response = response = ResponseSummary(**submission.model_dump(include=set(ResponseSummary.model_fields)))
-        decision = decide(step.on, response_names(self._pathway_of(entry).parameters, score=response.score,
+        decision = decide(step.on, response_names(rules.parameters, score=response.score,
                                                   band=response.band, flags=response.flags, items=response.items,
                                                   tags=self._tags))
         entry.outcome = self._apply(decision, entry, RuleOutcome())
@@ -188,7 +189,7 @@ class PathwayWorkflow:
     async def record_call_outcome(self, outcome: CallOutcome) -> RuleOutcome:
         """Staff reached the patient (rules on what they measured) or did not (try again, then escalate)."""
         entry = self._entry(outcome.step_id, outcome.occurrence, "call")
-        step = self._step(entry)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         if entry.status == "planned" or self._opening_call == entry.key:
             # Recorded as its attempt falls due (the validator let it through) or while its task is
             # being created: it is that attempt's outcome, so it waits until the task is on the worklist.
@@ -200,7 +201,7 @@ class PathwayWorkflow:
         entry.outcome = RuleOutcome()
         if outcome.outcome == "reached":
             entry.status = "reached"
-            names = measured_names(self._pathway_of(entry).parameters, outcome.values, self._tags)
+            names = measured_names(self.rules_pathway(entry.key).parameters, outcome.values, self._tags)
             self._apply(decide(step.on, names), entry, entry.outcome)
         elif entry.attempts < step.retry.times:
             entry.status = "planned"  # `attempts` says how many were made; `detail` keeps who opened it
@@ -238,8 +239,7 @@ class PathwayWorkflow:
 
     @workflow.update
     async def migrate(self, request: MigrationRequest) -> MigrationOutcome:
-        """Follow a newer version from now on, once nothing is in flight (workflows/migration.py); the same
-        version again changes nothing. Adds no command itself: the loop wakes to the new agenda."""
+        """Follow a newer version from now on, at a safe point; adds no command itself (workflows/migration.py)."""
         await workflow.wait_condition(self._at_safe_point)
         current, now = self._run.pathway, workflow.now()
         if request.pathway.version == current.version:
@@ -248,8 +248,7 @@ class PathwayWorkflow:
         if plan.blocked:
             raise ApplicationError("cannot migrate: " + "; ".join(plan.blocked), non_retryable=True)
         self._entries, record = migrated(self._entries, plan, current, request.actor, now)
-        self._replan(leaving={entry.key for entry in record.replaced}, arriving=set(record.planned),
-                     pathway=request.pathway)
+        self._replan({entry.key for entry in record.replaced}, set(record.planned), request.pathway)
         self._migrations.append(record)
         self._events.append(migration_event(now, record))
         return MigrationOutcome(status="migrated", from_version=plan.from_version, to_version=plan.to_version, plan=plan)
@@ -262,8 +261,7 @@ class PathwayWorkflow:
         if why := can_roll_back(migration, self._entries, workflow.now()):
             raise ApplicationError(f"cannot roll back: {why}", non_retryable=True)
         self._entries = rolled_back(self._entries, migration)
-        self._replan(leaving=set(migration.planned), arriving={entry.key for entry in migration.replaced},
-                     pathway=migration.previous)
+        self._replan(set(migration.planned), {entry.key for entry in migration.replaced}, migration.previous)
         self._migrations.pop()
         self._events.append(migration_event(workflow.now(), migration, rolled_back_by=request.actor))
         return MigrationOutcome(status="rolled_back", from_version=migration.plan.to_version,
@@ -271,34 +269,36 @@ class PathwayWorkflow:
 
     @migrate.validator
     def _migrate_only_while_running(self, request: MigrationRequest) -> None:
+        self._refuse_version_change_when_over_or_held()
+
+    @rollback_migration.validator
+    def _roll_back_only_a_migration(self, request: RollbackRequest) -> None:
+        self._refuse_version_change_when_over_or_held()
+        if not self._migrations:
+            raise ValueError("this enrollment has not been migrated")
+
+    def _refuse_version_change_when_over_or_held(self) -> None:
         if self._ended_by() is not None or self._finished:
             raise ValueError(f"the enrollment is {self._status()}")
         if isinstance(self._performing, StartEscalation):
             raise ValueError("an escalation holds this pathway until it is resolved; change versions after that")
 
-    @rollback_migration.validator
-    def _roll_back_only_a_migration(self, request: RollbackRequest) -> None:
-        self._migrate_only_while_running(MigrationRequest(pathway=self._run.pathway, actor=request.actor))
-        if not self._migrations:
-            raise ValueError("this enrollment has not been migrated")
-
     def _at_safe_point(self) -> bool:
         """Nothing being performed: no delivery, questionnaire opening or call task half done."""
         return self._performing is None and self._in_flight is None and self._opening_call is None
 
-    def _replan(self, *, leaving: set[str], arriving: set[str], pathway: Pathway) -> None:
+    def _replan(self, leaving: set[str], arriving: set[str], pathway: Pathway) -> None:
+        """Planned touchpoints `leaving` off the agenda, `arriving` ones on, and `pathway` followed from now."""
         self._agenda.keep_only(lambda item: not (item.entry.key in leaving and item.entry.status == "planned"))
         for entry in self._entries:
             if entry.key in arriving and entry.status == "planned":
                 self._agenda.add(first_item(entry))
         self._run = self._run.model_copy(update={"pathway": pathway})
 
-    def _pathway_of(self, entry: TimelineEntry) -> Pathway:
-        """A touchpoint in progress when the enrollment migrated finishes under its own version's rules."""
-        return next((m.previous for m in self._migrations if entry.key in m.kept), self._run.pathway)
-
-    def _step(self, entry: TimelineEntry):
-        return self._pathway_of(entry).step(entry.step_id)
+    @workflow.query
+    def rules_pathway(self, key: str) -> Pathway:
+        """The version whose rules a touchpoint follows: the one it began under if a migration found it in progress."""
+        return next((m.previous for m in self._migrations if key in m.kept), self._run.pathway)
 
     @staticmethod
     def _history_is_long() -> bool:
@@ -385,7 +385,7 @@ class PathwayWorkflow:
                 await self._open_call(entry)
 
     async def _deliver(self, entry: TimelineEntry) -> None:
-        step = self._step(entry)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         if await self._send(entry, step, purpose="scheduled", templates=step.template):
             entry.status = "sent"
         else:
@@ -399,7 +399,7 @@ class PathwayWorkflow:
             self._in_flight = None
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
-        step = self._step(entry)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         # Reminders and expiry count from the scheduled opening, or from a late one (after an
         # outage) in whole seconds: timings authors and tests can state exactly.
         opened = max(entry.due, workflow.now().replace(microsecond=0))
@@ -412,13 +412,13 @@ class PathwayWorkflow:
         await self._send(entry, step, purpose="invitation", templates=step.template, form=form_link(step, entry))
 
     async def _remind(self, entry: TimelineEntry, due: datetime) -> None:
-        step = self._step(entry)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         entry.reminders_sent += 1
         await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
                          templates=step.reminder_template or step.template, form=form_link(step, entry))
 
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
-        step = self._step(entry)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         entry.status, entry.at = "expired", workflow.now()
         await effects.bookkeeping(self._run, EXPIRE_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=entry.due))
         if step.on_expire:
@@ -477,7 +477,7 @@ class PathwayWorkflow:
             await child  # every other step waits until a person resolves it
 
     async def _open_call(self, entry: TimelineEntry) -> None:
-        step = self._step(entry)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         entry.attempts += 1
         entry.status, entry.at = "open", workflow.now()
         self._opening_call = entry.key

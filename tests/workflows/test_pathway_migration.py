@@ -81,14 +81,19 @@ async def test_an_enrollment_migrated_at_day_10_follows_version_3_keeps_its_open
     accepted = await submit_response(stack.sessions, stack.client, stack.instruments, enrollment_id=enrollment_id,
                                      step_id="mood", occurrence=1, answers=CALM_BUT_ELEVEN, source="patient")
     assert accepted.outcome.tags == ["mood-risk"]
+    # The check version 3 added is answered under version 3's rules (threshold 12): the same answers tag nothing.
+    await time_skipping.sleep(_day(day_0, 14) + timedelta(hours=1) - await time_skipping.get_current_time())
+    accepted = await submit_response(stack.sessions, stack.client, stack.instruments, enrollment_id=enrollment_id,
+                                     step_id="day14-check", occurrence=1, answers=CALM_BUT_ELEVEN, source="patient")
+    assert accepted.outcome.tags == []
     timeline = await enrolled.workflow.result()
 
     version_3_from_now = [(t.key, t.due) for t in compile_plan(v3, day_0, "UTC") if t.due > now]
     assert [(e.key, e.due) for e in timeline.entries if e.due > now] == version_3_from_now
     assert {e.key: e.status for e in timeline.entries} == {
-        "welcome#1": "sent", "mood#1": "answered", "two-week-note#1": "sent", "day14-check#1": "expired",
+        "welcome#1": "sent", "mood#1": "answered", "two-week-note#1": "sent", "day14-check#1": "answered",
         "closing#1": "sent"}
-    assert timeline.pathway_version == 3
+    assert timeline.pathway_version == 3 and timeline.tags == ["mood-risk"]
     [event] = [e for e in timeline.events if e.kind == "migration"]
     assert event.detail == f"v2 -> v3 by {MANAGER}: 1 added, 1 removed, 1 moved, 1 kept"
     subjects = [mail.subject for mail in stack.inbox.messages if mail.recipients == ("patient@example.test",)]
