@@ -53,8 +53,10 @@ def migration_event(now: datetime, migration: Migration, *, rolled_back_by: str 
     if rolled_back_by is not None:
         detail = f"v{plan.to_version} -> v{plan.from_version}: migration rolled back by {rolled_back_by}"
     else:
-        detail = (f"v{plan.from_version} -> v{plan.to_version} by {migration.actor}: {len(plan.added)} added, "
-                  f"{len(plan.removed)} removed, {len(plan.moved)} moved, {len(plan.kept)} kept")
+        changes = {"added": [t.key for t in plan.added], "removed": [t.key for t in plan.removed],
+                   "moved": [touchpoint_key(m.was_step_id, m.occurrence) for m in plan.moved], "kept": migration.kept}
+        detail = f"v{plan.from_version} -> v{plan.to_version} by {migration.actor}: " + (
+            "; ".join(f"{what} {', '.join(keys)}" for what, keys in changes.items() if keys) or "no touchpoint changes")
     return TimelineEvent(at=now, kind="migration", detail=detail)
 
 

@@ -95,7 +95,8 @@ async def test_an_enrollment_migrated_at_day_10_follows_version_3_keeps_its_open
         "closing#1": "sent"}
     assert timeline.pathway_version == 3 and timeline.tags == ["mood-risk"]
     [event] = [e for e in timeline.events if e.kind == "migration"]
-    assert event.detail == f"v2 -> v3 by {MANAGER}: 1 added, 1 removed, 1 moved, 1 kept"
+    assert event.detail == (f"v2 -> v3 by {MANAGER}: added day14-check#1; removed day21-message#1; "
+                            "moved week2-note#1; kept mood#1")
     subjects = [mail.subject for mail in stack.inbox.messages if mail.recipients == ("patient@example.test",)]
     assert subjects == ["Welcome", "Mood questionnaire", "Two weeks", "Day 14 check", "Goodbye"]
     async with stack.sessions() as session:
