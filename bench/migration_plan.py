@@ -24,13 +24,13 @@ from temporalio.testing import WorkflowEnvironment
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the project's packages
 
-from services.migrations import plan_migrations  # noqa: E402
-from services.payload_codec import data_converter  # noqa: E402
-from services.registry import PathwayRegistry  # noqa: E402
-from services.settings import PROJECT_ROOT, Settings  # noqa: E402
-from services.site import load_site, read_source  # noqa: E402
-from tools.binaries import installed_binary  # noqa: E402
-from tools.simulation import local_stack  # noqa: E402
+from services.migrations import plan_migrations
+from services.payload_codec import data_converter
+from services.registry import PathwayRegistry
+from services.settings import PROJECT_ROOT, Settings
+from services.site import load_site, read_source
+from tools.binaries import installed_binary
+from tools.simulation import local_stack
 
 PATHWAYS = PROJECT_ROOT / "pathways"
 VERSION_2 = PATHWAYS / "tests" / "versions" / "post-surgery-recovery-v2.yaml"
@@ -49,15 +49,10 @@ async def bench(enrollments: int) -> float:
                 v2 = (await registry.deploy(read_source(VERSION_2), str(VERSION_2))).deployed.pathway
                 await registry.deploy(read_source(VERSION_3), str(VERSION_3))
                 discharged = (await environment.get_current_time()).date() - timedelta(days=10)
-                gate = asyncio.Semaphore(32)
-
-                async def enroll_one() -> None:
-                    async with gate:
-                        patient = await stack.add_patient(timezone="Asia/Shanghai")
-                        await stack.enroll(patient, v2, discharged)
-
                 started = time.perf_counter()
-                await asyncio.gather(*(enroll_one() for _ in range(enrollments)))
+                for _ in range(enrollments):  # one at a time: SQLite takes one writer
+                    patient = await stack.add_patient(timezone="Asia/Shanghai")
+                    await stack.enroll(patient, v2, discharged)
                 print(f"enrolled {enrollments} on version 2 in {time.perf_counter() - started:.1f} s")
                 started = time.perf_counter()
                 reports = await plan_migrations(stack.sessions, stack.client, registry, v2.id, 3)
