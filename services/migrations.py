@@ -66,24 +66,21 @@ async def plan_migrations(sessions: async_sessionmaker[AsyncSession], client: Cl
         if enrollment_ids is not None:
             query = query.where(Enrollment.id.in_(enrollment_ids))
         enrollments = (await session.scalars(query.order_by(Enrollment.id))).all()
-        escalations: dict[str, list[str]] = {}
-        for enrollment_id, escalation_id in await session.execute(
-                select(EscalationRecord.enrollment_id, EscalationRecord.id)
-                .where(EscalationRecord.enrollment_id.in_([e.id for e in enrollments]),
-                       EscalationRecord.status != "resolved").order_by(EscalationRecord.id)):
-            escalations.setdefault(enrollment_id, []).append(escalation_id)
+        # The workflow knows every escalation it started (its record may still be on its way); the
+        # database knows which a person has resolved since.
+        resolved = set(await session.scalars(select(EscalationRecord.id).where(
+            EscalationRecord.enrollment_id.in_([e.id for e in enrollments]), EscalationRecord.status == "resolved")))
     gate = asyncio.Semaphore(CONCURRENT_READS)
 
     async def plan_one(enrollment: Enrollment) -> EnrollmentMigration:
         async with gate:
-            report = await _plan(client, registry, enrollment, target, now)
-        report.escalations = escalations.get(enrollment.id, [])
-        return report
+            return await _plan(client, registry, enrollment, target, now, resolved)
 
     return list(await asyncio.gather(*(plan_one(enrollment) for enrollment in enrollments)))
 
 
-async def _plan(client: Client, registry: PathwayRegistry, enrollment: Enrollment, target, now) -> EnrollmentMigration:
+async def _plan(client: Client, registry: PathwayRegistry, enrollment: Enrollment, target, now,
+                resolved: set[str]) -> EnrollmentMigration:
     handle = client.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment.id))
     try:
         timeline = await handle.query(PathwayWorkflow.timeline)
@@ -100,7 +97,9 @@ async def _plan(client: Client, registry: PathwayRegistry, enrollment: Enrollmen
                              blocked=[f"the enrollment is {timeline.status}"])
     else:
         plan = plan_migration(current, target, timeline.entries, enrollment.anchor, enrollment.timezone, now)
-    return EnrollmentMigration(enrollment.id, enrollment.timezone, plan)
+    escalations = [event.escalation_id for event in timeline.events
+                   if event.kind == "escalation" and event.escalation_id and event.escalation_id not in resolved]
+    return EnrollmentMigration(enrollment.id, enrollment.timezone, plan, escalations)
 
 
 async def apply_migrations(sessions: async_sessionmaker[AsyncSession], client: Client, registry: PathwayRegistry,

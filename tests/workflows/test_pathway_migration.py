@@ -17,7 +17,8 @@ from services.registry import PathwayRegistry
 from services.responses import submit_response
 from store.db import AccessAudit, Enrollment
 from tests.workflows.migration_versions import VERSION_2, VERSION_3
-from workflows.contracts import MigrationRequest
+from workflows.contracts import MigrationRequest, escalation_workflow_id
+from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
 MANAGER = "st_manager"
@@ -149,3 +150,57 @@ async def test_a_migration_to_a_version_without_the_open_step_is_refused_and_cha
 
     assert str(refused.value.cause) == "cannot migrate: mood#1 is open and version 4 no longer has step 'mood'"
     assert await enrolled.workflow.query(PathwayWorkflow.timeline) == before
+
+
+def _escalating(source: str, *, pause: bool) -> str:
+    """The version with its mood rule escalating, on a policy that may hold the pathway."""
+    policy = (f"escalation_policies:\n  default:\n    pause_pathway: {str(pause).lower()}\n"
+              "    tiers: [{notify: midwives, ack_within: 1h}, {notify: obstetrics-on-call}]\nsteps:\n")
+    return (source.replace("steps:\n", policy, 1)
+            .replace("{when: score >= referral_score, tag: mood-risk}",
+                     "{when: score >= referral_score, tag: mood-risk, escalate: {reason: Low mood}}", 1))
+
+
+async def _escalated_at_day_10(time_skipping, stack, *, pause: bool):
+    registry = PathwayRegistry(stack.sessions, stack.instruments)
+    v2 = (await registry.deploy(_escalating(VERSION_2, pause=pause), "v2.yaml")).deployed.pathway
+    await registry.deploy(_escalating(VERSION_3, pause=pause), "v3.yaml")
+    anchor = (await time_skipping.get_current_time()).date() + timedelta(days=1)
+    enrolled = await stack.enroll(await stack.add_patient(timezone="UTC"), v2, anchor)
+    day_0 = datetime.combine(anchor, time(0), tzinfo=UTC)
+    await time_skipping.sleep(day_0 + timedelta(days=10, hours=12) - await time_skipping.get_current_time())
+    await submit_response(stack.sessions, stack.client, stack.instruments, enrollment_id=enrolled.enrollment.id,
+                          step_id="mood", occurrence=1, answers=CALM_BUT_ELEVEN, source="patient")
+    timeline = await enrolled.workflow.query(PathwayWorkflow.timeline)
+    [escalation_id] = [event.escalation_id for event in timeline.events if event.kind == "escalation"]
+    return registry, enrolled, escalation_id
+
+
+async def test_an_escalation_in_progress_is_reported_and_left_as_it_is(time_skipping, stack):
+    registry, _, escalation_id = await _escalated_at_day_10(time_skipping, stack, pause=False)
+    escalation = stack.client.get_workflow_handle_for(EscalationWorkflow.run, escalation_workflow_id(escalation_id))
+    before = await escalation.query(EscalationWorkflow.state)
+
+    [report] = await plan_migrations(stack.sessions, stack.client, registry, "recovery-check", 3,
+                                     now=await time_skipping.get_current_time())
+    [applied] = await apply_migrations(stack.sessions, stack.client, registry, "recovery-check", 3,
+                                       actor=MANAGER, audit=_audit)
+
+    assert report.escalations == [escalation_id] and "escalation" not in str(report.plan.blocked)
+    assert f"  escalation {escalation_id} in progress: not touched" in report.lines()
+    assert applied.result == "migrated"
+    after = await escalation.query(EscalationWorkflow.state)
+    # Its ladder goes on by itself (who has been told grows); nothing else of it changed.
+    untouched = {"notified", "notification_failures"}
+    assert after.status == "open" and after.model_dump(exclude=untouched) == before.model_dump(exclude=untouched)
+
+
+async def test_an_escalation_that_holds_the_pathway_holds_its_migration_too(time_skipping, stack):
+    _, enrolled, _ = await _escalated_at_day_10(time_skipping, stack, pause=True)
+    v3 = (await PathwayRegistry(stack.sessions, stack.instruments).get("recovery-check", 3)).pathway
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await enrolled.workflow.execute_update(PathwayWorkflow.migrate, MigrationRequest(pathway=v3, actor=MANAGER))
+
+    assert "an escalation holds this pathway until it is resolved" in str(refused.value.cause)
+    assert (await enrolled.workflow.query(PathwayWorkflow.timeline)).pathway_version == 2
