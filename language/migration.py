@@ -101,8 +101,9 @@ def plan_migration(current: Pathway, target: Pathway, entries: Sequence[Touchpoi
     was_id = {new: old for old, new in renamed.items()}
     by_key = {(entry.step_id, entry.occurrence): entry for entry in entries}
     planned_keys = {(t.step_id, t.occurrence) for t in compile_plan(current, anchor, zone)}
+    # Still to come under the old version; one already due (late after an outage) goes as it was planned.
     planned = {key: entry for key, entry in by_key.items()
-               if key in planned_keys and entry.status == "planned" and entry.attempts == 0}
+               if key in planned_keys and entry.status == "planned" and entry.attempts == 0 and entry.due > now}
     upcoming = [t for t in compile_plan(target, anchor, zone) if t.due > now]
     added, moved, matched = [], [], set()
     for touchpoint in upcoming:

@@ -75,3 +75,15 @@ def test_only_a_newer_version_of_the_same_pathway_is_a_migration():
         "the enrollment is on version 3; migrations only go to a newer version"]
     assert plan_migration(V2, other, entries, ANCHOR, "UTC", DAY_10_NOON).blocked == [
         "version 3 is of pathway 'other-pathway', not 'recovery-check'"]
+
+
+def test_a_touchpoint_already_due_but_not_yet_sent_goes_as_planned():
+    # The worker was down at day 12 10:00: the two-week note is late, not removed or renamed under it.
+    late = DAY_10_NOON + timedelta(days=2)
+    entries = [e.model_copy(update={"status": "planned"}) if e.step_id == "week2-note" else e
+               for e in _timeline_at(late, open_steps=())]
+
+    plan = plan_migration(V2, V3, entries, ANCHOR, "UTC", late)
+
+    assert plan.moved == [] and [t.key for t in plan.removed] == ["day21-message#1"]
+    assert [t.key for t in plan.added] == ["day14-check#1"]
