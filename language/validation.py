@@ -12,7 +12,13 @@ from pydantic import ValidationError
 from language import timing
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
-from language.loader import DocumentInvalid, LoadedDocument, Location, load_document
+from language.loader import (
+    DocumentInvalid,
+    LoadedDocument,
+    Location,
+    Problem,
+    load_document,
+)
 from language.model import (
     CRISIS_POLICY_NAME,
     Actions,
@@ -39,6 +45,20 @@ def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], t
     if problems:
         raise DocumentInvalid([document.problem(location, message) for location, message in problems])
     return pathway
+
+
+def replaces_problems(text: str, file: str, pathway: Pathway, earlier: Collection[Pathway]) -> list[Problem]:
+    """`replaces` against the earlier versions deployed: a renamed step names an id one of them has, or
+    it would silently take over nothing. With no earlier version there is nothing to migrate from."""
+    known = {step.id for version in earlier for step in version.steps}
+    they_have = ", ".join(sorted(known))
+    found = [(("steps", index, "replaces"),
+              f"no earlier version of {pathway.id} has a step '{step.replaces}' (they have: {they_have})")
+             for index, step in enumerate(pathway.steps) if earlier and step.replaces and step.replaces not in known]
+    if not found:
+        return []
+    document = load_document(text, file)
+    return [document.problem(location, message) for location, message in found]
 
 
 def read_deployed(text: str, file: str) -> Pathway:
