@@ -28,6 +28,7 @@ from api.routes import (
     escalations,
     forms,
     health,
+    migrations,
     pathways,
     patients,
     responses,
@@ -51,6 +52,7 @@ api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(patients.router)
 api_router.include_router(pathways.router)
+api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)
 api_router.include_router(responses.router)
 api_router.include_router(forms.router)

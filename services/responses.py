@@ -20,10 +20,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from language.instruments.model import Instrument
 from language.instruments.scoring import AnswersInvalid, score
 from language.model import Pathway
+from language.plan import touchpoint_key
 from language.reads import values_read
 from store.db import QuestionnaireRecord, ResponseRecord, utcnow
 from workflows.contracts import (
-    EnrollmentRun,
     ResponseSubmission,
     RuleOutcome,
     workflow_id_for,
@@ -33,7 +33,7 @@ from workflows.pathway import PathwayWorkflow
 # An update is answered by a worker, a history read by the server: bounded, so a slow Temporal is a 503
 # (api/overload.py) with the response kept `received`, not a request hanging for the default deadline.
 UPDATE_TIMEOUT = timedelta(seconds=10)
-HISTORY_TIMEOUT = timedelta(seconds=5)
+QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 class QuestionnaireClosed(Exception):
@@ -91,7 +91,7 @@ async def submit_response(sessions: async_sessionmaker[AsyncSession], client: Cl
         session.add(response)
     workflow = client.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment_id))
     try:
-        pathway = pathway or await enrolled_pathway(client, enrollment_id)
+        pathway = pathway or await enrolled_pathway(client, enrollment_id, step_id, occurrence)
         outcome = await workflow.execute_update(
             PathwayWorkflow.submit_response,
             ResponseSubmission(step_id=step_id, occurrence=occurrence, response_id=response.id, score=result.total,
@@ -115,15 +115,12 @@ async def submit_response(sessions: async_sessionmaker[AsyncSession], client: Cl
     return Accepted(response.id, outcome)
 
 
-async def enrolled_pathway(client: Client, enrollment_id: str) -> Pathway:
-    """The pathway exactly as the enrollment's workflow runs it: the input of its current run, one
-    history event (a run continued as new carries the same pathway). RPCError NOT_FOUND if there is none."""
-    handle = client.get_workflow_handle(workflow_id_for(enrollment_id))
-    async for event in handle.fetch_history_events(page_size=1, rpc_timeout=HISTORY_TIMEOUT):
-        started = event.workflow_execution_started_event_attributes
-        [run] = await client.data_converter.decode(started.input.payloads, [EnrollmentRun])
-        return run.pathway
-    raise RPCError(f"workflow {handle.id} has no history", RPCStatusCode.NOT_FOUND, b"")
+async def enrolled_pathway(client: Client, enrollment_id: str, step_id: str, occurrence: int) -> Pathway:
+    """The pathway whose rules this occurrence follows, as the enrollment's workflow runs it: its version, or
+    the one it began under if a migration found it in progress. RPCError NOT_FOUND if there is no workflow."""
+    handle = client.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment_id))
+    return await handle.query(PathwayWorkflow.rules_pathway, touchpoint_key(step_id, occurrence),
+                              rpc_timeout=QUERY_TIMEOUT)
 
 
 def _why_refused(message: str) -> str:

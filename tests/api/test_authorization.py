@@ -35,6 +35,8 @@ WHO_MAY = {
     ("GET", "/pathways"): EVERYONE,
     ("GET", "/pathways/{pathway_id}"): EVERYONE,
     ("POST", "/pathways"): {MANAGER},
+    ("POST", "/pathways/{pathway_id}/migrations"): {MANAGER},
+    ("POST", "/pathways/{pathway_id}/migrations/rollback"): {MANAGER},
     ("POST", "/enrollments"): {CLINICIAN, INTEGRATION},
     ("GET", "/enrollments/{enrollment_id}"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
