@@ -27,6 +27,7 @@ from api.routes import (
     forms,
     pathways,
     patients,
+    reports,
     responses,
     staff,
     tasks,
@@ -59,6 +60,7 @@ api_router.include_router(tasks.router)
 api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
+api_router.include_router(reports.router)
 
 
 class CodecCors:

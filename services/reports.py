@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,7 +73,7 @@ class ReportFilter:
     start: datetime
     end: datetime
     pathway_id: str | None = None
-    teams: Collection[str] | None = None
+    teams: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -83,16 +83,16 @@ class ReportFilter:
                                       f"({self.end.isoformat()})")
 
 
-def teams_for(principal: Principal, asked: str | None) -> Collection[str] | None:
+def teams_for(principal: Principal, asked: str | None) -> tuple[str, ...] | None:
     """The teams whose figures `principal` may read: the one asked for, or all (None) for managers,
     admins and auditors; a clinician their own teams only, and NotYourTeam for another's."""
     if principal.has_any(OVERSEERS):
-        return None if asked is None else [asked]
+        return None if asked is None else (asked,)
     if asked is None:
-        return sorted(principal.teams)
+        return tuple(sorted(principal.teams))
     if asked not in principal.teams:
         raise NotYourTeam(f"you are not a member of team '{asked}': ask a clinical manager for its figures")
-    return [asked]
+    return (asked,)
 
 
 # --- the tables ------------------------------------------------------------------------------------

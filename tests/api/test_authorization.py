@@ -63,6 +63,10 @@ WHO_MAY = {
     ("POST", "/api-keys/{key_id}/revoke"): {ADMIN},
     ("GET", "/audit"): {AUDITOR},
     ("POST", "/codec/decode"): {CLINICIAN, AUDITOR},
+    # Aggregates: a clinician gets their own teams' figures only (tests/api/test_reports_api.py).
+    ("GET", "/reports"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/reports/{table}.csv"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/reports/pathway-versions"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
 }
 
 

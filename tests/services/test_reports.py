@@ -243,13 +243,13 @@ def within(moment: datetime | None, start: datetime, end: datetime) -> bool:
     return moment is not None and start <= moment < end
 
 
-def involved(seed: Seed, teams: list[str] | None) -> bool:
+def involved(seed: Seed, teams: tuple[str, ...] | None) -> bool:
     if teams is None:
         return True
     return bool(set(TEAMS[seed.pathway]) & set(teams)) or any(e["team"] in teams for e in seed.escalations)
 
 
-def chosen(seeds: list[Seed], pathway: str | None, teams: list[str] | None) -> list[Seed]:
+def chosen(seeds: list[Seed], pathway: str | None, teams: tuple[str, ...] | None) -> list[Seed]:
     return [s for s in seeds if (pathway is None or s.pathway == pathway) and involved(s, teams)]
 
 
@@ -261,7 +261,7 @@ def interpolated(values: list[float], fraction: float) -> float:
 
 
 def expected_figures(seeds: list[Seed], start: datetime, end: datetime, now: datetime, pathway: str | None = None,
-                     teams: list[str] | None = None) -> dict:
+                     teams: tuple[str, ...] | None = None) -> dict:
     mine = chosen(seeds, pathway, teams)
     enrollments: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for s in mine:
@@ -431,7 +431,7 @@ async def test_every_table_matches_the_figures_worked_out_from_the_seed(seeded):
     assert_matches(actual, expected)
 
 
-@pytest.mark.parametrize(("pathway", "teams"), [("mood", None), (None, ["ward"]), ("mood", ["obstetrics"])])
+@pytest.mark.parametrize(("pathway", "teams"), [("mood", None), (None, ("ward",)), ("mood", ("obstetrics",))])
 async def test_a_pathway_or_a_team_gets_only_its_own_figures(seeded, pathway, teams):
     sessions, registry, instruments, seeds, base, now = seeded
     start, end = base + timedelta(days=10), base + timedelta(days=45)
@@ -466,9 +466,9 @@ def test_a_period_must_run_forwards_with_a_time_zone():
 def test_a_clinician_reads_only_their_teams_figures_and_managers_every_team():
     clinician = Principal(PrincipalKind.STAFF, "st_1", "Nurse", frozenset({Role.CLINICIAN}), frozenset({"ward", "a"}))
     manager = Principal(PrincipalKind.STAFF, "st_2", "Manager", frozenset({Role.CLINICAL_MANAGER}))
-    assert teams_for(clinician, None) == ["a", "ward"]
-    assert teams_for(clinician, "ward") == ["ward"]
+    assert teams_for(clinician, None) == ("a", "ward")
+    assert teams_for(clinician, "ward") == ("ward",)
     with pytest.raises(NotYourTeam, match="not a member of team 'midwives'"):
         teams_for(clinician, "midwives")
     assert teams_for(manager, None) is None
-    assert teams_for(manager, "midwives") == ["midwives"]
+    assert teams_for(manager, "midwives") == ("midwives",)
