@@ -87,7 +87,8 @@ class Done:
 @dataclass(frozen=True)
 class StageSummary:
     enrollment_id: str
-    patient_name: str
+    given_name: str
+    family_name: str
     hospital_number: str | None
     pathway_id: str
     pathway_version: int
@@ -139,7 +140,7 @@ async def stage_summary(session: AsyncSession, enrollment_id: str) -> StageSumma
                        name(e.resolved_by), e.resolved_at, e.outcome_note) for e in escalations]
     done = [Done(t.step_id, t.attempt, t.team, t.status, t.due_at, t.outcome, t.notes, name(t.recorded_by),
                  t.recorded_at) for t in tasks]
-    return StageSummary(enrollment.id, f"{patient.family_name} {patient.given_name}", patient.hospital_number,
+    return StageSummary(enrollment.id, patient.given_name, patient.family_name, patient.hospital_number,
                         enrollment.pathway_id, enrollment.pathway_version, enrollment.status, enrollment.status_reason,
                         enrollment.anchor, enrollment.timezone, enrollment.created_at, enrollment.ended_at,
                         sent, answered, flagged, done)
