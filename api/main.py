@@ -15,6 +15,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.body_limit import BodySizeLimit
+from api.console import pathways as console_pathways
+from api.console import reports as console_reports
+from api.console import summary as console_summary
 from api.deps import Services
 from api.overload import Overload
 from api.routes import (
@@ -61,6 +64,9 @@ api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
 api_router.include_router(reports.router)
+api_router.include_router(console_pathways.router)
+api_router.include_router(console_reports.router)
+api_router.include_router(console_summary.router)
 
 
 class CodecCors:

@@ -18,12 +18,14 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import RegistryDep, ServicesDep, SessionDep
+from api.deps import RegistryDep, Services, ServicesDep, SessionDep
 from api.routes.teams import team_or_404
 from api.schemas import Message
 from api.security import Access, allow
 from services.principals import Role
+from services.registry import PathwayRegistry
 from services.reports import (
     TABLES,
     NotYourTeam,
@@ -82,6 +84,11 @@ ReportQueryDep = Annotated[ReportQuery, Depends(report_query)]
 
 async def figures(services: ServicesDep, session: SessionDep, registry: RegistryDep, access: Reader,
                   asked: ReportQueryDep) -> Report:
+    return await read_figures(services, session, registry, access, asked)
+
+
+async def read_figures(services: Services, session: AsyncSession, registry: PathwayRegistry, access: Access,
+                       asked: ReportQuery) -> Report:
     """The report a request asks for, within what its principal may read; 403, 404 or 422 otherwise."""
     if asked.team is not None:
         await team_or_404(session, asked.team)
@@ -124,13 +131,17 @@ async def download_table(table: Table, figures: FiguresDep, asked: ReportQueryDe
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+def row_type(table: str) -> type:
+    """The dataclass of one table's rows: its fields are the table's columns, in order."""
+    return typing.get_args(typing.get_type_hints(Report)[table])[0]
+
+
 def to_csv(table: Table, rows: list) -> str:
     """A header of the table's column names (even with no rows), then a row per figure; an empty cell for a
     figure with no value. A byte-order mark first, so that a spreadsheet opens Chinese text as UTF-8."""
-    row_type = typing.get_args(typing.get_type_hints(Report)[table])[0]
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(field.name for field in dataclasses.fields(row_type))
+    writer.writerow(field.name for field in dataclasses.fields(row_type(table)))
     writer.writerows(dataclasses.astuple(row) for row in rows)
     return out.getvalue()

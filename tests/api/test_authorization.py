@@ -67,6 +67,13 @@ WHO_MAY = {
     ("GET", "/reports"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
     ("GET", "/reports/{table}.csv"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
     ("GET", "/reports/pathway-versions"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways/{pathway_id}"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways/{pathway_id}/versions/{version}/preview"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways/{pathway_id}/diff"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/reports"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    # Patient data: a clinician whose teams are involved; audited.
+    ("GET", "/console/enrollments/{enrollment_id}/summary"): {CLINICIAN},
 }
 
 
