@@ -2,8 +2,10 @@
 
 Patient data: only for a clinician whose teams are involved in the enrollment (others are told it does
 not exist, as the API tells them), and every reading is written to the access log before it is shown.
-Printed from the browser (print CSS; "Save as PDF" gives the PDF): see ARCHITECTURE.md on why the
-server makes no PDF.
+Printed from the browser (print CSS, one A4 page; the print dialog's "Save as PDF" gives the PDF). The
+server makes no PDF of its own: WeasyPrint, the well-kept HTML-to-PDF library, needs Pango, HarfBuzz and
+fontconfig installed on the host; the pure-Python ones (xhtml2pdf on ReportLab, fpdf2) lay out little of
+CSS and show Chinese only from a CJK font file we would have to ship. The browser already has all three.
 """
 
 from __future__ import annotations
