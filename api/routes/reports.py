@@ -24,6 +24,7 @@ from api.deps import RegistryDep, Services, ServicesDep, SessionDep
 from api.routes.teams import team_or_404
 from api.schemas import Message
 from api.security import Access, allow
+from language.model import Slug
 from services.principals import Role
 from services.registry import PathwayRegistry
 from services.reports import (
@@ -66,9 +67,9 @@ def report_query(
     end: Annotated[date | None, Query(description="last day of the period, included (default: today)")] = None,
     timezone: Annotated[str, Query(description="where the period's days begin and end", max_length=64,
                                    examples=["Asia/Shanghai"])] = "UTC",
-    pathway: Annotated[str | None, Query(max_length=64, description="one pathway's figures; all without it")] = None,
-    team: Annotated[str | None, Query(max_length=64, description="one team's figures; a clinician's own teams "
-                                                                  "without it, every team for others")] = None,
+    pathway: Annotated[Slug | None, Query(description="one pathway's figures; all without it")] = None,
+    team: Annotated[Slug | None, Query(description="one team's figures; a clinician's own teams without it, "
+                                                    "every team for others")] = None,
 ) -> ReportQuery:
     try:
         zone = ZoneInfo(timezone)
