@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -190,7 +190,8 @@ class Report:
     cohort: list[CohortPoint]
 
 
-TABLES = ("enrollments", "touchpoints", "response_rates", "response_times", "satisfaction", "cohort")
+# The report's tables, in the order pages show them.
+TABLES = tuple(field.name for field in fields(Report) if field.name != "filter")
 
 
 async def report(session: AsyncSession, registry: PathwayRegistry, instruments: dict[str, Instrument],
