@@ -59,6 +59,7 @@ def cohort_charts(points: list[CohortPoint], instruments: Mapping[str, Instrumen
 
 def _chart(instrument_id: str, points: list[CohortPoint], instrument: Instrument | None, locale: str) -> CohortChart:
     """The y axis spans the instrument's possible totals, so that two periods' charts compare at a glance."""
+    points = sorted(points, key=lambda point: point.day)  # the line runs left to right
     total = instrument.total_range() if instrument else None
     low, high = total if total else (0, math.ceil(max(point.mean_score for point in points)) or 1)
     first, last = min(point.day for point in points), max(point.day for point in points)
