@@ -11,16 +11,20 @@ from datetime import date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 
-from api.console.report_pages import Staff, render
+from api.console.pages import PREFIX, page
 from api.deps import RegistryDep, SessionDep
+from api.security import Access, allow
 from language.preview import preview, to_html, to_text
+from services.principals import Role
 from services.registry import DeployedPathway, PathwayRegistry, UnknownPathway
 from services.reports import version_use
 
-router = APIRouter(prefix="/console/pathways", include_in_schema=False)
+router = APIRouter(prefix=f"{PREFIX}/pathways", include_in_schema=False)
+# Every staff role reads pathways; hospital systems have no console.
+Staff = Annotated[Access, Depends(allow(Role.CLINICAL_MANAGER, Role.ADMIN, Role.AUDITOR, Role.CLINICIAN))]
 
 
 async def deployed_or_404(registry: PathwayRegistry, pathway_id: str, version: int | None = None) -> DeployedPathway:
@@ -45,7 +49,7 @@ async def pathways_page(request: Request, registry: RegistryDep, session: Sessio
         pathways.append({"latest": latest, "versions": [
             {"deployed": deployed, "use": use.get((deployed.pathway.id, deployed.pathway.version))}
             for deployed in reversed(versions)]})
-    return render(request, access, "pathways.html", {"pathways": pathways})
+    return await page(request, "pathways.html", access, section="pathways", pathways=pathways)
 
 
 @router.get("/{pathway_id}", response_class=HTMLResponse)
@@ -57,10 +61,9 @@ async def pathway_page(request: Request, pathway_id: str, registry: RegistryDep,
     deployed = await deployed_or_404(registry, pathway_id, version)
     versions = await registry.versions(pathway_id)
     use = await version_use(session)
-    return render(request, access, "pathway.html", {
-        "deployed": deployed, "versions": versions, "anchor": preview_anchor(deployed, anchor),
-        "use": use.get((pathway_id, deployed.pathway.version)),
-        "compare": (versions[-2], versions[-1]) if len(versions) > 1 else None})
+    return await page(request, "pathway.html", access, section="pathways", deployed=deployed, versions=versions,
+                      anchor=preview_anchor(deployed, anchor), use=use.get((pathway_id, deployed.pathway.version)),
+                      compare=(versions[-2], versions[-1]) if len(versions) > 1 else None)
 
 
 @router.get("/{pathway_id}/versions/{version}/preview", response_class=HTMLResponse)
@@ -78,11 +81,10 @@ async def diff_page(request: Request, pathway_id: str, registry: RegistryDep, ac
     """Two versions side by side: the YAML as written, and the plans both make from the same anchor."""
     before, after = (await deployed_or_404(registry, pathway_id, old), await deployed_or_404(registry, pathway_id, new))
     day = preview_anchor(after, anchor)
-    return render(request, access, "pathway_diff.html", {
-        "before": before, "after": after, "anchor": day,
-        "text": side_by_side(before.source, after.source, f"v{old}", f"v{new}"),
-        "plan": side_by_side(to_text(preview(before.pathway, day)), to_text(preview(after.pathway, day)),
-                             f"v{old}", f"v{new}")})
+    return await page(request, "pathway_diff.html", access, section="pathways", before=before, after=after, anchor=day,
+                      text=side_by_side(before.source, after.source, f"v{old}", f"v{new}"),
+                      plan=side_by_side(to_text(preview(before.pathway, day)), to_text(preview(after.pathway, day)),
+                                        f"v{old}", f"v{new}"))
 
 
 def side_by_side(before: str, after: str, before_name: str, after_name: str) -> str:

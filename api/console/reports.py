@@ -11,13 +11,14 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from api.console.cohort_chart import cohort_charts
-from api.console.report_pages import Staff, locale_of, render
+from api.console.pages import PREFIX, locale_of, page
+from api.console.pathways import Staff
 from api.deps import RegistryDep, ServicesDep, SessionDep
 from api.routes.reports import ReportQueryDep, read_figures, row_type
 from services.reports import OVERSEERS, TABLES
 from store.db import TeamRecord
 
-router = APIRouter(prefix="/console/reports", include_in_schema=False)
+router = APIRouter(prefix=f"{PREFIX}/reports", include_in_schema=False)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -28,9 +29,10 @@ async def reports_page(request: Request, asked: ReportQueryDep, services: Servic
     teams = list(await session.scalars(select(TeamRecord.id).order_by(TeamRecord.id)))
     if not access.principal.has_any(OVERSEERS):
         teams = [team for team in teams if team in access.principal.teams]
-    return render(request, access, "reports.html", {
-        "tables": TABLES, "rows": {name: [asdict(row) for row in getattr(figures, name)] for name in TABLES},
-        "columns": {name: [field.name for field in fields(row_type(name))] for name in TABLES},
-        "numeric": {name for table in TABLES for name, hint in get_type_hints(row_type(table)).items() if hint is not str}, "asked": asked, "teams": teams, "query": asked.query_string(),
-        "pathways": [deployed.pathway.id for deployed in await registry.latest()],
-        "charts": cohort_charts(figures.cohort, services.instruments, locale_of(request))})
+    return await page(
+        request, "reports.html", access, section="reports", tables=TABLES, query=asked.query_string(), asked=asked,
+        rows={name: [asdict(row) for row in getattr(figures, name)] for name in TABLES},
+        columns={name: [field.name for field in fields(row_type(name))] for name in TABLES},
+        numeric={name for table in TABLES for name, hint in get_type_hints(row_type(table)).items() if hint is not str},
+        teams=teams, pathways=[deployed.pathway.id for deployed in await registry.latest()],
+        charts=cohort_charts(figures.cohort, services.instruments, await locale_of(services, access, request)))

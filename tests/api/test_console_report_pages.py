@@ -52,7 +52,7 @@ async def test_a_version_shows_its_preview_and_two_versions_compare_side_by_side
 
 
 async def test_the_reports_page_has_every_table_with_its_csv_link(api: httpx.AsyncClient):
-    page = await api.get("/console/reports", params={"start": "2026-01-01", "end": "2026-01-31", "lang": "zh-CN"})
+    page = await api.get("/console/reports", params={"start": "2026-01-01", "end": "2026-01-31"})
 
     assert page.status_code == 200
     for table in ("enrollments", "touchpoints", "response_rates", "response_times", "satisfaction", "cohort"):
@@ -80,7 +80,7 @@ async def test_the_stage_summary_is_for_involved_clinicians_and_audited(app: Fas
     nurse_id, nurse = await accounts.staff([Role.CLINICIAN], [team], name="Nurse Zhang")
     outsider = await accounts.member_of(other_team)
 
-    page = await nurse.get(f"/console/enrollments/en_{tag}/summary", params={"lang": "zh-CN"})
+    page = await nurse.get(f"/console/enrollments/en_{tag}/summary")
     refused = await outsider.get(f"/console/enrollments/en_{tag}/summary")
 
     assert page.status_code == 200

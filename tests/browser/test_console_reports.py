@@ -144,8 +144,7 @@ async def test_the_reports_page_shows_the_seeded_figures_and_downloads_them(cons
     end = console.start + timedelta(days=30)
     expected = expected_figures(console.seeds, console.start, end, console.now)
 
-    await page.goto(f"/console/reports?start={console.start.date()}&end={(end - timedelta(days=1)).date()}"
-                    f"&lang=zh-CN")
+    await page.goto(f"/console/reports?start={console.start.date()}&end={(end - timedelta(days=1)).date()}")
 
     assert await page.locator("h1").inner_text() == "统计报表"
     assert await _cells(page, '[data-table="enrollments"]') == [[_shown(value) for value in row]
@@ -172,7 +171,7 @@ async def test_the_reports_page_shows_the_seeded_figures_and_downloads_them(cons
 async def test_the_stage_summary_prints_on_one_page(console: Console, browser, tmp_path: Path):
     page = await _signed_in_page(console, browser, ["clinician"], ["midwives"], "Nurse Wang", "en")
 
-    response = await page.goto(f"/console/enrollments/{SUMMARY}/summary?lang=zh-CN")
+    response = await page.goto(f"/console/enrollments/{SUMMARY}/summary")
 
     assert response.status == 200
     assert await page.locator("[data-patient]").inner_text() == "LiWei"

@@ -1,0 +1,98 @@
+"""Rendering console pages: the templates, the signed-in member's language, and error pages.
+
+Console routes call the JSON routes' own functions (api/routes/*), which check scope, audit the read
+and call the services; a refusal they raise as HTTPException becomes an HTML page here, with the
+same status and headers (so the authorization matrix sees the same answers as for the API).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.console.i18n import best_locale, translator
+from api.deps import Services
+from api.routes.forms import UI, _form_items
+from api.security import Access
+from language.instruments.model import Instrument
+from services.accounts import STAFF_LOCALES
+from services.principals import PrincipalKind
+from store.db import StaffMember
+
+PREFIX = "/console"
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# Staff read times in the hospital's zone, whatever the server's.
+SHOWN_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def shown_time(moment: datetime | None) -> str:
+    return moment.astimezone(SHOWN_ZONE).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+templates.env.filters["when"] = shown_time
+
+
+async def locale_of(services: Services, access: Access | None, request: Request) -> str:
+    """The member's own choice once signed in (an API key has none); the browser's before."""
+    if access is not None and access.principal.kind == PrincipalKind.STAFF:
+        async with services.sessions() as session:
+            member = await session.get(StaffMember, access.principal.id)
+            if member is not None:
+                return member.locale
+    return best_locale(request.headers.get("Accept-Language"))
+
+
+async def page(request: Request, template: str, access: Access | None, status_code: int = 200,
+               headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+    locale = await locale_of(request.app.state.services, access, request)
+    return templates.TemplateResponse(request, template, {
+        "locale": locale, "t": translator(locale), "me": access.principal if access else None,
+        "locales": STAFF_LOCALES, "now": datetime.now(UTC), **context}, status_code=status_code, headers=headers)
+
+
+async def instrument_items(request: Request, services: Services, access: Access,
+                           instrument: Instrument) -> list[dict]:
+    """An instrument's items as the patient's form shows them (api/routes/forms.py), in the member's
+    language when the instrument has its text in it."""
+    locale = await locale_of(services, access, request)
+    shown = locale if instrument.text_available(locale) else instrument.locales[0]
+    return _form_items(instrument, shown, UI[shown] if shown in UI else UI["en"])
+
+
+def is_console(request: Request) -> bool:
+    return request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/")
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+    if not is_console(request):
+        return await http_exception_handler(request, error)
+    template = "sign_in.html" if error.status_code == 401 else "error.html"
+    return await page(request, template, None, error.status_code, error.headers,
+                      message=error.detail if isinstance(error.detail, str) else str(error.detail),
+                      next=request.url.path)
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
+    if not is_console(request):
+        return await request_validation_exception_handler(request, error)
+    problems = "; ".join(f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
+                         for problem in error.errors())
+    return await page(request, "error.html", None, 422, message=problems)
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """Console paths get HTML pages for errors; everything else keeps FastAPI's JSON answers."""
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
