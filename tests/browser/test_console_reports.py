@@ -111,13 +111,21 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
         await temporal.shutdown()
 
 
-async def _signed_in_page(console: Console, browser, roles: list[str], teams: list[str], name: str, locale: str):
+async def _signed_in_page(console: Console, browser, roles: list[str], teams: list[str], name: str, goto: str):
+    """A new member signs in through the console's own form and lands on `goto`."""
     email, password = await _staff(console.url, console.admin, roles, teams, name)
-    context = await browser.new_context(base_url=console.url, locale=locale, accept_downloads=True,
+    context = await browser.new_context(base_url=console.url, accept_downloads=True,
                                         viewport={"width": 1280, "height": 900})
-    signed = await context.request.post("/auth/session", form={"username": email, "password": password})
-    assert signed.ok, await signed.text()
-    return await context.new_page()
+    page = await context.new_page()
+    await page.goto(goto)  # not signed in yet: the sign-in form, which brings the member back here
+    await page.fill("#username", email)
+    await page.fill("#password", password)
+    async with page.expect_navigation():
+        await page.click("form.stacked button[type=submit]")
+    assert await page.locator("[data-testid=me]").inner_text() == name
+    # The frame brings a member back to the path they asked for, without its query: ask again.
+    await page.goto(goto)
+    return page
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +148,11 @@ def _shown(value) -> str:
 
 async def test_the_reports_page_shows_the_seeded_figures_and_downloads_them(console: Console, browser,
                                                                             tmp_path: Path):
-    page = await _signed_in_page(console, browser, ["clinical_manager"], [], "Manager Chen", "zh-CN")
     end = console.start + timedelta(days=30)
     expected = expected_figures(console.seeds, console.start, end, console.now)
 
-    await page.goto(f"/console/reports?start={console.start.date()}&end={(end - timedelta(days=1)).date()}")
+    page = await _signed_in_page(console, browser, ["clinical_manager"], [], "Manager Chen",
+                                 f"/console/reports?start={console.start.date()}&end={(end - timedelta(days=1)).date()}")
 
     assert await page.locator("h1").inner_text() == "统计报表"
     assert await _cells(page, '[data-table="enrollments"]') == [[_shown(value) for value in row]
@@ -169,11 +177,9 @@ async def test_the_reports_page_shows_the_seeded_figures_and_downloads_them(cons
 
 
 async def test_the_stage_summary_prints_on_one_page(console: Console, browser, tmp_path: Path):
-    page = await _signed_in_page(console, browser, ["clinician"], ["midwives"], "Nurse Wang", "en")
+    page = await _signed_in_page(console, browser, ["clinician"], ["midwives"], "Nurse Wang",
+                                 f"/console/enrollments/{SUMMARY}/summary")
 
-    response = await page.goto(f"/console/enrollments/{SUMMARY}/summary")
-
-    assert response.status == 200
     assert await page.locator("[data-patient]").inner_text() == "LiWei"
     assert await page.locator('[data-section="flagged"] tbody tr').count() == 1
     assert "Phoned; GP tomorrow" in await page.locator('[data-section="flagged"]').inner_text()
@@ -184,3 +190,32 @@ async def test_the_stage_summary_prints_on_one_page(console: Console, browser, t
     print(f"screenshot: {png}")
     pdf = await page.pdf(format="A4", print_background=True)
     assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1, "the summary fits one A4 page"
+
+
+async def test_pathway_versions_in_english_with_the_preview_and_a_diff(console: Console, browser, tmp_path: Path):
+    page = await _signed_in_page(console, browser, ["auditor"], [], "Auditor Liu", "/console/pathways")
+    await page.select_option("#locale", "en")
+    async with page.expect_navigation():
+        await page.click("form[action='/console/locale'] button")
+
+    assert await page.locator("h1").inner_text() == "Pathways", await page.locator("main").inner_text()
+    for version in (1, 2):
+        shown = page.locator(f"#pathway-mood ~ table tr[data-version='{version}'] [data-active]")
+        active = [s for s in console.seeds if (s.pathway, s.version, s.status) == ("mood", version, "active")]
+        assert await shown.inner_text() == str(len(active)), f"patients on mood v{version}"
+    png = tmp_path / "pathways-en.png"
+    await page.screenshot(path=png, full_page=True)
+    print(f"screenshot: {png}")
+
+    async with page.expect_navigation():
+        await page.click("a[href='/console/pathways/mood?version=2']")
+    preview = page.frame_locator("iframe.preview")
+    assert await preview.locator("svg text.lane-label").count() == 2, "the preview picture, a lane per step"
+    async with page.expect_navigation():
+        await page.click("form[action='/console/pathways/mood/diff'] button")
+    plan = page.locator("[data-diff='plan']")
+    assert await plan.locator(".diff_sub, .diff_chg").count() > 0, "v2 starts on day 5 instead of day 7"
+    assert "at:&nbsp;day&nbsp;" in await page.locator("[data-diff='text']").inner_html()
+    png = tmp_path / "pathway-diff-en.png"
+    await page.screenshot(path=png, full_page=True)
+    print(f"screenshot: {png}")
