@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import (
     http_exception_handler,
     request_validation_exception_handler,
@@ -20,6 +20,7 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.console.i18n import best_locale, translator
@@ -32,6 +33,7 @@ from services.principals import PrincipalKind
 from store.db import StaffMember
 
 PREFIX = "/console"
+M = TypeVar("M", bound=BaseModel)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 # Staff read times in the hospital's zone, whatever the server's.
 SHOWN_ZONE = ZoneInfo("Asia/Shanghai")
@@ -69,6 +71,16 @@ async def instrument_items(request: Request, services: Services, access: Access,
     locale = await locale_of(services, access, request)
     shown = locale if instrument.text_available(locale) else instrument.locales[0]
     return _form_items(instrument, shown, UI[shown] if shown in UI else UI["en"])
+
+
+def form_body(model: type[M], **fields: Any) -> M:
+    """A JSON route's body from form fields: the same validation, its problems on the console's 422 page."""
+    try:
+        return model(**fields)
+    except ValidationError as invalid:
+        problems = "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'form'}: {error['msg']}"
+                             for error in invalid.errors())
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems) from None
 
 
 def is_console(request: Request) -> bool:

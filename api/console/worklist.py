@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.console.pages import PREFIX, instrument_items, page
+from api.console.pages import PREFIX, form_body, instrument_items, page
 from api.deps import ServicesDep, SessionDep, TemporalDep
 from api.paging import MAXIMUM_PAGE, Page
 from api.routes import escalations, tasks, worklist
@@ -58,14 +57,14 @@ async def acknowledge(escalation_id: str, session: SessionDep, temporal: Tempora
 @router.post("/escalations/{escalation_id}/resolve", response_class=RedirectResponse)
 async def resolve(escalation_id: str, outcome: Annotated[str, Form()], session: SessionDep, temporal: TemporalDep,
                   access: Clinician) -> RedirectResponse:
-    await escalations.resolve_escalation(escalation_id, _body(ResolveBody, outcome=outcome), session, temporal, access)
+    await escalations.resolve_escalation(escalation_id, form_body(ResolveBody, outcome=outcome), session, temporal, access)
     return _back_to_escalation(escalation_id)
 
 
 @router.post("/escalations/{escalation_id}/reassign", response_class=RedirectResponse)
 async def reassign(escalation_id: str, to_team: Annotated[str, Form()], session: SessionDep, temporal: TemporalDep,
                    access: Clinician) -> RedirectResponse:
-    await escalations.reassign_escalation(escalation_id, _body(ReassignBody, to_team=to_team), session, temporal,
+    await escalations.reassign_escalation(escalation_id, form_body(ReassignBody, to_team=to_team), session, temporal,
                                           access)
     return _back_to_escalation(escalation_id)
 
@@ -85,19 +84,9 @@ async def record_outcome(task_id: str, request: Request, session: SessionDep, te
     values = {key.removeprefix("value."): str(value).strip() for key, value in form.items()
               if key.startswith("value.") and str(value).strip()}
     notes = str(form.get("notes", "")).strip() or None
-    body = _body(CallOutcomeBody, outcome=form.get("outcome"), notes=notes, values=values)
+    body = form_body(CallOutcomeBody, outcome=form.get("outcome"), notes=notes, values=values)
     recorded = await tasks.record_task_outcome(task_id, body, session, temporal, services, access)
     return await _task(request, session, services, access, recorded.task, rules=recorded.rules)
-
-
-def _body(model, **fields):
-    """A JSON route's body from form fields: the same validation, its problems on the console's 422 page."""
-    try:
-        return model(**fields)
-    except ValidationError as invalid:
-        problems = "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'form'}: {error['msg']}"
-                             for error in invalid.errors())
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems) from None
 
 
 def _back_to_escalation(escalation_id: str) -> RedirectResponse:

@@ -78,6 +78,13 @@ WHO_MAY = {
     ("POST", "/console/escalations/{escalation_id}/reassign"): {CLINICIAN},
     ("GET", "/console/tasks/{task_id}"): {CLINICIAN},
     ("POST", "/console/tasks/{task_id}/outcome"): {CLINICIAN},
+    ("GET", "/console/patients"): {CLINICIAN},
+    ("GET", "/console/patients/{patient_id}"): {CLINICIAN},
+    ("POST", "/console/patients/{patient_id}/enroll"): {CLINICIAN},
+    ("GET", "/console/enrollments/{enrollment_id}"): {CLINICIAN},
+    ("POST", "/console/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
+    ("GET", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
+    ("POST", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
     # Aggregates: a clinician gets their own teams' figures only (tests/api/test_reports_api.py).
     ("GET", "/reports"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
     ("GET", "/reports/{table}.csv"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},

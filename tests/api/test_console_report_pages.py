@@ -78,7 +78,7 @@ async def test_the_stage_summary_is_for_involved_clinicians_and_audited(app: Fas
         await session.flush()
         session.add(EnrollmentTeam(enrollment_id=f"en_{tag}", team_id=team))
     nurse_id, nurse = await accounts.staff([Role.CLINICIAN], [team], name="Nurse Zhang")
-    outsider = await accounts.member_of(other_team)
+    outsider_id, outsider = await accounts.staff([Role.CLINICIAN], [other_team])
 
     page = await nurse.get(f"/console/enrollments/en_{tag}/summary")
     refused = await outsider.get(f"/console/enrollments/en_{tag}/summary")
@@ -86,8 +86,10 @@ async def test_the_stage_summary_is_for_involved_clinicians_and_audited(app: Fas
     assert page.status_code == 200
     assert "随访小结" in page.text and "<dd data-patient>LiWei</dd>" in page.text, "family name first in Chinese"
     assert "打印人：Nurse Zhang" in page.text
-    assert refused.status_code == 404
+    assert refused.status_code == 403 and "LiWei" not in refused.text
     async with app.state.services.sessions() as session:
-        readers = list(await session.scalars(select(AccessAudit.actor_id).where(
-            AccessAudit.enrollment_id == f"en_{tag}", AccessAudit.action == "enrollment.summary")))
-    assert readers == [nurse_id], "one audited read, by the nurse; the outsider read nothing"
+        lines = (await session.execute(select(AccessAudit.actor_id, AccessAudit.action, AccessAudit.outcome).where(
+            AccessAudit.enrollment_id == f"en_{tag}"))).all()
+    assert sorted(lines) == sorted([(nurse_id, "enrollment.summary", "allowed"),
+                                    (outsider_id, f"GET /console/enrollments/en_{tag}/summary", "denied")])
+    assert (await nurse.get("/console/enrollments/en_nobody/summary")).status_code == 404
