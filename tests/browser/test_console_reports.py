@@ -47,6 +47,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 
 HOST = "127.0.0.1"
 SUMMARY = "en_printable"
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+SERIOUS = ("serious", "critical")
 
 
 @dataclass
@@ -142,6 +144,15 @@ async def _cells(page, selector: str) -> list[list[str]]:
         f"{selector} tbody tr", "rows => rows.map(row => [...row.cells].map(cell => cell.textContent.trim()))")
 
 
+async def assert_accessible(page) -> None:
+    """axe-core on the page as it stands: no serious or critical violation."""
+    await page.add_script_tag(path=AXE)
+    result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    problems = [(violation["impact"], violation["id"], violation["help"], [node["target"] for node in violation["nodes"]])
+                for violation in result["violations"] if violation["impact"] in SERIOUS]
+    assert problems == [], f"{page.url}: {problems}"
+
+
 def _shown(value) -> str:
     return "—" if value is None else str(value)
 
@@ -163,6 +174,7 @@ async def test_the_reports_page_shows_the_seeded_figures_and_downloads_them(cons
     charts = page.locator("[data-chart]")
     assert await charts.count() == len({row[0] for row in expected["cohort"]})
     assert await page.locator("[data-chart] circle").count() == len(expected["cohort"])
+    await assert_accessible(page)
     png = tmp_path / "reports-zh-CN.png"
     await page.screenshot(path=png, full_page=True)
     print(f"screenshot: {png}")
@@ -183,6 +195,7 @@ async def test_the_stage_summary_prints_on_one_page(console: Console, browser, t
     assert await page.locator("[data-patient]").inner_text() == "LiWei"
     assert await page.locator('[data-section="flagged"] tbody tr').count() == 1
     assert "Phoned; GP tomorrow" in await page.locator('[data-section="flagged"]').inner_text()
+    await assert_accessible(page)
     await page.emulate_media(media="print")
     assert not await page.locator("nav").is_visible(), "the navigation is not printed"
     png = tmp_path / "stage-summary-print.png"
@@ -203,6 +216,7 @@ async def test_pathway_versions_in_english_with_the_preview_and_a_diff(console: 
         shown = page.locator(f"#pathway-mood ~ table tr[data-version='{version}'] [data-active]")
         active = [s for s in console.seeds if (s.pathway, s.version, s.status) == ("mood", version, "active")]
         assert await shown.inner_text() == str(len(active)), f"patients on mood v{version}"
+    await assert_accessible(page)
     png = tmp_path / "pathways-en.png"
     await page.screenshot(path=png, full_page=True)
     print(f"screenshot: {png}")
@@ -211,11 +225,13 @@ async def test_pathway_versions_in_english_with_the_preview_and_a_diff(console: 
         await page.click("a[href='/console/pathways/mood?version=2']")
     preview = page.frame_locator("iframe.preview")
     assert await preview.locator("svg text.lane-label").count() == 2, "the preview picture, a lane per step"
+    await assert_accessible(page)
     async with page.expect_navigation():
         await page.click("form[action='/console/pathways/mood/diff'] button")
     plan = page.locator("[data-diff='plan']")
     assert await plan.locator(".diff_sub, .diff_chg").count() > 0, "v2 starts on day 5 instead of day 7"
     assert "at:&nbsp;day&nbsp;" in await page.locator("[data-diff='text']").inner_html()
+    await assert_accessible(page)
     png = tmp_path / "pathway-diff-en.png"
     await page.screenshot(path=png, full_page=True)
     print(f"screenshot: {png}")
