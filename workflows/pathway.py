@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         response_names,
         safety_net,
     )
-    from workflows import retries
+    from workflows import effects, retries
     from workflows.agenda import (
         Agenda,
         AgendaItem,
@@ -44,22 +44,16 @@ with workflow.unsafe.imports_passed_through():
         first_item,
     )
     from workflows.contracts import (
-        ALERT_OPERATIONS,
-        DELIVER_MESSAGE,
         EXPIRE_QUESTIONNAIRE,
         OPEN_CALL_TASK,
         OPEN_QUESTIONNAIRE,
         RECORD_ENROLLMENT_STATUS,
-        SCREEN_FREE_TEXT,
         CallOutcome,
         CancelRequest,
         CarriedAgendaItem,
         CarriedState,
-        DeliveryReceipt,
         EnrollmentRun,
         EnrollmentStatusChange,
-        FormLink,
-        OperationsAlert,
         ResponseSubmission,
         ResponseSummary,
         RuleOutcome,
@@ -73,12 +67,9 @@ with workflow.unsafe.imports_passed_through():
         call_task,
         escalation_start,
         form_link,
-        message_delivery,
         questionnaire_occurrence,
     )
 
-# Runs started before operations alerts replay without them.
-OPERATIONS_ALERTS = "alert-operations"
 # Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
 ENROLLMENT_GRACE = timedelta(minutes=15)
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
@@ -177,27 +168,9 @@ class PathwayWorkflow:
                                                   band=response.band, flags=response.flags, items=response.items,
                                                   tags=self._tags))
         entry.outcome = self._apply(decision, entry, RuleOutcome())
-        crisis_words = submission.has_free_text and await self._screen(submission.response_id)
+        crisis_words = submission.has_free_text and await effects.screen(submission.response_id, self._events)
         self._apply(safety_net(decision, crisis_words=crisis_words, flags=submission.flags), entry, entry.outcome)
         return entry.outcome
-
-    async def _screen(self, response_id: str) -> bool:
-        """Whether the free text holds crisis words. If it cannot be screened (the database or the worker's
-        lexicon unavailable for a few seconds of retries), the answer is the worse case: possible crisis,
-        routed urgently by the safety net now, rather than a patient in crisis waiting for an outage."""
-        if not workflow.patched("screening-failure-is-possible-crisis"):
-            return await workflow.execute_activity(SCREEN_FREE_TEXT, response_id, result_type=bool,
-                                                   start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
-                                                   retry_policy=retries.DELIVERY_RETRY)
-        try:
-            return await workflow.execute_activity(SCREEN_FREE_TEXT, response_id, result_type=bool,
-                                                   start_to_close_timeout=retries.SCREENING_ATTEMPT_TIMEOUT,
-                                                   retry_policy=retries.SCREENING_RETRY)
-        except ActivityError as error:
-            cause = error.cause.type if isinstance(error.cause, ApplicationError) else type(error.cause).__name__
-            self._events.append(TimelineEvent(at=workflow.now(), kind="screening_failed",
-                                              detail=f"free text not screened ({cause}); treated as possible crisis"))
-            return True
 
     @workflow.update
     async def record_call_outcome(self, outcome: CallOutcome) -> RuleOutcome:
@@ -342,54 +315,12 @@ class PathwayWorkflow:
         else:
             entry.status = "failed"
 
-    async def _send(self, entry: TimelineEntry, step, *, purpose: str, templates, form: FormLink | None = None,
-                    due: datetime | None = None) -> bool:
-        """Deliver one message; on final failure record why on the entry and go on with the pathway."""
+    async def _send(self, entry: TimelineEntry, step, **message) -> bool:
         self._in_flight = entry.key
         try:
-            receipt = await workflow.execute_activity(
-                DELIVER_MESSAGE,
-                message_delivery(self._run, step, entry, purpose=purpose, templates=templates, due=due or entry.due,
-                                 form=form),
-                result_type=DeliveryReceipt,
-                start_to_close_timeout=retries.DELIVERY_ATTEMPT_TIMEOUT,
-                retry_policy=retries.DELIVERY_RETRY,
-            )
-            entry.at = entry.at or workflow.now()
-            if receipt.duplicate:
-                entry.detail = "already sent by an earlier attempt; not sent again"
-            return True
-        except ActivityError as error:
-            entry.at = entry.at or workflow.now()
-            entry.detail = f"{purpose}: {error.cause.message if error.cause else error}"
-            await self._alert_operations("a message could not be delivered", f"{entry.key}: {entry.detail}")
-            return False
+            return await effects.send(self._run, entry, step, **message)
         finally:
             self._in_flight = None
-
-    async def _bookkeeping(self, activity: str, payload: object) -> None:
-        # Our own database: kept trying however long it is down (each attempt bounded), never giving up and
-        # failing the enrollment, which would lose every later touchpoint; operations are told if it stalls.
-        running = workflow.start_activity(activity, payload, start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
-                                          retry_policy=retries.BOOKKEEPING_RETRY)
-        if workflow.patched(OPERATIONS_ALERTS):
-            try:
-                await workflow.wait_condition(running.done, timeout=retries.BOOKKEEPING_STALL)
-            except TimeoutError:
-                await self._alert_operations("the database has not answered", f"{activity} still failing after "
-                                             f"{retries.BOOKKEEPING_STALL}; retrying until it answers")
-        await running
-
-    async def _alert_operations(self, what: str, detail: str) -> None:
-        """Tell the operations staff; an alert that cannot go is in the worker's log, and the pathway goes on."""
-        if not workflow.patched(OPERATIONS_ALERTS):
-            return
-        try:
-            await workflow.execute_activity(ALERT_OPERATIONS, OperationsAlert(
-                enrollment_id=self._run.enrollment_id, what=what, detail=detail),
-                start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT, retry_policy=retries.ALERT_RETRY)
-        except ActivityError:
-            pass
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
@@ -398,7 +329,7 @@ class PathwayWorkflow:
         opened = max(entry.due, workflow.now().replace(microsecond=0))
         reminders, expires = questionnaire_window(self._run.pathway, step, opened, self._run.timezone)
         entry.status, entry.at, entry.closes, entry.reminders = "open", opened, expires, reminders
-        await self._bookkeeping(OPEN_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=opened))
+        await effects.bookkeeping(self._run, OPEN_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=opened))
         for due in reminders:
             self._agenda.add(Remind(due, entry))
         self._agenda.add(Expire(expires, entry))
@@ -413,7 +344,7 @@ class PathwayWorkflow:
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
         entry.status, entry.at = "expired", workflow.now()
-        await self._bookkeeping(EXPIRE_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=entry.due))
+        await effects.bookkeeping(self._run, EXPIRE_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=entry.due))
         if step.on_expire:
             expired = Decision.always(step.on_expire, "no answer before expiry")
             entry.outcome = self._apply(expired, entry, RuleOutcome())
@@ -475,7 +406,7 @@ class PathwayWorkflow:
         entry.status, entry.at = "open", workflow.now()
         self._opening_call = entry.key
         try:
-            await self._bookkeeping(OPEN_CALL_TASK, call_task(self._run, step, entry, due=workflow.now()))
+            await effects.bookkeeping(self._run, OPEN_CALL_TASK, call_task(self._run, step, entry, due=workflow.now()))
         finally:
             self._opening_call = None
 

@@ -96,6 +96,10 @@ WHO_MAY = {
     ("GET", "/console/reports"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
     # Patient data: a clinician whose teams are involved; audited.
     ("GET", "/console/enrollments/{enrollment_id}/summary"): {CLINICIAN},
+    # For the orchestrator and the scraper: no patient data (keep /metrics inside the hospital network).
+    ("GET", "/health/live"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
 }
 
 

@@ -13,19 +13,21 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
-from services.identity import create_admin
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from services.identity import create_admin
 from services.payload_codec import data_converter
 from services.settings import PROJECT_ROOT, Settings
 from store.db import create_engine, session_factory
+from tests.databases import DATABASE_KINDS, Databases
 from tools.binaries import installed_binary
 from tools.devstack import Child, accepts_connections
 from tools.smtp_sink import ReceivedMail, SmtpSink, free_port
@@ -185,25 +187,36 @@ def smtp_inbox() -> SmtpSink:
         yield sink
 
 
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: WorkflowEnvironment,
-                smtp_inbox: SmtpSink) -> AsyncIterator[Stack]:
-    workdir = tmp_path_factory.mktemp("e2e")
+@pytest.fixture(scope="session", params=DATABASE_KINDS)
+async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, databases: Databases,
+                temporal_server: WorkflowEnvironment, smtp_inbox: SmtpSink) -> AsyncIterator[Stack]:
+    """On each kind of database in turn: several processes at once, as only these tests run them."""
+    async with running_stack(tmp_path_factory.mktemp("e2e"), temporal_server.client, smtp_inbox,
+                             database_url=await databases.new(request.param, migrated=False)) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_stack(workdir: Path, temporal: Client, inbox: SmtpSink, *, database_url: str) -> AsyncIterator[Stack]:
+    """The API and a worker on `temporal`, `inbox` and the database at `database_url` (migrated here, as
+    compose does before they start), with their logs in `workdir`."""
     api_port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("CAREPATH_")} | {
         "CAREPATH_ENVIRONMENT": "test",
         # Every test's patient answers from this one address.
         "CAREPATH_FORM_RATE_LIMIT": "100000/minute",
-        "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'store.db'}",
-        "CAREPATH_TEMPORAL_ADDRESS": temporal_server.client.service_client.config.target_host,
+        "CAREPATH_DATABASE_URL": database_url,
+        "CAREPATH_TEMPORAL_ADDRESS": temporal.service_client.config.target_host,
         "CAREPATH_TASK_QUEUE": f"carepath-e2e-{uuid.uuid4()}",
         "CAREPATH_SMTP_HOST": HOST,
-        "CAREPATH_SMTP_PORT": str(smtp_inbox.port),
+        "CAREPATH_SMTP_PORT": str(inbox.port),
         "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}",
         "PYTHONUNBUFFERED": "1",
     }
-    # The API first: it migrates the database, and two processes migrating one new SQLite file at
-    # once could both try to create the tables.
+    # The one migration step, as compose runs it before the API and the worker, which refuse an old schema.
+    upgrade = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tools.cli", "db", "upgrade"],
+                                      cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=False)
+    assert upgrade.returncode == 0, upgrade.stderr
     api = spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", HOST,
                         "--port", str(api_port)], environment, workdir / "api.log")
     workers = Workers(environment, workdir)
@@ -211,7 +224,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
         await until(lambda: accepts_connections(api_port), "the API to listen", api)
         await workers.start()
         base_url = f"http://{HOST}:{api_port}"
-        # The first administrator, as `carepath users create-admin` makes one, on the database the API migrated.
+        # The first administrator, as `carepath users create-admin` makes one.
         engine = create_engine(environment["CAREPATH_DATABASE_URL"])
         async with session_factory(engine)() as session:
             email = f"admin-{uuid.uuid4().hex[:8]}@staff.test"
@@ -220,7 +233,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
         async with await signed_in(base_url, email, password) as admin:
             _, everything = await new_staff(admin, ["admin", "auditor", "clinical_manager", "clinician", "integration"])
             async with everything as http:
-                yield Stack(http, temporal_server.client, smtp_inbox, api, workers, admin)
+                yield Stack(http, temporal, inbox, api, workers, admin)
     finally:
         workers.stop()
         api.stop()

@@ -5,21 +5,18 @@ the period, late and failed messages, questionnaires in every state, escalations
 acknowledgement and resolution, satisfaction answers of every kind). The expected figures are worked
 out below from that list in plain Python, with the definitions written out again here (CLINICAL.md
 for satisfaction), never by calling the module's helpers; then the same seed goes into SQLite and
-PostgreSQL and services/reports.py must agree on both.
+PostgreSQL (the `database` fixture is each) and services/reports.py must agree on both.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
 
 from services.principals import Principal, PrincipalKind, Role
 from services.registry import PathwayRegistry
@@ -40,9 +37,6 @@ from store.db import (
     ResponseRecord,
     TeamRecord,
     TouchpointRecord,
-    create_engine,
-    migrate,
-    session_factory,
 )
 
 TEAMS = {"mood": ["midwives", "obstetrics"], "surgery": ["ward"]}
@@ -381,30 +375,10 @@ def assert_matches(actual, expected: dict) -> None:
     assert all(close(row[3], want[3], 0.006) for row, want in zip(cohort, expected["cohort"]))
 
 
-# --- the databases ---------------------------------------------------------------------------------
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def sessions(request, tmp_path):
-    """A migrated, empty database of each kind carepath runs on."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    else:
-        base = request.getfixturevalue("postgres_url")
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(base)
-        async with admin.connect() as connection:
-            await (await connection.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(f"CREATE DATABASE {name}"))
-        await admin.dispose()
-        url = base.replace("/postgres?", f"/{name}?")
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
 @pytest.fixture
-async def seeded(sessions, shipped):
+async def seeded(database, shipped):
+    """The seed in a migrated database of each kind (SQLite and PostgreSQL: see tests/conftest.py)."""
+    sessions = database
     now = datetime.now(UTC).replace(microsecond=0)
     base = (now - timedelta(days=70)).replace(minute=0, second=0)
     seeds = make_seed(base)

@@ -1,14 +1,14 @@
 """staff.locale: the language the console speaks to each staff member, their own choice
 
 Revision ID: e5a1c7d3f902
-Revises: c41f8e0a7d55
+Revises: ee2bc469a9f6
 Create Date: 2026-11-28 10:05:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'e5a1c7d3f902'
-down_revision = 'c41f8e0a7d55'
+down_revision = 'ee2bc469a9f6'
 branch_labels = None
 depends_on = None
 
