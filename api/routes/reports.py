@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import RegistryDep, Services, ServicesDep, SessionDep
@@ -46,6 +47,8 @@ Reader = Annotated[Access, Depends(allow(Role.CLINICAL_MANAGER, Role.ADMIN, Role
 Table = Literal["enrollments", "touchpoints", "response_rates", "response_times", "satisfaction", "cohort"]
 assert set(Table.__args__) == set(TABLES), "the CSV route offers every table the report has"
 DEFAULT_DAYS = 30
+# A form's "all" choice sends the field empty: the same as leaving it out.
+EVERY = BeforeValidator(lambda value: value or None)
 
 
 @dataclass(frozen=True)
@@ -63,13 +66,13 @@ class ReportQuery:
 
 
 def report_query(
-    start: Annotated[date | None, Query(description="first day of the period (default: 30 days before `end`)")] = None,
+    start: Annotated[date | None, Query(description="first day of the period (default: the 30 days up to `end`)")] = None,
     end: Annotated[date | None, Query(description="last day of the period, included (default: today)")] = None,
     timezone: Annotated[str, Query(description="where the period's days begin and end", max_length=64,
                                    examples=["Asia/Shanghai"])] = "UTC",
-    pathway: Annotated[Slug | None, Query(description="one pathway's figures; all without it")] = None,
-    team: Annotated[Slug | None, Query(description="one team's figures; a clinician's own teams without it, "
-                                                    "every team for others")] = None,
+    pathway: Annotated[Slug | None, EVERY, Query(description="one pathway's figures; all without it")] = None,
+    team: Annotated[Slug | None, EVERY, Query(description="one team's figures; a clinician's own teams without it, "
+                                                           "every team for others")] = None,
 ) -> ReportQuery:
     try:
         zone = ZoneInfo(timezone)

@@ -179,6 +179,11 @@ async def test_the_reports_page_shows_the_seeded_figures_and_downloads_them(cons
     await page.screenshot(path=png, full_page=True)
     print(f"screenshot: {png}")
 
+    async with page.expect_navigation():
+        await page.click("form.filter button[type=submit]")  # as it stands: every pathway, every team
+    assert await _cells(page, '[data-table="enrollments"]') == [[_shown(value) for value in row]
+                                                                for row in expected["enrollments"]]
+
     async with page.expect_download() as downloading:
         await page.click('[data-table="touchpoints"] a[download]')
     download = await downloading.value
