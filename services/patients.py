@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,3 +44,13 @@ async def search_patients(session: AsyncSession, principal: Principal, text: str
         query = query.where(Patient.id.in_(select(Enrollment.patient_id).where(
             Enrollment.id.in_(select(involved.c[0])))))
     return list(await session.scalars(query.order_by(Patient.family_name, Patient.given_name, Patient.id).limit(limit)))
+
+
+async def patient_names(session: AsyncSession, enrollment_ids: Collection[str]) -> dict[str, str]:
+    """Enrollment id → the patient's name (family name first), for lists staff work through."""
+    if not enrollment_ids:
+        return {}
+    rows = await session.execute(select(Enrollment.id, Patient.family_name, Patient.given_name)
+                                 .join(Patient, Patient.id == Enrollment.patient_id)
+                                 .where(Enrollment.id.in_(enrollment_ids)))
+    return {enrollment_id: f"{family} {given}" for enrollment_id, family, given in rows}

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.console.i18n import best_locale, translator
 from api.deps import Services
 from api.routes.forms import UI, _form_items
-from api.security import Access
+from api.security import SESSION_COOKIE, Access, authenticate
 from language.instruments.model import Instrument
 from services.accounts import STAFF_LOCALES
 from services.principals import PrincipalKind
@@ -87,11 +87,18 @@ def is_console(request: Request) -> bool:
     return request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/")
 
 
+async def _signed_in(request: Request) -> Access | None:
+    """Who is signed in, for an error page in their language and with their navigation (no audit: nothing is read)."""
+    principal = await authenticate(request.app.state.services, None, request.cookies.get(SESSION_COOKIE))
+    return Access(principal, None) if principal else None
+
+
 async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
     if not is_console(request):
         return await http_exception_handler(request, error)
+    signed_in = None if error.status_code == 401 else await _signed_in(request)
     template = "sign_in.html" if error.status_code == 401 else "error.html"
-    return await page(request, template, None, error.status_code, error.headers,
+    return await page(request, template, signed_in, error.status_code, error.headers,
                       message=error.detail if isinstance(error.detail, str) else str(error.detail),
                       next=request.url.path)
 
@@ -101,7 +108,7 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> R
         return await request_validation_exception_handler(request, error)
     problems = "; ".join(f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
                          for problem in error.errors())
-    return await page(request, "error.html", None, 422, message=problems)
+    return await page(request, "error.html", await _signed_in(request), 422, message=problems)
 
 
 def install_error_pages(app: FastAPI) -> None:

@@ -3,21 +3,26 @@ tasks (the script, and the outcome form). Every action is the JSON route's own f
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.console.pages import PREFIX, form_body, instrument_items, page
-from api.deps import ServicesDep, SessionDep, TemporalDep
+from api.deps import RegistryDep, ServicesDep, SessionDep, TemporalDep
 from api.paging import MAXIMUM_PAGE, Page
 from api.routes import escalations, tasks, worklist
+from api.routes.teams import teams_to_show
 from api.schemas import CallOutcomeBody, ReassignBody, ResolveBody
 from api.security import Access, allow
 from services.accounts import names_of
+from services.overdue import acknowledgement_due
+from services.patients import patient_names
 from services.principals import Role
+from services.registry import PathwayRegistry
 from store.db import Enrollment, TeamRecord
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -28,16 +33,39 @@ POLL_SECONDS = 2
 
 
 @router.get("/worklist", response_class=HTMLResponse)
-async def worklist_page(request: Request, session: SessionDep, access: Clinician) -> HTMLResponse:
-    items = await worklist.read_worklist(session, access, WHOLE_LIST, None, None, None)
-    return await page(request, "worklist.html", access, section="worklist", items=items, poll=POLL_SECONDS)
+async def worklist_page(request: Request, session: SessionDep, registry: RegistryDep,
+                        access: Clinician) -> HTMLResponse:
+    return await _worklist(request, session, registry, access, "worklist.html")
 
 
 @router.get("/worklist/items", response_class=HTMLResponse)
-async def worklist_items(request: Request, session: SessionDep, access: Clinician) -> HTMLResponse:
-    """The list alone, which the open page fetches every POLL_SECONDS (htmx); read and audited like the page."""
+async def worklist_items(request: Request, session: SessionDep, registry: RegistryDep, access: Clinician,
+                         seen: str | None = None) -> Response:
+    """What the open page asks every POLL_SECONDS (htmx): 204 while the list is as `seen` (nothing read,
+    nothing to audit, so an open console does not fill the access log), else the list, read and audited."""
+    if seen is not None and seen == await _fingerprint(session, access):
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return await _worklist(request, session, registry, access, "worklist_items.html")
+
+
+async def _worklist(request: Request, session: AsyncSession, registry: PathwayRegistry, access: Access,
+                    template: str) -> HTMLResponse:
+    fingerprint = await _fingerprint(session, access)
     items = await worklist.read_worklist(session, access, WHOLE_LIST, None, None, None)
-    return await page(request, "worklist_items.html", access, items=items)
+    # A call is due at its time; an escalation when its current tier's acknowledgement is.
+    due = {item.id: item.due for item in items if item.kind == "call"} | await acknowledgement_due(
+        session, registry, [item.id for item in items if item.kind == "escalation"])
+    return await page(request, template, access, section="worklist", items=items, poll=POLL_SECONDS,
+                      fingerprint=fingerprint, due=due,
+                      patients=await patient_names(session, {item.enrollment_id for item in items}))
+
+
+async def _fingerprint(session: AsyncSession, access: Access) -> str:
+    """Which items are open, and in what state, as one opaque digest: ids and statuses only, never shown."""
+    teams = await teams_to_show(session, access, None)
+    items = await worklist._escalations(session, teams, None, None) + await worklist._call_tasks(session, teams)
+    state = sorted(f"{item.kind}:{item.id}:{item.status}:{item.team}:{item.tier}" for item in items)
+    return hashlib.sha256("\n".join(state).encode()).hexdigest()[:32]
 
 
 @router.get("/escalations/{escalation_id}", response_class=HTMLResponse)

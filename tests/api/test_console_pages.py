@@ -5,6 +5,7 @@ with a reason; every read in the access log, and bad input refused with a page n
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from store.db import AccessAudit
 from tests.api.accounts import Accounts, client_of
@@ -45,6 +46,7 @@ steps:
         escalate: {{policy: mood, reason: "PHQ-9 10 or more"}}
 """
 FREQUENCY = ["not_at_all", "several_days", "more_than_half_the_days", "nearly_every_day"]
+SEEN = re.compile(r'/console/worklist/items\?seen=([0-9a-f]+)')
 PHQ9_OF_15 = {f"answer.q{n}": FREQUENCY[v] for n, v in enumerate((2, 2, 2, 2, 2, 2, 2, 1, 0), start=1)}
 
 
@@ -65,6 +67,11 @@ async def nurse(app: FastAPI, accounts: Accounts, api: httpx.AsyncClient):
         assert signed_in.status_code == 303
         browser.staff_id = created.json()["id"]
         yield browser
+
+
+async def audit_lines(app: FastAPI) -> int:
+    async with app.state.services.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(AccessAudit))
 
 
 async def until_open(api: httpx.AsyncClient, enrollment_id: str) -> None:
@@ -99,10 +106,23 @@ async def test_a_nurse_finds_enrolls_enters_phone_answers_and_cancels(app: FastA
     assert f"/console/patients/{patient['id']}" in found.text
 
     await until_open(api, enrollment_id)
+    seen = SEEN.search((await nurse.get("/console/worklist")).text).group(1)
     form_page = await nurse.get(f"/console/enrollments/{enrollment_id}/questionnaires/phq9/1")
     assert form_page.status_code == 200 and 'name="answer.q9"' in form_page.text
     entered = await nurse.post(f"/console/enrollments/{enrollment_id}/questionnaires/phq9/1", data=PHQ9_OF_15)
     assert entered.status_code == 303, entered.text
+
+    # The open worklist's poll: the new escalation comes with the patient's name, read and audited; then,
+    # while nothing changes, 204s that read nothing and add nothing to the access log.
+    deadline = time.monotonic() + 5
+    while (news := await nurse.get("/console/worklist/items", params={"seen": seen})).status_code == 204:
+        assert time.monotonic() < deadline, "the escalation did not reach the worklist in 5 s"
+        await asyncio.sleep(0.5)
+    assert news.status_code == 200 and "PHQ-9 10 or more" in news.text and f"{family} Mei" in news.text
+    seen = SEEN.search(news.text).group(1)
+    audited = await audit_lines(app)
+    assert (await nurse.get("/console/worklist/items", params={"seen": seen})).status_code == 204
+    assert await audit_lines(app) == audited
 
     page = await nurse.get(f"/console/enrollments/{enrollment_id}")
     assert page.status_code == 200

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.patients import SearchRefused, search_patients
+from services.patients import SearchRefused, patient_names, search_patients
 from services.principals import Principal, PrincipalKind, Role
 from store.db import Enrollment, EnrollmentTeam, Patient
 
@@ -59,3 +59,10 @@ async def test_a_search_too_short_to_mean_anything_is_refused(sessions):
     async with sessions() as session:
         with pytest.raises(SearchRefused, match="at least two characters"):
             await search_patients(session, MIDWIFE, " w ")
+
+
+async def test_a_list_of_enrollments_shows_each_patients_name_family_name_first(sessions):
+    async with sessions() as session:
+        assert await patient_names(session, ["en_pt_li", "en_pt_lin", "en_missing"]) == {
+            "en_pt_li": "Li Wei", "en_pt_lin": "Lin Wei"}
+        assert await patient_names(session, []) == {}
