@@ -9,7 +9,7 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.channels import Channel, ConsoleChannel, EmailChannel, SmtpSettings
+from activities.channels import Channel, EmailChannel, SmtpSettings
 from activities.delivery import DeliveryActivities
 from activities.escalations import EscalationActivities
 from activities.operations import OperationsActivities
@@ -18,6 +18,7 @@ from services.links import form_links
 from services.settings import Settings
 from services.site import Site, load_site
 from store.db import create_engine, session_factory
+from worker.channels import patient_channels
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
@@ -44,7 +45,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
                            pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS)
     email = EmailChannel(smtp_settings(settings))
     sessions = session_factory(engine)
-    delivery = DeliveryActivities(sessions, {"email": email, "console": ConsoleChannel()} | (channels or {}),
+    delivery = DeliveryActivities(sessions, patient_channels(settings, email) | (channels or {}),
                                   form_links(settings))
     site = site or load_site(settings.PATHWAYS_DIR)
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
