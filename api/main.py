@@ -30,6 +30,7 @@ from api.routes import (
     health,
     pathways,
     patients,
+    receipts,
     responses,
     staff,
     tasks,
@@ -62,6 +63,7 @@ api_router.include_router(tasks.router)
 api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
+api_router.include_router(receipts.router)
 api_router.include_router(health.router)
 api_router.include_router(console_router)
 

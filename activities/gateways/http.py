@@ -9,10 +9,7 @@ echo the number or the message.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from typing import Any
 
 import httpx
@@ -20,10 +17,6 @@ from temporalio.exceptions import ApplicationError
 
 # Below the delivery activity's 30 s start-to-close timeout, with room for the database.
 GATEWAY_TIMEOUT = httpx.Timeout(15.0)
-# How far a signed webhook's timestamp may be from our clock: a captured request replays no later.
-SIGNATURE_TOLERANCE_SECONDS = 300
-SIGNATURE_HEADER = "X-Carepath-Signature"
-TIMESTAMP_HEADER = "X-Carepath-Timestamp"
 
 
 def gateway_client() -> httpx.AsyncClient:
@@ -60,27 +53,6 @@ def json_of(gateway: str, response: httpx.Response) -> dict[str, Any]:
     if not isinstance(answer, dict):
         raise refused(gateway, "not a JSON object", retryable=True)
     return answer
-
-
-def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
-    """HMAC-SHA256 over "<timestamp>.<body>", hex: what our webhooks send and what their receipts must carry."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def signed_webhook_headers(secret: str, body: bytes) -> dict[str, str]:
-    timestamp = str(int(time.time()))
-    return {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: webhook_signature(secret, timestamp, body)}
-
-
-def webhook_signature_valid(secret: str, timestamp: str | None, signature: str | None, body: bytes,
-                            now: float | None = None) -> bool:
-    if not timestamp or not signature or not timestamp.isdigit():
-        return False
-    if abs((now if now is not None else time.time()) - int(timestamp)) > SIGNATURE_TOLERANCE_SECONDS:
-        return False
-    return hmac.compare_digest(webhook_signature(secret, timestamp, body), signature)
 
 
 def compact_json(value: Any) -> bytes:

@@ -7,6 +7,8 @@ id for the message; otherwise our message id stands, and its receipts name that 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import httpx
 from temporalio.exceptions import ApplicationError
 
@@ -17,16 +19,18 @@ from activities.gateways.http import (
     gateway_client,
     http_status_refused,
     json_of,
-    signed_webhook_headers,
     unreachable,
 )
 
+# The headers that sign a body (services/gateway_signatures.py, bound to the gateway's secret by the worker).
+Signer = Callable[[bytes], Mapping[str, str]]
 
-async def post_signed(gateway: str, url: str, secret: str, payload: dict, message: OutgoingMessage) -> str:
+
+async def post_signed(gateway: str, url: str, sign: Signer, payload: dict, message: OutgoingMessage) -> str:
     body = compact_json(payload)
     try:
         async with gateway_client() as client:
-            response = await client.post(url, content=body, headers=signed_webhook_headers(secret, body))
+            response = await client.post(url, content=body, headers={**sign(body), "Content-Type": "application/json"})
     except httpx.HTTPError as error:
         raise unreachable(gateway, error) from None
     if not response.is_success:
@@ -40,8 +44,8 @@ async def post_signed(gateway: str, url: str, secret: str, payload: dict, messag
 class SmsWebhookChannel:
     """SMS through the hospital's own gateway: it gets the number and the short text."""
 
-    def __init__(self, url: str, secret: str):
-        self._url, self._secret = url, secret
+    def __init__(self, url: str, sign: Signer):
+        self._url, self._sign = url, sign
 
     async def send(self, recipient: Recipient, message: OutgoingMessage) -> str:
         if not recipient.phone:
@@ -50,14 +54,14 @@ class SmsWebhookChannel:
             raise ApplicationError("the pathway gives no SMS text for this message", type="NoSmsTemplate",
                                    non_retryable=True)
         payload = {"message_id": message.message_id, "to": dialable(recipient.phone), "text": message.sms.text}
-        return await post_signed("SmsGateway", self._url, self._secret, payload, message)
+        return await post_signed("SmsGateway", self._url, self._sign, payload, message)
 
 
 class PushWebhookChannel:
     """App push through the hospital app's backend, which knows the patient by hospital number."""
 
-    def __init__(self, url: str, secret: str):
-        self._url, self._secret = url, secret
+    def __init__(self, url: str, sign: Signer):
+        self._url, self._sign = url, sign
 
     async def send(self, recipient: Recipient, message: OutgoingMessage) -> str:
         if not recipient.hospital_number:
@@ -65,4 +69,4 @@ class PushWebhookChannel:
                                    type="NoAddress", non_retryable=True)
         payload = {"message_id": message.message_id, "hospital_number": recipient.hospital_number,
                    "title": message.subject, "body": message.body}
-        return await post_signed("PushGateway", self._url, self._secret, payload, message)
+        return await post_signed("PushGateway", self._url, self._sign, payload, message)

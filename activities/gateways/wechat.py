@@ -87,3 +87,4 @@ class WeChatTemplateChannel:
         if not response.is_success:
             raise http_status_refused(GATEWAY, response)
         return json_of(GATEWAY, response)
+

@@ -65,6 +65,11 @@ WHO_MAY = {
     ("POST", "/codec/decode"): {CLINICIAN, AUDITOR},
     # For the orchestrator and the scraper: no patient data (keep /metrics inside the hospital network).
     ("GET", "/health/live"): PUBLIC,
+    ("POST", "/receipts/sms/webhook"): PUBLIC,
+    ("POST", "/receipts/push"): PUBLIC,
+    ("POST", "/receipts/sms/alibaba"): PUBLIC,
+    ("GET", "/receipts/wechat"): PUBLIC,
+    ("POST", "/receipts/wechat"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     # The staff console (api/console/): pages over the same functions, with the same policies.
