@@ -18,7 +18,7 @@ from language.templates import render, template_problems, variables_in
 
 SAMPLE_FIRST_NAME = "Xxxxxxxxxx"
 SAMPLE_LINK = "https://" + "x" * 132
-NEEDS = {"sms": "sms", "wechat": "wechat"}
+# The channels whose form of the message is a field of the template of the same name.
 EXAMPLES = {"sms": "sms: {text: '...'}", "wechat": "wechat: {template_id: ..., fields: {...}}"}
 
 
@@ -27,10 +27,9 @@ def channel_problems(where: Location, templates: Mapping[str, MessageTemplate], 
     problems: list[tuple[Location, str]] = []
     for locale, template in templates.items():
         place: Location = (*where, locale)
-        needed = NEEDS.get(channel)
-        if needed and getattr(template, needed) is None:
-            problems.append((place, f"channel {channel} needs a {needed} form of the message in every locale; "
-                                    f"add {EXAMPLES[channel]}"))
+        if channel in EXAMPLES and getattr(template, channel) is None:
+            problems.append((place, (f"channel {channel} needs a {channel} form of the message in every locale; "
+                                    f"add {EXAMPLES[channel]}")))
         if template.sms is not None:
             problems += _sms_problems((*place, "sms"), template, extra, pathway, step_id)
         if template.wechat is not None:
@@ -48,11 +47,11 @@ def _sms_problems(place: Location, template: MessageTemplate, extra: Mapping[str
                                 for message in template_problems(source, extra)]
     for name in extra:
         if name not in variables_in(sms.text):
-            problems.append(((*place, "text"), f"the SMS must contain {{{{ {name} }}}}, "
-                                               "or the patient has no way to reach the form"))
+            problems.append(((*place, "text"), (f"the SMS must contain {{{{ {name} }}}}, "
+                                               "or the patient has no way to reach the form")))
         if sms.template_code and not any(name in variables_in(source) for source in sms.params.values()):
-            problems.append(((*place, "params"), f"one of the registered template's params must be {{{{ {name} }}}}, "
-                                                 "or the patient has no way to reach the form"))
+            problems.append(((*place, "params"), (f"one of the registered template's params must be {{{{ {name} }}}}, "
+                                                 "or the patient has no way to reach the form")))
     if text_problems:
         return problems
     sample = render(sms.text, {"patient": {"first_name": SAMPLE_FIRST_NAME},

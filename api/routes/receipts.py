@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hmac
 import json
-import xml.etree.ElementTree as ElementTree
 from typing import Annotated, Any, Literal
+from xml.etree import ElementTree
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
