@@ -41,7 +41,7 @@ async def apply_receipts(session: AsyncSession, channel: str, receipts: list[Rec
             continue
         touchpoint, patient_id = found
         touchpoint.delivery_status = receipt.status
-        touchpoint.delivery_reason = (receipt.reason or None) and receipt.reason[:MAXIMUM_REASON]
+        touchpoint.delivery_reason = receipt.reason[:MAXIMUM_REASON] if receipt.reason else None
         touchpoint.delivery_reported_at = utcnow()
         session.add(AccessAudit(at=utcnow(), actor_kind="gateway", actor_id=gateway, actor_roles="",
                                 action=f"touchpoint.{receipt.status}", outcome="allowed", client_ip=client_ip,

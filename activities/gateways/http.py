@@ -49,7 +49,9 @@ def json_of(gateway: str, response: httpx.Response) -> dict[str, Any]:
     try:
         answer = response.json()
     except ValueError:
-        raise refused(gateway, "not JSON", retryable=True) from None
+        # A garbled success or a 5xx page (a proxy's, say) may pass; a 4xx page is our request refused.
+        raise refused(gateway, f"HTTP {response.status_code}, not JSON",
+                      retryable=response.is_success or response.status_code >= 500) from None
     if not isinstance(answer, dict):
         raise refused(gateway, "not a JSON object", retryable=True)
     return answer

@@ -94,6 +94,15 @@ async def test_a_receipt_for_a_message_not_yet_recorded_asks_for_it_again(anonym
     assert response.status_code == 404
 
 
+async def test_a_signed_receipt_of_the_wrong_shape_names_the_problem(app, anonymous: httpx.AsyncClient, touchpoint):
+    record_id, provider_id = await touchpoint("sms")
+    body, headers = signed(RECEIPT_SECRETS["SMS_WEBHOOK_SECRET"], {"id": provider_id, "status": "read"})
+    response = await anonymous.post("/receipts/sms/webhook", content=body, headers=headers)
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["status"]]
+    assert (await stored(app, record_id)).delivery_status is None
+
+
 def wechat_query(token: str, timestamp: int | None = None) -> dict[str, str]:
     """WeChat's signature: SHA-1 of token, timestamp and nonce, sorted and joined."""
     stamp, nonce = str(timestamp if timestamp is not None else int(time.time())), "1514711492"
