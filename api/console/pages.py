@@ -100,7 +100,8 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> Respon
     template = "sign_in.html" if error.status_code == 401 else "error.html"
     return await page(request, template, signed_in, error.status_code, error.headers,
                       message=error.detail if isinstance(error.detail, str) else str(error.detail),
-                      next=request.url.path)
+                      # Back to the very page, its filters included, once signed in.
+                      next=f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path)
 
 
 async def _invalid_request(request: Request, error: RequestValidationError) -> Response:

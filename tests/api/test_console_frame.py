@@ -37,6 +37,8 @@ async def test_a_page_asks_an_anonymous_visitor_to_sign_in_in_their_browsers_lan
     assert '<html lang="zh-CN">' in chinese.text and "登录" in chinese.text
     assert '<html lang="en">' in english.text and "Sign in" in english.text
     assert 'name="next" value="/console/"' in english.text
+    filtered = await anonymous.get("/console/reports?pathway=post-surgery-recovery&team=ward-3")
+    assert 'name="next" value="/console/reports?pathway=post-surgery-recovery&amp;team=ward-3"' in filtered.text
 
 
 async def test_signing_in_sets_the_session_cookie_and_a_wrong_password_says_so(app: FastAPI, accounts: Accounts):
