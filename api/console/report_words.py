@@ -179,4 +179,32 @@ REPORT_WORDS: dict[str, dict[str, str]] = {
     "outcome_not_reached": {"en": "not reached", "zh-CN": "未联系上"},
     "status_sending": {"en": "sending", "zh-CN": "发送中"},
     "status_skipped": {"en": "skipped", "zh-CN": "已跳过"},
+    # The migration page (api/console/migrations.py).
+    "migration": {"en": "Migration", "zh-CN": "版本迁移"},
+    "plan_migration": {"en": "Plan moving patients on older versions to this one",
+                       "zh-CN": "规划将旧版本患者迁移到此版本"},
+    "migrate_to": {"en": "Move to", "zh-CN": "迁移到"},
+    "migration_note": {
+        "en": "What would change for each patient on an older version. What was sent stays sent; an open "
+              "questionnaire finishes under its own rules; escalations in progress are never touched. Until the "
+              "first touchpoint of the new plan is due, a migration can be rolled back.",
+        "zh-CN": "每位旧版本患者将发生的变化。已发送的不再重发；正在进行的问卷按原规则完成；进行中的升级不受影响。"
+                 "在新计划的第一个随访点到期前，迁移可以撤回。",
+    },
+    "enrollments_on_older": {"en": "Running enrollments on older versions", "zh-CN": "旧版本上进行中的随访"},
+    "can_migrate": {"en": "can move", "zh-CN": "可迁移"},
+    "cannot_migrate": {"en": "cannot move", "zh-CN": "不可迁移"},
+    "rule_changes": {"en": "Rules and thresholds that change", "zh-CN": "变化的规则和阈值"},
+    "rules_of": {"en": "rules of", "zh-CN": "规则："},
+    "moved": {"en": "moved", "zh-CN": "改期"},
+    "kept_open": {"en": "in progress, kept", "zh-CN": "进行中，保留"},
+    "today": {"en": "now", "zh-CN": "现在"},
+    "days": {"en": "days", "zh-CN": "天"},
+    "changes": {"en": "Changes", "zh-CN": "变化"},
+    "details": {"en": "Details", "zh-CN": "详情"},
+    "result": {"en": "Result", "zh-CN": "结果"},
+    "no_plan_change": {"en": "no change to the plan", "zh-CN": "计划无变化"},
+    "escalations_untouched": {"en": "escalations in progress, not touched", "zh-CN": "进行中的升级（不受影响）"},
+    "apply_migration": {"en": "Move every patient who can", "zh-CN": "迁移所有可迁移的患者"},
+    "nothing_to_migrate": {"en": "No running enrollment is on an older version.", "zh-CN": "没有旧版本上进行中的随访。"},
 }

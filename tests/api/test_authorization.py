@@ -102,6 +102,8 @@ WHO_MAY = {
     ("GET", "/console/pathways/{pathway_id}/versions/{version}/preview"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
     ("GET", "/console/pathways/{pathway_id}/diff"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
     ("GET", "/console/reports"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways/{pathway_id}/migration"): {MANAGER},
+    ("POST", "/console/pathways/{pathway_id}/migration"): {MANAGER},
     # Patient data: a clinician whose teams are involved; audited.
     ("GET", "/console/enrollments/{enrollment_id}/summary"): {CLINICIAN},
     # For the orchestrator and the scraper: no patient data (keep /metrics inside the hospital network).
