@@ -15,6 +15,8 @@ its timeline and agenda to the next run in the input (`EnrollmentRun.carried`).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
@@ -64,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.escalation import EscalationWorkflow
     from workflows.payloads import (
+        OPERATIONS_POLICY_NAME,
         call_task,
         escalation_start,
         form_link,
@@ -100,7 +103,9 @@ class PathwayWorkflow:
         self._events = carried.events
         self._cancel_reason = carried.cancel_reason
         self._stop_reason = carried.stop_reason
-        self._in_flight: str | None = None
+        # Entries whose message is being delivered; such deliveries run beside the agenda (`_beside_agenda`).
+        self._in_flight: list[str] = []
+        self._deliveries: set[asyncio.Task] = set()
         self._opening_call: str | None = None
         self._finished = False
 
@@ -114,7 +119,8 @@ class PathwayWorkflow:
         while self._agenda or self._calls_waiting():
             # Between two turns nothing is in flight; an update still running (an outcome waiting for
             # its call to open) needs this run's loop, so the handover waits for a later turn.
-            if self._history_is_long() and workflow.all_handlers_finished() and workflow.patched(CONTINUE_AS_NEW_PATCH):
+            if (self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight
+                    and workflow.patched(CONTINUE_AS_NEW_PATCH)):
                 workflow.continue_as_new(run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
                 # Only a phone task is left: the pathway lasts until staff record its outcome.
@@ -124,6 +130,7 @@ class PathwayWorkflow:
             if await self._sleep_until(next_item.due) and self._agenda.first() is next_item:
                 self._agenda.remove(next_item)
                 await self._perform(next_item)
+        await workflow.wait_condition(lambda: not self._in_flight)
         self._close_remaining()
         self._finished = True
         await workflow.execute_activity(
@@ -280,7 +287,7 @@ class PathwayWorkflow:
         self._agenda.keep_only(lambda item: item.outlives_end)
         still_due = {item.entry.key for item in self._agenda if isinstance(item, SendMessage)}
         for entry in self._entries:
-            if entry.status in ("planned", "open") and entry.key != self._in_flight and entry.key not in still_due:
+            if entry.status in ("planned", "open") and entry.key not in self._in_flight and entry.key not in still_due:
                 entry.status, entry.at, entry.detail = "cancelled", workflow.now(), reason
 
     async def _sleep_until(self, due: datetime) -> bool:
@@ -299,7 +306,7 @@ class PathwayWorkflow:
         entry = item.entry
         match item:
             case SendMessage():
-                await self._deliver(entry)
+                await self._beside_agenda(entry, self._deliver(entry))
             case OpenQuestionnaire():
                 await self._open_questionnaire(entry)
             case Remind() if entry.status == "open":
@@ -319,11 +326,29 @@ class PathwayWorkflow:
             entry.status = "failed"
 
     async def _send(self, entry: TimelineEntry, step, **message) -> bool:
-        self._in_flight = entry.key
-        try:
-            return await effects.send(self._run, entry, step, **message)
-        finally:
-            self._in_flight = None
+        sent = await effects.send(self._run, entry, step, **message)
+        if not sent and workflow.patched(effects.DELIVER_THROUGH_OUTAGES):
+            await self._escalate(entry, "message not delivered", Escalate(
+                reason=f"{entry.key} could not be delivered: {entry.detail}"[:200], policy=OPERATIONS_POLICY_NAME))
+        return sent
+
+    async def _beside_agenda(self, entry: TimelineEntry, delivery: Coroutine) -> None:
+        """A message waiting out a mail outage (up to a day) must not hold up the agenda: an escalation,
+        a questionnaire. It goes on beside it; the run ends, or continues as new, once it is done."""
+        self._in_flight.append(entry.key)
+
+        async def tracked() -> None:
+            try:
+                await delivery
+            finally:
+                self._in_flight.remove(entry.key)
+
+        if workflow.patched(effects.DELIVER_THROUGH_OUTAGES):
+            task = asyncio.create_task(tracked())
+            self._deliveries.add(task)  # held until done: the event loop keeps only a weak reference
+            task.add_done_callback(self._deliveries.discard)
+        else:
+            await tracked()
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)
@@ -336,13 +361,15 @@ class PathwayWorkflow:
         for due in reminders:
             self._agenda.add(Remind(due, entry))
         self._agenda.add(Expire(expires, entry))
-        await self._send(entry, step, purpose="invitation", templates=step.template, form=form_link(step, entry))
+        await self._beside_agenda(entry, self._send(entry, step, purpose="invitation", templates=step.template,
+                                                    form=form_link(step, entry)))
 
     async def _remind(self, entry: TimelineEntry, due: datetime) -> None:
         step = self._run.pathway.step(entry.step_id)
         entry.reminders_sent += 1
-        await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
-                         templates=step.reminder_template or step.template, form=form_link(step, entry))
+        await self._beside_agenda(entry, self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
+                                                    templates=step.reminder_template or step.template,
+                                                    form=form_link(step, entry)))
 
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
         step = self._run.pathway.step(entry.step_id)

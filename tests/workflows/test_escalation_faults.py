@@ -17,6 +17,7 @@ from services.responses import submit_response
 from services.settings import PROJECT_ROOT
 from services.site import load_site
 from store.db import EscalationAudit, EscalationRecord, TeamRecord
+from tests.workflows.faults import smtp_down
 from workflows.contracts import StaffAction, escalation_workflow_id
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
@@ -77,18 +78,6 @@ def webhook(status: int) -> Iterator[ThreadingHTTPServer]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@contextmanager
-def smtp_down(stack) -> Iterator[None]:
-    """Nothing listens on the SMTP port meanwhile. A stopped aiosmtpd cannot start again: the sink is
-    set up anew on the same port for the rest of the test and the fixture's teardown."""
-    stack.inbox.__exit__(None, None, None)
-    try:
-        yield
-    finally:
-        stack.inbox.__init__(port=stack.inbox.port)
-        stack.inbox.__enter__()
 
 
 async def _set_team(stack, team: str, **channels) -> None:
