@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
-# The carepath image. It serves the API by default; `python -m worker.main` runs the worker.
-# Both migrate the database at start. Settings come from CAREPATH_* variables (services/settings.py).
+# The carepath image. It serves the API by default (`python -m api`, JSON logs); `python -m worker.main`
+# runs the worker and `carepath db upgrade` migrates the database, which is done once, before either
+# starts (docker-compose.yml's `migrate` service). Settings come from CAREPATH_* variables
+# (services/settings.py); what the image holds is checked by tests/test_deploy_files.py.
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -13,6 +15,8 @@ COPY services services
 COPY api api
 COPY worker worker
 COPY tools tools
+# The wheel carries each package's files besides code too (pyproject's package-data): the database
+# migrations, the form and preview templates.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres]'
 
 FROM python:3.11-slim
@@ -26,9 +30,13 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && useradd --system --uid 10001 --home-dir /srv/carepath carepath
 WORKDIR /srv/carepath
 # What clinical managers and the site write: the pathways deployed when the API starts, and the
-# instruments, team roster and crisis lexicon they refer to. Mount a hospital's own folder here
-# instead (the API and the worker refuse to start, naming what is missing, if it is incomplete).
+# instruments, team roster and crisis lexicon they refer to. A hospital mounts its own folder here
+# instead, read-only (docs/deploy.md); the API and the worker refuse to start, naming what is missing,
+# if it is incomplete. Licensed instrument text (pathways/local) is never in the image: it comes with
+# the hospital's folder.
 COPY pathways pathways
 USER carepath
-EXPOSE 8000
-CMD ["uvicorn", "api.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+# The API; the worker's metrics (carepath's, the Temporal SDK's) when CAREPATH_METRICS_PORT and
+# CAREPATH_TEMPORAL_METRICS_PORT are set to these.
+EXPOSE 8000 9464 9465
+CMD ["python", "-m", "api"]

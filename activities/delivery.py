@@ -16,12 +16,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import Channel, OutgoingMessage, Recipient
+from activities.metrics import DELIVERY_LATENESS, TOUCHPOINTS
 from language.templates import TemplateRefused, render
 from store.db import (
     CallTaskRecord,
@@ -71,6 +72,7 @@ class DeliveryActivities:
         async with self._sessions.begin() as session:
             record = await self._claim(session, request, claim)
             if record.status == "sent":
+                TOUCHPOINTS.labels(request.channel, "duplicate").inc()
                 return DeliveryReceipt(duplicate=True)
             patient = await self._patient_of(session, request.enrollment_id)
             record_id = record.id
@@ -79,14 +81,22 @@ class DeliveryActivities:
         except TemplateRefused as refused:
             # The same template would be refused on every retry: record it and let the pathway go on.
             await self._record(record_id, claim, status="failed", last_error=str(refused))
+            TOUCHPOINTS.labels(request.channel, "failed").inc()
             raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
         try:
             await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
         except ApplicationError as error:
             await self._record(record_id, claim, status="failed", last_error=error.message)
+            TOUCHPOINTS.labels(request.channel, "failed").inc()
             raise
-        await self._record(record_id, claim, status="sent", sent_at=utcnow(), message_id=message.message_id,
+        sent_at = utcnow()
+        await self._record(record_id, claim, status="sent", sent_at=sent_at, message_id=message.message_id,
                            last_error=None)
+        TOUCHPOINTS.labels(request.channel, "sent").inc()
+        DELIVERY_LATENESS.observe(max((sent_at - request.due).total_seconds(), 0))
+        # Ids only: the log carries the enrollment (in the activity's extras), never who or where to.
+        activity.logger.info("sent %s occurrence %d (%s) by %s", request.step_id, request.occurrence,
+                             request.purpose, request.channel)
         return DeliveryReceipt(duplicate=False)
 
     @activity.defn(name=RECORD_ENROLLMENT_STATUS)
@@ -119,20 +129,31 @@ class DeliveryActivities:
                 TouchpointRecord.purpose == request.purpose,
             )
         )
+        now = utcnow()
         if record is None:
+            # A second attempt inserting the same key at once fails on the unique key, and is retried.
             record = TouchpointRecord(enrollment_id=request.enrollment_id, step_id=request.step_id,
-                                      occurrence=request.occurrence, purpose=request.purpose,
-                                      channel=request.channel, due_at=request.due, status="sending", attempts=0)
+                                      occurrence=request.occurrence, purpose=request.purpose, channel=request.channel,
+                                      due_at=request.due, status="sending", attempts=1, claim=claim,
+                                      claimed_until=now + CLAIM_LEASE)
             session.add(record)
+            await session.flush()
+            return record
         if record.status == "sent":
             return record
-        now = utcnow()
-        if record.status == "sending" and record.claim not in (None, claim) and record.claimed_until > now:
+        # Taken only if still free when written: another attempt may have claimed the row since it was read,
+        # and the database re-checks the condition against that attempt's committed claim.
+        free = and_(TouchpointRecord.status != "sent",
+                    or_(TouchpointRecord.status != "sending", TouchpointRecord.claim.is_(None),
+                        TouchpointRecord.claim == claim, TouchpointRecord.claimed_until <= now))
+        taken = await session.execute(
+            update(TouchpointRecord).where(TouchpointRecord.id == record.id, free)
+            .values(status="sending", attempts=TouchpointRecord.attempts + 1, claim=claim,
+                    claimed_until=now + CLAIM_LEASE))
+        await session.refresh(record)
+        if taken.rowcount == 0 and record.status != "sent":
             raise ApplicationError("an earlier attempt may still be sending this message; retried after its lease",
                                    type="DeliveryInProgress")
-        record.status, record.attempts, record.claim, record.claimed_until = (
-            "sending", record.attempts + 1, claim, now + CLAIM_LEASE)
-        await session.flush()
         return record
 
     async def _patient_of(self, session: AsyncSession, enrollment_id: str) -> Patient:

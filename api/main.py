@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.body_limit import BodySizeLimit
 from api.deps import Services
+from api.metrics import instrument
 from api.overload import Overload
 from api.routes import (
     api_keys,
@@ -25,6 +25,7 @@ from api.routes import (
     enrollments,
     escalations,
     forms,
+    health,
     pathways,
     patients,
     responses,
@@ -42,7 +43,7 @@ from services.settings import Settings, get_settings
 from services.site import load_site
 from services.teams import seed_teams_file
 from services.temporal import connect
-from store.db import create_engine, migrate, session_factory
+from store.db import create_engine, require_current_schema, session_factory
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
@@ -59,6 +60,7 @@ api_router.include_router(tasks.router)
 api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
+api_router.include_router(health.router)
 
 
 class CodecCors:
@@ -85,10 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(migrate, settings.DATABASE_URL)
         engine = create_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE,
                                pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS)
         try:
+            await require_current_schema(engine)
             sessions = session_factory(engine)
             site = load_site(settings.PATHWAYS_DIR)
             # Teams before pathways: pathways name them.
@@ -122,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Overload, limit=settings.MAX_CONCURRENT_REQUESTS)
     if settings.CODEC_ORIGINS:
         app.add_middleware(CodecCors, origins=settings.CODEC_ORIGINS)
+    # Outermost: the latency a client sees, and the requests refused for overload, are counted too.
+    instrument(app)
     undeclared = undeclared_routes(app)
     if undeclared:
         # Deny by default: a route nobody decided the audience of must not be served at all.

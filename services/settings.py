@@ -41,6 +41,14 @@ class Settings(SiteSettings):
     MAX_CONCURRENT_REQUESTS: int = 64
     TEMPORAL_ADDRESS: str = "127.0.0.1:7233"
     TEMPORAL_NAMESPACE: str = "default"
+    # TLS to Temporal: on with TEMPORAL_TLS, or with any file below. The CA that signed the server's
+    # certificate (else the system's roots), and the name it holds if not the address's host; for mutual
+    # TLS, our client certificate and its key (PEM files, both or neither).
+    TEMPORAL_TLS: bool = False
+    TEMPORAL_TLS_CA_FILE: Path | None = None
+    TEMPORAL_TLS_SERVER_NAME: str | None = None
+    TEMPORAL_TLS_CERT_FILE: Path | None = None
+    TEMPORAL_TLS_KEY_FILE: Path | None = None
     TASK_QUEUE: str = "carepath"
     SMTP_HOST: str = "127.0.0.1"
     SMTP_PORT: int = 1025
@@ -79,11 +87,29 @@ class Settings(SiteSettings):
     # How often the API starts the workflow of any active enrollment that has none (services/reconciler.py),
     # first at start-up; 0 disables it.
     RECONCILE_INTERVAL_SECONDS: int = 300
+    # Where the worker serves its Prometheus metrics: carepath's at METRICS_PORT, the Temporal SDK's at
+    # TEMPORAL_METRICS_PORT. Off (0) unless a deployment sets them (docker-compose.yml: 9464, 9465), so
+    # that several workers on one machine do not fight over a port; loopback unless opened to a scraper:
+    # the numbers hold no patient data, but they describe the hospital's activity.
+    METRICS_HOST: str = "127.0.0.1"
+    METRICS_PORT: int = 0
+    TEMPORAL_METRICS_PORT: int = 0
 
     @model_validator(mode="after")
     def _single_sign_on_complete(self) -> "Settings":
         if bool(self.OIDC_ISSUER) != bool(self.OIDC_JWKS_URL):
             raise ValueError("single sign-on needs both CAREPATH_OIDC_ISSUER and CAREPATH_OIDC_JWKS_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _temporal_tls_files_readable(self) -> Settings:
+        if bool(self.TEMPORAL_TLS_CERT_FILE) != bool(self.TEMPORAL_TLS_KEY_FILE):
+            raise ValueError("mutual TLS to Temporal needs both CAREPATH_TEMPORAL_TLS_CERT_FILE and "
+                             "CAREPATH_TEMPORAL_TLS_KEY_FILE")
+        for name in ("TEMPORAL_TLS_CA_FILE", "TEMPORAL_TLS_CERT_FILE", "TEMPORAL_TLS_KEY_FILE"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"CAREPATH_{name} is {path}, which is not a readable file")
         return self
 
     @model_validator(mode="after")

@@ -164,17 +164,71 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the schema at `url` up to the newest migration, or to `revision` (blocking; call before serving)."""
-    from alembic import command
+class SchemaNotCurrent(RuntimeError):
+    """The database's schema is not the one this code was written for; nothing was changed."""
+
+    @classmethod
+    def between(cls, current: str | None, head: str) -> SchemaNotCurrent:
+        if current is not None and current not in {script.revision for script in _migrations().walk_revisions()}:
+            return cls(f"database schema is at {current}, which this code does not know (it needs {head}): "
+                       "newer code migrated it; run that code")
+        return cls(f"database schema is at {current or 'nothing (never migrated)'}, the code needs {head}: "
+                   "run `carepath db upgrade`")
+
+
+def _alembic_config(url: str):
     from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    # Alembic's config is a ConfigParser: a percent-encoded URL (a password, a socket path) would be read as
+    # interpolation unless its % are doubled.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the schema at `url` up to the newest migration, or to `revision` (blocking). Only
+    `carepath db upgrade` runs it in a deployment: the API and the worker refuse a schema not at head."""
+    from alembic import command
 
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    config.set_main_option("sqlalchemy.url", url)
-    command.upgrade(config, revision)
+    command.upgrade(_alembic_config(url), revision)
+
+
+def unmigrate(url: str, revision: str) -> None:
+    """Take the schema at `url` back down to `revision` ("-1": one migration; "base": nothing), blocking."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(url), revision)
+
+
+def _migrations():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(""))
+
+
+def head_revision() -> str:
+    """The newest migration: the schema this code needs."""
+    return _migrations().get_current_head()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The migration the database was last brought to; None for a database never migrated."""
+    from alembic.migration import MigrationContext
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+
+
+async def require_current_schema(engine: AsyncEngine) -> None:
+    """Refuse to serve on a schema other than head: migrating is one step of its own, run once before
+    the API and the worker start, not by every process at once."""
+    current, head = await current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaNotCurrent.between(current, head)
 
 
 class QuestionnaireRecord(Base):
@@ -326,7 +380,8 @@ class AccessAudit(Base):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(32), index=True)
     actor_roles: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(64))
+    # A refused request is audited as its method and route: "POST /enrollments/{enrollment_id}/questionnaires/..."
+    action: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(16))
     patient_id: Mapped[str | None] = mapped_column(String(32), index=True)
     enrollment_id: Mapped[str | None] = mapped_column(String(32), index=True)

@@ -7,6 +7,8 @@ import json
 import re
 import sys
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
 from functools import cache
@@ -15,14 +17,22 @@ from typing import Annotated
 
 import typer
 import yaml
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from language.loader import DocumentInvalid, Problem
 from language.timing import parse_anchor
 from services.identity import create_admin
 from services.settings import SiteSettings, load_settings
 from services.site import Site, SiteIncomplete, load_site
-from store.db import create_engine, migrate, session_factory
+from store.db import (
+    SchemaNotCurrent,
+    create_engine,
+    current_revision,
+    head_revision,
+    migrate,
+    session_factory,
+)
 
 app = typer.Typer(help="carepath: care pathways as durable workflows.", no_args_is_help=True,
                   add_completion=False)
@@ -229,13 +239,15 @@ def up(
     temporal_ui_port: Annotated[int, typer.Option(envvar="CAREPATH_DEV_TEMPORAL_UI_PORT", help="Temporal web UI")] = 8233,
     smtp_port: Annotated[int, typer.Option(envvar="CAREPATH_DEV_SMTP_PORT", help="the SMTP sink")] = 1025,
     api_port: Annotated[int, typer.Option(envvar="CAREPATH_DEV_API_PORT", help="the HTTP API")] = 8000,
+    postgres: Annotated[bool, typer.Option("--postgres", help="store in an embedded PostgreSQL (data in var/postgres) "
+                                           "instead of SQLite")] = False,
 ) -> None:
     """Run Temporal, an SMTP sink, the worker and the API on this machine until Ctrl-C."""
     from services.settings import PROJECT_ROOT
     from tools.devstack import DevStack, Ports
 
     ports = Ports(temporal=temporal_port, temporal_ui=temporal_ui_port, smtp=smtp_port, api=api_port)
-    raise typer.Exit(DevStack((var_dir or PROJECT_ROOT / "var").resolve(), ports).run())
+    raise typer.Exit(DevStack((var_dir or PROJECT_ROOT / "var").resolve(), ports, postgres=postgres).run())
 
 
 # --- authoring tools: schema, preview, test --------------------------------------------------------
@@ -390,6 +402,50 @@ def run_scenarios(
                            "(carepath test --update removes it)")
     typer.echo(f"{passed + failed} scenarios: {passed} passed, {failed} failed")
     raise typer.Exit(max(worst, EXIT_INVALID if failed else 0))
+
+
+db = typer.Typer(help="the schema of the database CAREPATH_DATABASE_URL names", no_args_is_help=True)
+app.add_typer(db, name="db")
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the schema to what this code needs: once per release, before the API and the worker start."""
+    url = load_settings().DATABASE_URL
+    with _database_errors(url):
+        migrate(url)
+        typer.echo(f"database schema is at {asyncio.run(_current_revision(url))} (head)")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Say which migration the schema is at; exit 1 unless it is the one this code needs."""
+    url = load_settings().DATABASE_URL
+    with _database_errors(url):
+        current = asyncio.run(_current_revision(url))
+    if current != head_revision():
+        typer.echo(str(SchemaNotCurrent.between(current, head_revision())), err=True)
+        raise typer.Exit(EXIT_INVALID)
+    typer.echo(f"database schema is at {current} (head)")
+
+
+async def _current_revision(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def _database_errors(url: str) -> Iterator[None]:
+    """A database that cannot be reached, or refuses a migration, as one line naming it (password hidden)."""
+    try:
+        yield
+    except (DBAPIError, OSError) as error:
+        cause = getattr(error, "orig", None) or error
+        typer.echo(f"database {make_url(url).render_as_string(hide_password=True)}: {cause}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
 
 
 users = typer.Typer(help="staff accounts on the database CAREPATH_DATABASE_URL names", no_args_is_help=True)

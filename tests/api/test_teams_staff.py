@@ -173,12 +173,12 @@ async def test_a_new_password_replaces_the_one_time_password(accounts: Accounts,
 
 
 @pytest.fixture
-def site(tmp_path: Path, site_folder: Path, settings: Settings) -> Settings:
+def site(site_folder: Path, settings: Settings, own_database_url: str) -> Settings:
     """An application of its own, with a roster file and a fresh database, on the shared Temporal."""
     folder = site_folder
     (folder / "site").mkdir()
     (folder / "site" / "teams.yaml").write_text(ROSTER, encoding="utf-8")
-    return settings.model_copy(update={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'site.db'}",
+    return settings.model_copy(update={"DATABASE_URL": own_database_url,
                                        "PATHWAYS_DIR": folder})
 
 
@@ -238,13 +238,13 @@ async def test_a_broken_roster_file_is_reported_and_the_api_still_starts(site: S
     assert "team 'ward-a' needs an email or a webhook" in error
 
 
-async def test_a_custom_pathways_folder_without_its_site_files_is_refused_by_name(tmp_path: Path,
-                                                                               settings: Settings):
+async def test_a_custom_pathways_folder_without_its_site_files_is_refused_by_name(tmp_path: Path, settings: Settings,
+                                                                               own_database_url: str):
     folder = tmp_path / "hospital-pathways"
     (folder / "site").mkdir(parents=True)
     (folder / "site" / "teams.yaml").write_text(ROSTER, encoding="utf-8")
     app, lifespan = _started(settings.model_copy(update={
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'custom.db'}", "PATHWAYS_DIR": folder}))
+        "DATABASE_URL": own_database_url, "PATHWAYS_DIR": folder}))
 
     with pytest.raises(SiteIncomplete) as refused:
         async with lifespan:

@@ -28,6 +28,7 @@ from services.settings import PROJECT_ROOT, Settings
 from store.db import create_engine, session_factory
 from tools.binaries import installed_binary
 from tools.devstack import Child, accepts_connections
+from tests.databases import DATABASE_KINDS, Databases
 from tools.smtp_sink import ReceivedMail, SmtpSink, free_port
 
 HOST = "127.0.0.1"
@@ -185,16 +186,17 @@ def smtp_inbox() -> SmtpSink:
         yield sink
 
 
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: WorkflowEnvironment,
-                smtp_inbox: SmtpSink) -> AsyncIterator[Stack]:
+@pytest.fixture(scope="session", params=DATABASE_KINDS)
+async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, databases: Databases,
+                temporal_server: WorkflowEnvironment, smtp_inbox: SmtpSink) -> AsyncIterator[Stack]:
+    """On each kind of database in turn: several processes at once, as only these tests run them."""
     workdir = tmp_path_factory.mktemp("e2e")
     api_port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("CAREPATH_")} | {
         "CAREPATH_ENVIRONMENT": "test",
         # Every test's patient answers from this one address.
         "CAREPATH_FORM_RATE_LIMIT": "100000/minute",
-        "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'store.db'}",
+        "CAREPATH_DATABASE_URL": await databases.new(request.param, migrated=False),
         "CAREPATH_TEMPORAL_ADDRESS": temporal_server.client.service_client.config.target_host,
         "CAREPATH_TASK_QUEUE": f"carepath-e2e-{uuid.uuid4()}",
         "CAREPATH_SMTP_HOST": HOST,
@@ -202,8 +204,10 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
         "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}",
         "PYTHONUNBUFFERED": "1",
     }
-    # The API first: it migrates the database, and two processes migrating one new SQLite file at
-    # once could both try to create the tables.
+    # The one migration step, as compose runs it before the API and the worker, which refuse an old schema.
+    upgrade = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tools.cli", "db", "upgrade"],
+                                      cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=False)
+    assert upgrade.returncode == 0, upgrade.stderr
     api = spawn("api", [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", HOST,
                         "--port", str(api_port)], environment, workdir / "api.log")
     workers = Workers(environment, workdir)
@@ -211,7 +215,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, temporal_server: Workf
         await until(lambda: accepts_connections(api_port), "the API to listen", api)
         await workers.start()
         base_url = f"http://{HOST}:{api_port}"
-        # The first administrator, as `carepath users create-admin` makes one, on the database the API migrated.
+        # The first administrator, as `carepath users create-admin` makes one.
         engine = create_engine(environment["CAREPATH_DATABASE_URL"])
         async with session_factory(engine)() as session:
             email = f"admin-{uuid.uuid4().hex[:8]}@staff.test"

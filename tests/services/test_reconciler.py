@@ -26,7 +26,6 @@ from store.db import (
     Enrollment,
     Patient,
     create_engine,
-    migrate,
     session_factory,
     utcnow,
 )
@@ -100,18 +99,16 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, temporal: WorkflowEnvironment) -> AsyncIterator[Stack]:
-    """A fresh database per test (counts are of the whole table), and a worker on a fresh task queue."""
+async def stack(tmp_path: Path, temporal: WorkflowEnvironment, database_url: str) -> AsyncIterator[Stack]:
+    """A fresh database per test, of each kind (counts are of the whole table), and a worker on a fresh task queue."""
     folder = tmp_path / "pathways"
     folder.mkdir()
     (folder / "reconciled.yaml").write_text(PATHWAY)
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
+    engine = create_engine(database_url)
     sessions = session_factory(engine)
     registry = PathwayRegistry(sessions, SITE.instruments)
     await registry.load_directory(folder)
-    settings = Settings(ENVIRONMENT="test", DATABASE_URL=url, PATHWAYS_DIR=folder,
+    settings = Settings(ENVIRONMENT="test", DATABASE_URL=database_url, PATHWAYS_DIR=folder,
                         TASK_QUEUE=f"reconciler-{uuid.uuid4()}")
     try:
         async with build_worker(temporal.client, settings, site=SITE, build_id="reconciler-tests") as worker, worker:

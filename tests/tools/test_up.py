@@ -57,11 +57,11 @@ def ports() -> dict[str, int]:
     return {name: free_port() for name in ("TEMPORAL", "TEMPORAL_UI", "SMTP", "API")}
 
 
-def start_up(tmp_path: Path, ports: dict[str, int], log: Path) -> subprocess.Popen:
+def start_up(tmp_path: Path, ports: dict[str, int], log: Path, *options: str) -> subprocess.Popen:
     env = os.environ | {"CAREPATH_DEV_VAR_DIR": str(tmp_path / "var")}
     env |= {f"CAREPATH_DEV_{name}_PORT": str(port) for name, port in ports.items()}
     with open(log, "wb") as output:
-        return subprocess.Popen([str(CAREPATH), "up"], stdout=output, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen([str(CAREPATH), "up", *options], stdout=output, stderr=subprocess.STDOUT, env=env)
 
 
 def children_when_ready(up: subprocess.Popen, log: Path) -> dict[str, int]:
@@ -86,10 +86,11 @@ def leave_nothing_running(up: subprocess.Popen, children: dict[str, int]) -> Non
 
 
 @contextmanager
-def running_up(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subprocess.Popen, Path, dict[str, int]]]:
+def running_up(tmp_path: Path, ports: dict[str, int],
+               *options: str) -> Iterator[tuple[subprocess.Popen, Path, dict[str, int]]]:
     """`carepath up` until the block ends; whatever happens, nothing it started survives the test."""
     log = tmp_path / "up.log"
-    up = start_up(tmp_path, ports, log)
+    up = start_up(tmp_path, ports, log, *options)
     children: dict[str, int] = {}
     try:
         children = children_when_ready(up, log)
@@ -115,13 +116,7 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
         eventually(lambda: "mail to patient@example.test: Smoke test" in log.read_text(), 10, "the mail notice")
 
         assert httpx.get(f"http://{HOST}:{ports['API']}/docs", timeout=10).status_code == 200
-        # The first account's one-time password is printed once, and signs in.
-        email, password = re.search(r"sign in +(\S+) / (\S+)", log.read_text()).groups()
-        token = httpx.post(f"http://{HOST}:{ports['API']}/auth/token", data={"username": email, "password": password},
-                           timeout=10)
-        assert token.status_code == 200, token.text
-        me = httpx.get(f"http://{HOST}:{ports['API']}/auth/me", timeout=10,
-                       headers={"Authorization": f"Bearer {token.json()['access_token']}"}).json()
+        password, me = first_sign_in(ports["API"], log)
         assert me["roles"] == ["admin", "auditor", "clinical_manager", "clinician", "integration"]
         # README's example, as written (but for the port), against this stack.
         example = readme_example().replace("127.0.0.1:8000", f"{HOST}:{ports['API']}").replace(
@@ -137,6 +132,44 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path, ports):
         assert [name for name, pid in children.items() if alive(pid)] == []
         assert [port for port in ports.values() if accepts_connections(port)] == []
         assert (tmp_path / "var" / "temporal.db").exists()
+
+
+def first_sign_in(api_port: int, log: Path) -> tuple[str, dict]:
+    """The first account's one-time password, printed once, signs in: the password, and who it is."""
+    email, password = re.search(r"sign in +(\S+) / (\S+)", log.read_text()).groups()
+    token = httpx.post(f"http://{HOST}:{api_port}/auth/token", data={"username": email, "password": password},
+                       timeout=10)
+    assert token.status_code == 200, token.text
+    return password, httpx.get(f"http://{HOST}:{api_port}/auth/me", timeout=10,
+                               headers={"Authorization": f"Bearer {token.json()['access_token']}"}).json()
+
+
+@pytest.mark.e2e
+def test_up_with_postgres_keeps_the_store_in_an_embedded_server_and_stops_it_last(tmp_path, ports):
+    with running_up(tmp_path, ports, "--postgres") as (up, log, children):
+        postmaster = tmp_path / "var" / "postgres" / "postmaster.pid"
+        postgres_pid = int(postmaster.read_text().splitlines()[0])
+        assert alive(postgres_pid)
+        assert f"database       {tmp_path / 'var' / 'postgres'} (PostgreSQL" in log.read_text()
+        assert not (tmp_path / "var" / "store.db").exists()
+        _, me = first_sign_in(ports["API"], log)
+        assert me["roles"] == ["admin", "auditor", "clinical_manager", "clinician", "integration"]
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(60) == 0, log.read_text()
+        assert [name for name, pid in children.items() if alive(pid)] == []
+        assert not postmaster.exists()  # pg_ctl stop waited for this; the process itself may take a moment more
+        eventually(lambda: not alive(postgres_pid), 10, "PostgreSQL's server process to end")
+        said = log.read_text()
+        assert said.index("api stopped") < said.index("worker stopped") < said.index("PostgreSQL stopped")
+
+    # Again: the same server files and database, with the account made the first time.
+    (tmp_path / "up.log").unlink()
+    with running_up(tmp_path, ports, "--postgres") as (up, log, children):
+        assert "sign in        with your account" in log.read_text()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0, log.read_text()
+        assert "PostgreSQL stopped" in log.read_text()
 
 
 @pytest.mark.e2e

@@ -12,6 +12,7 @@ async def time_skipping():
 
 
 @pytest.fixture
-async def stack(time_skipping, tmp_path):
-    async with local_stack(time_skipping.client, tmp_path) as stack:
+async def stack(time_skipping, tmp_path, database_url):
+    """The worker's activities on a migrated database of each kind."""
+    async with local_stack(time_skipping.client, tmp_path, database_url=database_url) as stack:
         yield stack

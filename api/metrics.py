@@ -1,0 +1,22 @@
+"""Requests and their latency for Prometheus, by route template (`/patients/{patient_id}`, never a
+raw path: ids stay out of metrics, and the number of series stays bounded), method and status."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
+
+# Scraped and probed every few seconds: counting them would only drown the traffic that matters.
+NOT_COUNTED = ["/metrics", "/health/live", "/health/ready"]
+# Made once per process: the metrics they register in the default registry (which /metrics serves,
+# api/routes/health.py) then count the requests of every app built in it, not only the first.
+COUNT_REQUESTS = metrics.requests()
+TIME_REQUESTS = metrics.latency(should_include_status=True)
+
+
+def instrument(app: FastAPI) -> None:
+    # Exact statuses: a 503 (overload, not ready) and a 500 are different alarms. Paths no route
+    # matched are counted under the handler "none".
+    (Instrumentator(should_group_status_codes=False, excluded_handlers=NOT_COUNTED)
+     .add(COUNT_REQUESTS, TIME_REQUESTS)
+     .instrument(app))
