@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -90,13 +89,13 @@ async def invitation_path(inbox: SmtpSink) -> str:
 
 
 async def test_answers_sent_while_no_worker_runs_are_acknowledged_and_reach_the_workflow_once(
-        tmp_path: Path, temporal: WorkflowEnvironment):
+        database_url: str, temporal: WorkflowEnvironment):
     with SmtpSink() as inbox:
-        settings = Settings(ENVIRONMENT="test", DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
+        settings = Settings(ENVIRONMENT="test", DATABASE_URL=database_url,
                             TEMPORAL_ADDRESS=temporal.client.service_client.config.target_host,
                             SMTP_PORT=inbox.port, PATHWAYS_DIR=PROJECT_ROOT / "pathways",
                             TASK_QUEUE=f"outbox-{uuid.uuid4()}", RECONCILE_INTERVAL_SECONDS=0)
-        app = create_app(settings)  # its lifespan migrates the database
+        app = create_app(settings)
         engine = create_engine(settings.DATABASE_URL)
         sessions = session_factory(engine)
 

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import Pool
 
-# A file SQLite cannot open: its directory does not exist.
-NOWHERE = "/nonexistent/carepath/store.db"
+# Where no database is: a file SQLite cannot open, a socket directory with no PostgreSQL in it.
+NOWHERE = "/nonexistent/carepath"
 
 
 @contextmanager
@@ -31,13 +31,16 @@ def smtp_down(stack) -> Iterator[None]:
 @contextmanager
 def database_down() -> Iterator[None]:
     """Every engine in this process loses its database: a pooled connection is dropped as it is taken
-    (as after a server restart), and the driver's new one points at a file it cannot open."""
+    (as after a server restart), and the driver's new one points where no database is, so it fails."""
 
     def drop_pooled(_dbapi_connection, _record, _proxy) -> None:
         raise DisconnectionError("the database went away")
 
-    def open_nothing(_dialect, _record, cargs, _cparams) -> None:
-        cargs[0] = NOWHERE
+    def open_nothing(dialect, _record, cargs, cparams) -> None:
+        if dialect.name == "sqlite":
+            cargs[0] = f"{NOWHERE}/store.db"
+        else:
+            cparams["host"] = NOWHERE
 
     event.listen(Pool, "checkout", drop_pooled)
     event.listen(Engine, "do_connect", open_nothing)
