@@ -130,7 +130,9 @@ class PathwayWorkflow:
             if await self._sleep_until(next_item.due) and self._agenda.first() is next_item:
                 self._agenda.remove(next_item)
                 await self._perform(next_item)
-        await workflow.wait_condition(lambda: not self._in_flight)
+        # Completed once its last message has gone; an ended one closes its forms at once, while a message
+        # still waiting out an outage (a stopping rule's last word) goes on.
+        await workflow.wait_condition(lambda: not self._in_flight or self._ended_by() is not None)
         self._close_remaining()
         self._finished = True
         await workflow.execute_activity(
@@ -138,7 +140,8 @@ class PathwayWorkflow:
             EnrollmentStatusChange(enrollment_id=run.enrollment_id, status=self._status(), reason=self._ended_by()),
             start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
         )
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: not self._in_flight and workflow.all_handlers_finished())
+        self._close_remaining()  # what those deliveries held open
         return self.timeline()
 
     @workflow.query

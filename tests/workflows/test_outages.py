@@ -13,10 +13,11 @@ from sqlalchemy import select
 from language.validation import parse_pathway
 from services.settings import PROJECT_ROOT
 from services.site import load_site
-from store.db import EscalationRecord, QuestionnaireRecord, TouchpointRecord
+from store.db import Enrollment, EscalationRecord, QuestionnaireRecord, TouchpointRecord
 from tests.workflows.faults import database_down, smtp_down
 from tools.simulation import OPERATIONS_EMAIL
 from workflows import retries
+from workflows.contracts import CancelRequest
 from workflows.pathway import PathwayWorkflow
 
 SITE = load_site(PROJECT_ROOT / "pathways")
@@ -151,3 +152,27 @@ async def test_the_database_down_for_two_hours_delays_the_enrollment_and_loses_n
     assert questionnaire.status == "open" and questionnaire.step_id == "check"
     assert sorted((record.step_id, record.purpose) for record in sent) == [
         ("check", "invitation"), ("hello", "scheduled"), ("later", "scheduled")]
+
+
+async def test_cancelling_while_a_message_waits_out_an_outage_closes_the_forms_at_once(time_skipping, stack):
+    enrolled, due = await _enroll(time_skipping, stack)
+    await _skip_to(time_skipping, due["hello"] - timedelta(hours=1))
+    with smtp_down(stack):
+        await _skip_to(time_skipping, due["check"] + timedelta(minutes=5))  # hello waiting, check open
+        await enrolled.workflow.execute_update(PathwayWorkflow.cancel, CancelRequest(reason="moved away"))
+        for _ in range(200):
+            async with stack.sessions() as session:
+                enrollment = await session.get(Enrollment, enrolled.enrollment.id)
+                questionnaire = await session.scalar(select(QuestionnaireRecord))
+            if enrollment.status == "cancelled":
+                break
+            await asyncio.sleep(0.05)
+        assert (enrollment.status, questionnaire.status) == ("cancelled", "closed")
+        timeline = await enrolled.workflow.query(PathwayWorkflow.timeline)
+        assert {entry.step_id: entry.status for entry in timeline.entries} == {
+            "hello": "planned", "check": "open", "later": "cancelled"}  # the first two still being delivered
+    # The run ends once they have gone (or finally failed): nothing sent is lost from the record.
+    timeline = await enrolled.workflow.result()
+    assert timeline.status == "cancelled"
+    assert {entry.step_id: entry.status for entry in timeline.entries} == {
+        "hello": "sent", "check": "cancelled", "later": "cancelled"}
