@@ -20,12 +20,13 @@ up: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
-# The HTML preview test renders pages in headless Chromium. CI (root, CI=true) installs Debian's
-# package once; elsewhere the test skips and says how to install it. Never fails the build.
+# The preview and console tests render pages in headless Chromium (Playwright drives Debian's
+# chromium; never `playwright install`), the console in Chinese too, hence the CJK fonts. CI (root,
+# CI=true) installs both once; elsewhere the tests skip and say how to install them. Never fails the build.
 browser:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$CI" = true ] && [ "$$(id -u)" = 0 ]; then \
-	  echo "installing chromium for the browser tests"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	@if { [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; } && [ "$$CI" = true ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and fonts-noto-cjk for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
 	    || echo "chromium could not be installed: the browser tests will skip"; \
 	fi
 

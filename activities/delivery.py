@@ -76,22 +76,27 @@ class DeliveryActivities:
                 return DeliveryReceipt(duplicate=True)
             patient = await self._patient_of(session, request.enrollment_id)
             record_id = record.id
-        try:
-            message = self._compose(request, patient)
-        except TemplateRefused as refused:
-            # The same template would be refused on every retry: record it and let the pathway go on.
-            await self._record(record_id, claim, status="failed", last_error=str(refused))
-            TOUCHPOINTS.labels(request.channel, "failed").inc()
-            raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
-        try:
-            await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
-        except ApplicationError as error:
-            await self._record(record_id, claim, status="failed", last_error=error.message)
-            TOUCHPOINTS.labels(request.channel, "failed").inc()
-            raise
-        sent_at = utcnow()
-        await self._record(record_id, claim, status="sent", sent_at=sent_at, message_id=message.message_id,
-                           last_error=None)
+        async with self._sessions() as outcome:
+            # The connection that records the outcome is taken now, before sending: once the server has the
+            # message, nothing may queue for the pool until the row says sent, for a worker lost in between
+            # leaves the message to go again. Under a burst that queue held outcomes for seconds.
+            await outcome.connection()
+            try:
+                message = self._compose(request, patient)
+            except TemplateRefused as refused:
+                # The same template would be refused on every retry: record it and let the pathway go on.
+                await self._record(outcome, record_id, claim, status="failed", last_error=str(refused))
+                TOUCHPOINTS.labels(request.channel, "failed").inc()
+                raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
+            try:
+                await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
+            except ApplicationError as error:
+                await self._record(outcome, record_id, claim, status="failed", last_error=error.message)
+                TOUCHPOINTS.labels(request.channel, "failed").inc()
+                raise
+            sent_at = utcnow()
+            await self._record(outcome, record_id, claim, status="sent", sent_at=sent_at,
+                               message_id=message.message_id, last_error=None)
         TOUCHPOINTS.labels(request.channel, "sent").inc()
         DELIVERY_LATENESS.observe(max((sent_at - request.due).total_seconds(), 0))
         # Ids only: the log carries the enrollment (in the activity's extras), never who or where to.
@@ -164,12 +169,12 @@ class DeliveryActivities:
             raise ApplicationError(f"enrollment {enrollment_id} has no patient", type="NoPatient", non_retryable=True)
         return patient
 
-    async def _record(self, record_id: int, claim: str, **values) -> None:
+    async def _record(self, session: AsyncSession, record_id: int, claim: str, **values) -> None:
         """The attempt's outcome, if the attempt still holds the claim; else a newer attempt has taken the
         message over and its outcome stands."""
-        async with self._sessions.begin() as session:
-            taken = await session.execute(update(TouchpointRecord).where(
-                TouchpointRecord.id == record_id, TouchpointRecord.claim == claim).values(**values))
+        taken = await session.execute(update(TouchpointRecord).where(
+            TouchpointRecord.id == record_id, TouchpointRecord.claim == claim).values(**values))
+        await session.commit()
         if taken.rowcount == 0:
             activity.logger.warning("delivery attempt %s finished after another took over touchpoint %d; "
                                     "its outcome (%s) is not recorded", claim, record_id, values.get("status"))

@@ -14,6 +14,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.body_limit import BodySizeLimit
+from api.console.pages import install_error_pages
+from api.console.router import router as console_router
 from api.deps import Services
 from api.metrics import instrument
 from api.overload import Overload
@@ -61,6 +63,7 @@ api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
 api_router.include_router(health.router)
+api_router.include_router(console_router)
 
 
 class CodecCors:
@@ -119,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=generate_unique_id,
     )
     app.include_router(api_router)
+    install_error_pages(app)
     app.add_middleware(BodySizeLimit)
     # Outside the body limit: a request refused for overload is refused before its body is read.
     app.add_middleware(Overload, limit=settings.MAX_CONCURRENT_REQUESTS)

@@ -23,6 +23,14 @@ class UnknownTeams(Exception):
     pass
 
 
+# The languages the console speaks; the first is a new account's (store.db.StaffMember.locale).
+STAFF_LOCALES = ("zh-CN", "en")
+
+
+class LocaleRefused(ValueError):
+    pass
+
+
 async def create_staff(session: AsyncSession, *, name: str, email: str, job_title: str | None,
                        roles: Collection[Role], teams: Collection[str]) -> tuple[StaffMember, str]:
     """A new active account and its one-time password (returned once, stored only as a hash)."""
@@ -51,3 +59,22 @@ def reset_password(member: StaffMember) -> str:
 def deactivate_staff(member: StaffMember) -> None:
     """Tokens are checked against the account on every request, so this takes effect at once."""
     member.active = False
+
+
+async def set_locale(session: AsyncSession, staff_id: str, locale: str) -> StaffMember:
+    """A staff member's choice of the console's language, kept on their account."""
+    if locale not in STAFF_LOCALES:
+        raise LocaleRefused(f"the console speaks {', '.join(STAFF_LOCALES)}, not {locale!r}")
+    member = await session.get(StaffMember, staff_id)
+    if member is None:
+        raise LookupError(f"no staff member {staff_id}")
+    member.locale = locale
+    return member
+
+
+async def names_of(session: AsyncSession, staff_ids: Collection[str]) -> dict[str, str]:
+    """Staff members' names by id, for showing who did what (an audit line keeps only the id)."""
+    if not staff_ids:
+        return {}
+    return dict((await session.execute(select(StaffMember.id, StaffMember.name)
+                                       .where(StaffMember.id.in_(staff_ids)))).all())

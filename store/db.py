@@ -330,6 +330,8 @@ class StaffMember(Base):
     # Lower-cased: people sign in with it, in whatever case they type.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     job_title: Mapped[str | None] = mapped_column(String(64))
+    # The console's language for this member (services.accounts.STAFF_LOCALES); a hospital in China by default.
+    locale: Mapped[str] = mapped_column(String(16), default="zh-CN", server_default="zh-CN")
     roles: Mapped[list] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     # An argon2 hash; None for an account that signs in only through the hospital's single sign-on.

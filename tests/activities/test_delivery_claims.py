@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -18,6 +19,7 @@ from store.db import (
     Enrollment,
     Patient,
     TouchpointRecord,
+    session_factory,
     utcnow,
 )
 from tools.smtp_sink import SmtpSink
@@ -85,7 +87,9 @@ async def test_an_overtaken_attempt_does_not_overwrite_the_outcome(delivery):
     await attempt(2).run(activities.deliver_message, REQUEST)
 
     # Attempt 1 comes back late with a failure: attempt 2's "sent" stands.
-    await activities._record(record_id, "test-run/test/1", status="failed", last_error="SMTP server unreachable")
+    async with sessions() as session:
+        await activities._record(session, record_id, "test-run/test/1", status="failed",
+                                 last_error="SMTP server unreachable")
     async with sessions() as session:
         stored = await session.get(TouchpointRecord, record_id)
     assert (stored.status, stored.last_error, stored.attempts) == ("sent", None, 2)
@@ -119,3 +123,43 @@ async def test_of_two_attempts_claiming_at_once_only_one_may_send(delivery):
     async with sessions() as session:
         stored = await session.scalar(select(TouchpointRecord))
     assert (stored.status, stored.claim, stored.attempts) == ("sending", "test-run/test/2", 2)
+
+
+class SendThenCrowd:
+    """Sends; then, as the server answers, another task takes a connection from the pool and keeps it,
+    as a burst of other activities does on a busy worker."""
+
+    def __init__(self, email: EmailChannel, sessions, held_for: float):
+        self._email, self._sessions, self._held_for = email, sessions, held_for
+        self.crowd: asyncio.Task | None = None
+
+    async def send(self, recipient, message) -> None:
+        await self._email.send(recipient, message)
+        self.crowd = asyncio.create_task(self._hold_a_connection())
+        await asyncio.sleep(0.1)
+
+    async def _hold_a_connection(self) -> None:
+        async with self._sessions() as session:
+            await session.connection()
+            await asyncio.sleep(self._held_for)
+
+
+async def test_a_message_the_server_took_is_recorded_without_queueing_for_a_connection(delivery, database_url):
+    # Between the server's answer and the row saying sent, a lost worker means the message goes twice:
+    # that moment must not wait on a busy pool. Here the pool has one connection, and a crowd wants it.
+    _, _, inbox = delivery
+    engine = create_async_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=1)
+    sessions = session_factory(engine)
+    email = EmailChannel(SmtpSettings(host="127.0.0.1", port=inbox.port, sender="carepath@example.test"))
+    crowded = SendThenCrowd(email, sessions, held_for=3)
+    activities = DeliveryActivities(sessions, {"email": crowded}, Links())
+    try:
+        receipt = await attempt(1).run(activities.deliver_message, REQUEST)
+        await crowded.crowd
+        async with sessions() as session:
+            [stored] = (await session.scalars(select(TouchpointRecord))).all()
+    finally:
+        await engine.dispose()
+    assert not receipt.duplicate
+    assert (stored.status, stored.message_id) == ("sent", "<en_1.hello.1.scheduled@carepath>")
+    assert len(inbox.messages) == 1

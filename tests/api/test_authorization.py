@@ -67,6 +67,28 @@ WHO_MAY = {
     ("GET", "/health/live"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
+    # The staff console (api/console/): pages over the same functions, with the same policies.
+    ("GET", "/console/"): EVERYONE,
+    ("GET", "/console/sign-in"): PUBLIC,
+    ("POST", "/console/sign-in"): PUBLIC,
+    ("POST", "/console/sign-out"): PUBLIC,
+    ("POST", "/console/locale"): EVERYONE,
+    ("GET", "/console/static/{name}"): PUBLIC,
+    ("GET", "/console/worklist"): {CLINICIAN},
+    ("GET", "/console/worklist/items"): {CLINICIAN},
+    ("GET", "/console/escalations/{escalation_id}"): {CLINICIAN},
+    ("POST", "/console/escalations/{escalation_id}/acknowledge"): {CLINICIAN},
+    ("POST", "/console/escalations/{escalation_id}/resolve"): {CLINICIAN},
+    ("POST", "/console/escalations/{escalation_id}/reassign"): {CLINICIAN},
+    ("GET", "/console/tasks/{task_id}"): {CLINICIAN},
+    ("POST", "/console/tasks/{task_id}/outcome"): {CLINICIAN},
+    ("GET", "/console/patients"): {CLINICIAN},
+    ("GET", "/console/patients/{patient_id}"): {CLINICIAN},
+    ("POST", "/console/patients/{patient_id}/enroll"): {CLINICIAN},
+    ("GET", "/console/enrollments/{enrollment_id}"): {CLINICIAN},
+    ("POST", "/console/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
+    ("GET", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
+    ("POST", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
 }
 
 

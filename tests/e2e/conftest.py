@@ -13,22 +13,23 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
-from services.identity import create_admin
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from services.identity import create_admin
 from services.payload_codec import data_converter
 from services.settings import PROJECT_ROOT, Settings
 from store.db import create_engine, session_factory
+from tests.databases import DATABASE_KINDS, Databases
 from tools.binaries import installed_binary
 from tools.devstack import Child, accepts_connections
-from tests.databases import DATABASE_KINDS, Databases
 from tools.smtp_sink import ReceivedMail, SmtpSink, free_port
 
 HOST = "127.0.0.1"
@@ -190,17 +191,25 @@ def smtp_inbox() -> SmtpSink:
 async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, databases: Databases,
                 temporal_server: WorkflowEnvironment, smtp_inbox: SmtpSink) -> AsyncIterator[Stack]:
     """On each kind of database in turn: several processes at once, as only these tests run them."""
-    workdir = tmp_path_factory.mktemp("e2e")
+    async with running_stack(tmp_path_factory.mktemp("e2e"), temporal_server.client, smtp_inbox,
+                             database_url=await databases.new(request.param, migrated=False)) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_stack(workdir: Path, temporal: Client, inbox: SmtpSink, *, database_url: str) -> AsyncIterator[Stack]:
+    """The API and a worker on `temporal`, `inbox` and the database at `database_url` (migrated here, as
+    compose does before they start), with their logs in `workdir`."""
     api_port = free_port()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("CAREPATH_")} | {
         "CAREPATH_ENVIRONMENT": "test",
         # Every test's patient answers from this one address.
         "CAREPATH_FORM_RATE_LIMIT": "100000/minute",
-        "CAREPATH_DATABASE_URL": await databases.new(request.param, migrated=False),
-        "CAREPATH_TEMPORAL_ADDRESS": temporal_server.client.service_client.config.target_host,
+        "CAREPATH_DATABASE_URL": database_url,
+        "CAREPATH_TEMPORAL_ADDRESS": temporal.service_client.config.target_host,
         "CAREPATH_TASK_QUEUE": f"carepath-e2e-{uuid.uuid4()}",
         "CAREPATH_SMTP_HOST": HOST,
-        "CAREPATH_SMTP_PORT": str(smtp_inbox.port),
+        "CAREPATH_SMTP_PORT": str(inbox.port),
         "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}",
         "PYTHONUNBUFFERED": "1",
     }
@@ -224,7 +233,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         async with await signed_in(base_url, email, password) as admin:
             _, everything = await new_staff(admin, ["admin", "auditor", "clinical_manager", "clinician", "integration"])
             async with everything as http:
-                yield Stack(http, temporal_server.client, smtp_inbox, api, workers, admin)
+                yield Stack(http, temporal, inbox, api, workers, admin)
     finally:
         workers.stop()
         api.stop()
