@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from services.identity import OidcVerifier
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
 from language.instruments.model import Instrument
+from services.identity import OidcVerifier
 from services.links import FormLinks
 from services.registry import PathwayRegistry
 from services.settings import Settings

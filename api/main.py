@@ -28,8 +28,10 @@ from api.routes import (
     escalations,
     forms,
     health,
+    migrations,
     pathways,
     patients,
+    reports,
     responses,
     staff,
     tasks,
@@ -51,6 +53,7 @@ api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(patients.router)
 api_router.include_router(pathways.router)
+api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)
 api_router.include_router(responses.router)
 api_router.include_router(forms.router)
@@ -63,6 +66,7 @@ api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
 api_router.include_router(health.router)
+api_router.include_router(reports.router)
 api_router.include_router(console_router)
 
 

@@ -29,12 +29,14 @@ from workflows.contracts import (
 
 # Versions and occurrences are small counts; anything larger is a mistake (and overflows a database integer).
 MAXIMUM_COUNT = 1_000_000
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+# PostgreSQL refuses a NUL character in text (a 500 if it got that far): refused here, with the field named.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320,
+                                         pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
                   Field(examples=["li.wei@example.com"])]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 ()-]{3,38}$"),
                   Field(examples=["+86 138 0013 8000"])]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
 
 ANCHOR_HELP = "a date (2026-12-01: the start of that day in the enrollment's time zone) or a date-time with its UTC offset (2026-12-01T09:30:00+08:00)"
 

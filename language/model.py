@@ -119,6 +119,10 @@ class MessageStep(LanguageModel):
 
     kind: Literal["message"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    replaces: Slug | None = Field(
+        default=None, description="the id this step had in an earlier version, when it was renamed: running "
+                                  "enrollments that migrate keep its occurrences instead of losing and re-adding them",
+        examples=["day7-check"])
     at: At | None = Field(
         default=None, description="when the first occurrence is due; leave out for a message that only rules send",
         examples=["day 1 10:00", "day 0 +2h"])
@@ -197,6 +201,10 @@ class QuestionnaireStep(LanguageModel):
 
     kind: Literal["questionnaire"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    replaces: Slug | None = Field(
+        default=None, description="the id this step had in an earlier version, when it was renamed: running "
+                                  "enrollments that migrate keep its occurrences instead of losing and re-adding them",
+        examples=["day7-check"])
     instrument: Slug = Field(description="id of an instrument in pathways/instruments/", examples=["phq-9"])
     at: At = Field(description="when the questionnaire opens (the invitation is sent)",
                        examples=["day 3 10:00"])
@@ -231,6 +239,10 @@ class CallStep(LanguageModel):
 
     kind: Literal["call"] = Field(description="what this step does")
     id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    replaces: Slug | None = Field(
+        default=None, description="the id this step had in an earlier version, when it was renamed: running "
+                                  "enrollments that migrate keep its occurrences instead of losing and re-adding them",
+        examples=["day7-check"])
     at: At | None = Field(
         default=None, description="when the task falls due; leave out for a call that only rules open",
         examples=["day 7 10:00"])

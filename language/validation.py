@@ -12,7 +12,13 @@ from pydantic import ValidationError
 from language import timing
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
-from language.loader import DocumentInvalid, LoadedDocument, Location, load_document
+from language.loader import (
+    DocumentInvalid,
+    LoadedDocument,
+    Location,
+    Problem,
+    load_document,
+)
 from language.model import (
     CRISIS_POLICY_NAME,
     Actions,
@@ -39,6 +45,20 @@ def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], t
     if problems:
         raise DocumentInvalid([document.problem(location, message) for location, message in problems])
     return pathway
+
+
+def replaces_problems(text: str, file: str, pathway: Pathway, earlier: Collection[Pathway]) -> list[Problem]:
+    """`replaces` against the earlier versions deployed: a renamed step names an id one of them has, or
+    it would silently take over nothing. With no earlier version there is nothing to migrate from."""
+    known = {step.id for version in earlier for step in version.steps}
+    they_have = ", ".join(sorted(known))
+    found = [(("steps", index, "replaces"),
+              f"no earlier version of {pathway.id} has a step '{step.replaces}' (they have: {they_have})")
+             for index, step in enumerate(pathway.steps) if earlier and step.replaces and step.replaces not in known]
+    if not found:
+        return []
+    document = load_document(text, file)
+    return [document.problem(location, message) for location, message in found]
 
 
 def read_deployed(text: str, file: str) -> Pathway:
@@ -105,6 +125,20 @@ def escalation_problems(pathway: Pathway, teams: Collection[str]) -> list[tuple[
     return problems
 
 
+def _replaces_problems(index: int, step: PathwayStep, counts: Counter, replaced: Counter) -> list[tuple[Location, str]]:
+    """`replaces` names what a renamed step was called in an earlier version: never a step of this one."""
+    if step.replaces is None:
+        return []
+    where = ("steps", index, "replaces")
+    if step.replaces in counts:
+        return [(where, f"'{step.replaces}' is a step of this version; `replaces` names the id a renamed step had "
+                        "in an earlier version")]
+    if replaced[step.replaces] > 1:
+        return [(where, f"'{step.replaces}' is replaced by {replaced[step.replaces]} steps; only one step may take "
+                        "over an earlier step's occurrences")]
+    return []
+
+
 def actions_of(where: Location, step: PathwayStep) -> list[tuple[Location, Actions]]:
     """Every set of actions a step can take (its rules, then on_expire or on_not_reached), with its place."""
     found: list[tuple[Location, Actions | None]] = [((*where, "on", number), rule)
@@ -117,11 +151,13 @@ def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) 
     """Rules across fields that a schema cannot express, each with the field path it concerns."""
     problems: list[tuple[Location, str]] = []
     counts = Counter(step.id for step in pathway.steps)
+    replaced = Counter(step.replaces for step in pathway.steps if step.replaces)
     for index, step in enumerate(pathway.steps):
         if counts[step.id] > 1:
             problems.append((("steps", index, "id"), f"step id '{step.id}' is used by {counts[step.id]} steps; "
                                                      "ids must be unique"))
         problems += _timing_problems(index, step)
+        problems += _replaces_problems(index, step, counts, replaced)
         for field in ("template", "reminder_template"):
             if (templates := getattr(step, field, None)) is not None:
                 problems += _templates_problems(("steps", index, field), templates, pathway.locales, step.kind)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from language.instruments.model import Instrument
 from language.loader import DocumentInvalid
 from language.model import Pathway
-from language.validation import parse_pathway, read_deployed
+from language.validation import parse_pathway, read_deployed, replaces_problems
 from services.site import read_source
 from store.db import PathwayVersion, TeamRecord, utcnow
 
@@ -73,6 +73,11 @@ class PathwayRegistry:
     async def deploy(self, source: str, file: str) -> Deployment:
         """Store a new version; raise DocumentInvalid or VersionConflict, changing nothing."""
         pathway = parse_pathway(source, file, self._instruments, await self._teams())
+        if any(step.replaces for step in pathway.steps):
+            earlier = [(await self.get(pathway.id, version)).pathway for version in await self.versions(pathway.id)
+                       if version < pathway.version]
+            if problems := replaces_problems(source, file, pathway, earlier):
+                raise DocumentInvalid(problems)
         digest = source_digest(source)
         key = (pathway.id, pathway.version)
         async with self._sessions() as session:

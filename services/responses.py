@@ -26,10 +26,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from language.instruments.model import Instrument
 from language.instruments.scoring import AnswersInvalid, score
 from language.model import Pathway
+from language.plan import touchpoint_key
 from language.reads import values_read
 from store.db import QuestionnaireRecord, ResponseRecord, utcnow
 from workflows.contracts import (
-    EnrollmentRun,
     ResponseSubmission,
     RuleOutcome,
     workflow_id_for,
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # An update is answered by a worker, a history read by the server: bounded, so a patient waits seconds,
 # not the default deadline, before their stored response is acknowledged and left to the outbox.
 UPDATE_TIMEOUT = timedelta(seconds=10)
-HISTORY_TIMEOUT = timedelta(seconds=5)
+QUERY_TIMEOUT = timedelta(seconds=5)
 # Temporal not answering in time, not reachable, or refusing for its own load: the workflow may be fine.
 UNREACHABLE = frozenset({RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED})
 
@@ -126,7 +126,8 @@ async def deliver(sessions: async_sessionmaker[AsyncSession], client: Client, in
     workflow = client.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(questionnaire.enrollment_id))
     result = score(instrument, response.answers)
     try:
-        pathway = pathway or await enrolled_pathway(client, questionnaire.enrollment_id)
+        pathway = pathway or await enrolled_pathway(client, questionnaire.enrollment_id, questionnaire.step_id,
+                                                    questionnaire.occurrence)
         outcome = await workflow.execute_update(
             PathwayWorkflow.submit_response,
             ResponseSubmission(step_id=questionnaire.step_id, occurrence=questionnaire.occurrence,
@@ -176,15 +177,12 @@ async def deliver_received(sessions: async_sessionmaker[AsyncSession], client: C
     return accepted, refused
 
 
-async def enrolled_pathway(client: Client, enrollment_id: str) -> Pathway:
-    """The pathway exactly as the enrollment's workflow runs it: the input of its current run, one
-    history event (a run continued as new carries the same pathway). RPCError NOT_FOUND if there is none."""
-    handle = client.get_workflow_handle(workflow_id_for(enrollment_id))
-    async for event in handle.fetch_history_events(page_size=1, rpc_timeout=HISTORY_TIMEOUT):
-        started = event.workflow_execution_started_event_attributes
-        [run] = await client.data_converter.decode(started.input.payloads, [EnrollmentRun])
-        return run.pathway
-    raise RPCError(f"workflow {handle.id} has no history", RPCStatusCode.NOT_FOUND, b"")
+async def enrolled_pathway(client: Client, enrollment_id: str, step_id: str, occurrence: int) -> Pathway:
+    """The pathway whose rules this occurrence follows, as the enrollment's workflow runs it: its version, or
+    the one it began under if a migration found it in progress. RPCError NOT_FOUND if there is no workflow."""
+    handle = client.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment_id))
+    return await handle.query(PathwayWorkflow.rules_pathway, touchpoint_key(step_id, occurrence),
+                              rpc_timeout=QUERY_TIMEOUT)
 
 
 def _why_refused(message: str) -> str:

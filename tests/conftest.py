@@ -13,6 +13,10 @@ from services.site import load_instruments
 from store.db import create_engine, session_factory
 from tests.databases import DATABASE_KINDS, Databases
 
+# The running product (Temporal's dev server, API, worker, inbox): one per session for the end-to-end,
+# browser and reliability tests alike.
+pytest_plugins = ["tests.stack"]
+
 _exit_status = 0
 
 

@@ -17,7 +17,6 @@ from store.db import create_engine, migrate
 DATABASE_KINDS = ["sqlite", "postgresql"]
 
 
-
 class Databases:
     """New databases of either kind, each a test's own. A migrated one is a copy of a template migrated
     once per session (a file copy, or PostgreSQL's CREATE DATABASE ... TEMPLATE): replaying every migration

@@ -33,6 +33,7 @@ from store.db import (
     migrate,
     session_factory,
 )
+from tools.migrate_cli import migrate_app
 
 app = typer.Typer(help="carepath: care pathways as durable workflows.", no_args_is_help=True,
                   add_completion=False)
@@ -447,6 +448,7 @@ def _database_errors(url: str) -> Iterator[None]:
         typer.echo(f"database {make_url(url).render_as_string(hide_password=True)}: {cause}", err=True)
         raise typer.Exit(EXIT_UNREADABLE) from None
 
+app.add_typer(migrate_app, name="migrate")
 
 users = typer.Typer(help="staff accounts on the database CAREPATH_DATABASE_URL names", no_args_is_help=True)
 app.add_typer(users, name="users")

@@ -112,6 +112,7 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         yield server_url.set(database=DATABASE_NAME).render_as_string(hide_password=False)
     finally:
         server.cleanup()
+        say("PostgreSQL stopped")
 
 
 async def _create_database_once(server_url: URL, name: str) -> None:
@@ -190,7 +191,7 @@ class DevStack:
         return self.var_dir / "mail"
 
     @property
-    def database_dir(self) -> Path:
+    def database_path(self) -> Path:
         return self.var_dir / "postgres" if self.postgres else self.var_dir / "store.db"
 
     def environment(self) -> dict[str, str]:
@@ -220,10 +221,9 @@ class DevStack:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         with SmtpSink(self.ports.smtp, self.mail_dir) as inbox, contextlib.ExitStack() as database:
             try:
-                self.database_url = (database.enter_context(embedded_postgres(self.database_dir)) if self.postgres
-                                     else f"sqlite+aiosqlite:///{self.database_dir}")
-                if self.postgres:
-                    database.callback(say, "PostgreSQL stopped")
+                # PostgreSQL is stopped after the children, which the `finally` below stops.
+                self.database_url = (database.enter_context(embedded_postgres(self.database_path)) if self.postgres
+                                     else f"sqlite+aiosqlite:///{self.database_path}")
                 self._start_processes()
                 if not self.stop_requested.is_set():
                     self._print_banner(inbox)
@@ -314,7 +314,7 @@ carepath is up. Ctrl-C stops everything; `make up` again resumes where it stoppe
   Temporal UI    http://{HOST}:{self.ports.temporal_ui}
   Temporal       {HOST}:{self.ports.temporal} (history in {self.var_dir / 'temporal.db'}, log in temporal.log)
   mail           smtp://{HOST}:{inbox.port}, every message kept as a file in {self.mail_dir / 'new'}
-  database       {self.database_dir}{' (PostgreSQL, stopped with the rest)' if self.postgres else ''}
+  database       {self.database_path}{' (PostgreSQL, stopped with the rest)' if self.postgres else ''}
   processes      {pids}
   sign in        {self._sign_in_line()}
 """)

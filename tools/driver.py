@@ -31,6 +31,7 @@ from services.responses import Accepted, QuestionnaireClosed, submit_response
 from workflows.contracts import (
     CallOutcome,
     CancelRequest,
+    MigrationRequest,
     StaffAction,
     Timeline,
     TimelineEntry,
@@ -166,7 +167,15 @@ class Acknowledge:
     name = "acknowledge"
 
 
-StaffDeed = Cancel | RecordCallOutcome | Acknowledge
+@dataclass(frozen=True)
+class Migrate:
+    """Move the enrollment to this (newer) version of its pathway, as `carepath migrate apply` does."""
+
+    pathway: Pathway
+    name = "migrate_to"
+
+
+StaffDeed = Cancel | RecordCallOutcome | Acknowledge | Migrate
 
 
 @dataclass(frozen=True)
@@ -271,8 +280,7 @@ class _Player:
         try:
             result = await self._watched(submit_response(
                 self.stack.sessions, self.stack.client, self.stack.instruments, enrollment_id=self.enrolled.enrollment.id,
-                step_id=entry.step_id, occurrence=entry.occurrence, answers=answer.answers, source="simulation",
-                pathway=self.pathway),
+                step_id=entry.step_id, occurrence=entry.occurrence, answers=answer.answers, source="simulation"),
                 f"answering {entry.key}")
         except QuestionnaireClosed as closed:
             self.happened.append(Happened(now, "refused", f"{entry.key}: {closed}"))
@@ -314,6 +322,9 @@ class _Player:
             except WorkflowUpdateFailedError as refused:  # the workflow's own answer, e.g. already completed
                 self.happened.append(Happened(now, "staff", f"cancel refused: {_one_line(refused.cause or refused)}"))
             return
+        if isinstance(deed, Migrate):
+            await self._migrate(deed.pathway, now)
+            return
         timeline = await self.workflow.query(PathwayWorkflow.timeline)
         if isinstance(deed, RecordCallOutcome):
             entry = next((e for e in timeline.entries if e.kind == "call" and e.step_id == deed.step_id
@@ -332,6 +343,17 @@ class _Player:
                                               f"acknowledge {deed.reason} (tier {state.notified[-1].tier}, {team})"))
                 return
         raise PlayFailed(f"acknowledge: no open escalation '{deed.reason}' at {self.show_time(now)}")
+
+    async def _migrate(self, pathway: Pathway, now: datetime) -> None:
+        try:
+            outcome = await self._watched(self.workflow.execute_update(PathwayWorkflow.migrate, MigrationRequest(
+                pathway=pathway, actor=STAFF_ID)), "migrating")
+        except WorkflowUpdateFailedError as refused:
+            self.happened.append(Happened(now, "staff", f"migrate to v{pathway.version} refused: "
+                                                        f"{_one_line(refused.cause or refused)}"))
+            return
+        self.pathway = pathway  # call outcomes are read by the form of the version followed from now on
+        self.happened.append(Happened(now, "staff", f"migrate to v{pathway.version}: {outcome.status}"))
 
     async def _now(self) -> datetime:
         return await self.environment.get_current_time()

@@ -29,6 +29,7 @@ from tools.driver import (
     AnswerScript,
     CallScript,
     Cancel,
+    Migrate,
     RecordCallOutcome,
     Script,
     StaffDeed,
@@ -36,7 +37,7 @@ from tools.driver import (
     parse_call_script,
 )
 
-ACTIONS = ("cancel", "call_outcome", "acknowledge")
+ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to")
 """Staff actions a scenario can take, by the key that names them in `actions:`."""
 
 
@@ -77,6 +78,9 @@ class Action(LanguageModel):
     acknowledge: str | None = Field(
         default=None, min_length=1, description="acknowledge the open escalation with this reason, for its latest team",
         examples=["PHQ-9 score 10 or more after birth"])
+    migrate_to: int | None = Field(
+        default=None, ge=1, description="migrate the enrollment to this version (one the file's `versions` names)",
+        examples=[3])
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
@@ -85,7 +89,9 @@ class Action(LanguageModel):
             raise ValueError(f"each action names exactly one of: {', '.join(ACTIONS)}")
         return self
 
-    def deed(self) -> StaffDeed:
+    def deed(self, versions: dict[int, Pathway]) -> StaffDeed:
+        if self.migrate_to is not None:
+            return Migrate(versions[self.migrate_to])
         if self.cancel is not None:
             return Cancel(self.cancel)
         if self.call_outcome is not None:
@@ -119,6 +125,8 @@ class Scenario(LanguageModel):
     name: str = Field(min_length=1, max_length=120, description="what the scenario shows, in a few words")
     anchor: AnchorText | None = Field(default=None, description="overrides the file's anchor")
     patient: Patient | None = Field(default=None, description="overrides the file's patient")
+    version: int | None = Field(default=None, ge=1, description="enroll on this version (one the file's `versions` "
+                                                                "names) instead of the file's pathway", examples=[2])
     answers: dict[Slug, Any] = Field(
         default_factory=dict, description="per questionnaire step, one entry per occurrence: "
                                           "{after: 2h, answers: {...}} or 'no answer' (the default)")
@@ -136,6 +144,10 @@ class ScenarioFile(LanguageModel):
                          examples=["../postnatal-42d.yaml"])
     anchor: AnchorText = Field(description="the anchor date every scenario uses unless it gives its own")
     patient: Patient = Field(default_factory=Patient, description="the patient every scenario uses unless it gives its own")
+    versions: dict[int, str] = Field(
+        default_factory=dict, description="other versions of the pathway, which scenarios may enroll on (`version`) "
+                                          "or migrate to (`migrate_to`): version number to file, relative to this file",
+        examples=[{2: "versions/postnatal-42d-v2.yaml"}])
     scenarios: list[Scenario] = Field(min_length=1)
 
 
@@ -149,6 +161,7 @@ class Loaded:
     pathway: Pathway
     scripts: list[Script]
     site: Site
+    versions: dict[int, Pathway]
 
     @property
     def golden(self) -> Path:
@@ -183,7 +196,8 @@ def load_scenarios(path: Path | str, site: Site) -> Loaded:
     except OSError as error:
         raise DocumentInvalid([*problems, document.problem(
             ("pathway",), f"cannot read {pathway_file}: {error.strerror or error}")]) from None
-    found: list[tuple[Location, str]] = []
+    versions, found = _versions(path, data, pathway, site)
+    versions[pathway.version] = pathway
     raw = data["scenarios"] if isinstance(data.get("scenarios"), list) else []
     names = [item.get("name") if isinstance(item, dict) else None for item in raw]
     scripts = []
@@ -199,11 +213,43 @@ def load_scenarios(path: Path | str, site: Site) -> Loaded:
         answers, wrong = _answer_script(pathway, scenario, where, site.instruments)
         calls, wrong_calls = _call_script(pathway, scenario, index, site.instruments)
         scripts.append(Script(answers, calls))
+        found += _unknown_versions(scenario, index, versions)
         found += wrong_calls + (wrong or (_coinciding_answers(pathway, spec, scenario, answers, where) if spec else []))
     problems += [document.problem(location, message) for location, message in found]
     if problems or spec is None:
         raise DocumentInvalid(problems)
-    return Loaded(path, spec, pathway, scripts, site)
+    return Loaded(path, spec, pathway, scripts, site, versions)
+
+
+def _versions(path: Path, data: dict, pathway: Pathway, site: Site) -> tuple[dict[int, Pathway], list[tuple[Location, str]]]:
+    """The other versions scenarios may name, each of the same pathway and numbered as its file says."""
+    versions, problems = {}, []
+    listed = data.get("versions") if isinstance(data.get("versions"), dict) else {}
+    for key, file in listed.items():
+        where = ("versions", key)
+        if not str(key).isdigit():
+            continue  # the schema says so
+        number = int(key)
+        try:
+            version = site.load_pathway(path.parent / str(file))
+        except OSError as error:
+            problems.append((where, f"cannot read {path.parent / str(file)}: {error.strerror or error}"))
+            continue
+        if (version.id, version.version) != (pathway.id, number):
+            problems.append((where, f"{file} is {version.id} version {version.version}, not {pathway.id} version {number}"))
+            continue
+        versions[number] = version
+    return versions, problems
+
+
+def _unknown_versions(scenario: Scenario, index: int, versions: dict[int, Pathway]) -> list[tuple[Location, str]]:
+    """A scenario enrolls on, and migrates to, only versions the file names (or its pathway's own)."""
+    named = [(("scenarios", index, "version"), scenario.version)]
+    named += [(("scenarios", index, "actions", number, "migrate_to"), action.migrate_to)
+              for number, action in enumerate(scenario.actions)]
+    known = ", ".join(map(str, sorted(versions)))
+    return [(where, f"version {number} is not among the pathway's versions ({known}); add its file to `versions`")
+            for where, number in named if number is not None and number not in versions]
 
 
 def _answer_script(pathway: Pathway, scenario: Scenario, where: Location,

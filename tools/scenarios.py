@@ -117,11 +117,12 @@ class ScenarioResult:
 
 # Within one minute, what happened first is shown first: the cause, then what it led to.
 RANK = {"staff": 0, "sent": 1, "answered": 2, "refused": 2, "rule": 3, "expired": 4, "tag": 5, "call": 5, "escalation": 6,
-        "sent by rule": 7, "stop": 8, "cancelled": 9}
+        "sent by rule": 7, "stop": 8, "cancelled": 9, "migration": 1}
 
 
 async def run_scenario(environment: WorkflowEnvironment, stack: Stack, loaded: Loaded, index: int) -> ScenarioResult:
-    scenario, pathway = loaded.spec.scenarios[index], loaded.pathway
+    scenario = loaded.spec.scenarios[index]
+    pathway = loaded.versions[scenario.version] if scenario.version else loaded.pathway
     zone = (scenario.patient and scenario.patient.timezone) or loaded.spec.patient.timezone or pathway.timezone
     locale = (scenario.patient and scenario.patient.locale) or loaded.spec.patient.locale or pathway.locales[0]
     anchor = parse_anchor(scenario.anchor or loaded.spec.anchor)
@@ -133,7 +134,7 @@ async def run_scenario(environment: WorkflowEnvironment, stack: Stack, loaded: L
     enrolled = await stack.enroll(patient, pathway, run_anchor)
     run = ScenarioRun(stack, enrolled, ZoneInfo(zone), written_anchor, shift)
     script = loaded.scripts[index]
-    script = Script(script.answers, script.calls, [Planned(run.instant(action.at), action.deed())
+    script = Script(script.answers, script.calls, [Planned(run.instant(action.at), action.deed(loaded.versions))
                                                    for action in scenario.actions])
     try:
         played = await play(environment, stack, pathway, enrolled, script, run.day_and_time)
@@ -199,7 +200,7 @@ async def _record_outcome(run: ScenarioRun, timeline: Timeline) -> None:
             run.record(entry.at, RANK["cancelled"], f"{entry.status:<11} {entry.key} (planned for "
                                                     f"{run.day_and_time(entry.due)})")
     for event in timeline.events:
-        name = {"tag": "tag", "escalation": "escalation", "stop": "stop"}[event.kind]
+        name = {"tag": "tag", "escalation": "escalation", "stop": "stop", "migration": "migration"}[event.kind]
         run.record(event.at, RANK[name], f"{name:<11} {event.detail}")
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
 
+from language.migration import MigrationPlan
 from language.model import Escalate, EscalationPolicy, MessageTemplate, Pathway
 from language.plan import touchpoint_key
 
@@ -99,7 +100,7 @@ class TimelineEntry(BaseModel):
 
 class TimelineEvent(BaseModel):
     at: AwareDatetime
-    kind: Literal["tag", "escalation", "stop", "screening_failed"]
+    kind: Literal["tag", "escalation", "stop", "screening_failed", "migration"]
     detail: str
     escalation_id: str | None = None
 
@@ -114,6 +115,8 @@ class Timeline(BaseModel):
     tags: list[str] = []
     entries: list[TimelineEntry]
     events: list[TimelineEvent] = []
+    # The version the enrollment follows now (None from workers before migrations existed).
+    pathway_version: int | None = None
 
 
 class CarriedAgendaItem(BaseModel):
@@ -137,6 +140,39 @@ class CarriedState(BaseModel):
     escalations: int
     cancel_reason: str | None = None
     stop_reason: str | None = None
+    migrations: list[Migration] = []
+
+
+class MigrationRequest(BaseModel):
+    """Follow `pathway` (a newer version) from now on; `actor` is who decided it (a staff id, no PHI)."""
+
+    pathway: Pathway
+    actor: str
+
+
+class RollbackRequest(BaseModel):
+    actor: str
+
+
+class Migration(BaseModel):
+    """A migration applied to this enrollment: enough to answer by the old rules, and to undo it."""
+
+    at: AwareDatetime
+    actor: str
+    previous: Pathway
+    plan: MigrationPlan
+    # Touchpoints in progress at the moment (by key): they finish under `previous`'s rules.
+    kept: list[str]
+    # The planned entries it replaced, and the keys of those it planned instead, for a rollback.
+    replaced: list[TimelineEntry]
+    planned: list[str]
+
+
+class MigrationOutcome(BaseModel):
+    status: Literal["migrated", "unchanged", "rolled_back"]
+    from_version: int
+    to_version: int
+    plan: MigrationPlan | None = None
 
 
 class CancelRequest(BaseModel):

@@ -3,6 +3,7 @@ what its failure means for the patient. Called from PathwayWorkflow; determinist
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from temporalio import workflow
@@ -10,7 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from language.model import Step
+    from language.model import Escalate, Step
     from language.plan import send_window_at
     from workflows import retries
     from workflows.contracts import (
@@ -25,8 +26,10 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         TimelineEvent,
     )
-    from workflows.payloads import message_delivery
+    from workflows.payloads import message_delivery, undelivered
 
+# The workflow's way of starting an escalation: the entry it is about, the trigger, what to escalate.
+Escalating = Callable[[TimelineEntry, str, Escalate], Awaitable[None]]
 # Runs started before operations alerts replay without them.
 OPERATIONS_ALERTS = "alert-operations"
 SCREENING_FAILURE_IS_POSSIBLE_CRISIS = "screening-failure-is-possible-crisis"
@@ -34,9 +37,10 @@ SCREENING_FAILURE_IS_POSSIBLE_CRISIS = "screening-failure-is-possible-crisis"
 DELIVER_THROUGH_OUTAGES = "deliver-through-outages"
 
 
-async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, *, purpose: str, templates,
+async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, escalate: Escalating, *, purpose: str, templates,
                form: FormLink | None = None, due: datetime | None = None) -> bool:
-    """Deliver one message; on final failure record why on the entry and go on with the pathway."""
+    """Deliver one message; on final failure record why on the entry, tell operations (by email, and on
+    their worklist through `escalate`, the workflow's own) and go on with the pathway."""
     delivery = message_delivery(run, step, entry, purpose=purpose, templates=templates, due=due or entry.due, form=form)
     try:
         if workflow.patched(DELIVER_THROUGH_OUTAGES):
@@ -53,6 +57,8 @@ async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, *, purpose:
         entry.at = entry.at or workflow.now()
         entry.detail = f"{purpose}: {_why(error)}"
         await alert_operations(run, "a message could not be delivered", f"{entry.key}: {entry.detail}")
+        if workflow.patched(DELIVER_THROUGH_OUTAGES):
+            await escalate(entry, "message not delivered", undelivered(entry))
         return False
 
 

@@ -15,8 +15,6 @@ its timeline and agenda to the next run in the input (`EnrollmentRun.carried`).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
@@ -24,7 +22,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from language.model import Actions, Escalate
+    from language.migration import plan_migration
+    from language.model import Actions, Escalate, Pathway
     from language.plan import compile_plan, questionnaire_window
     from language.rules import (
         Decision,
@@ -56,17 +55,21 @@ with workflow.unsafe.imports_passed_through():
         CarriedState,
         EnrollmentRun,
         EnrollmentStatusChange,
+        MigrationOutcome,
+        MigrationRequest,
         ResponseSubmission,
         ResponseSummary,
+        RollbackRequest,
         RuleOutcome,
         Timeline,
         TimelineEntry,
         TimelineEvent,
         escalation_workflow_id,
     )
+    from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
+    from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
     from workflows.payloads import (
-        OPERATIONS_POLICY_NAME,
         call_task,
         escalation_start,
         form_link,
@@ -103,9 +106,9 @@ class PathwayWorkflow:
         self._events = carried.events
         self._cancel_reason = carried.cancel_reason
         self._stop_reason = carried.stop_reason
-        # Entries whose message is being delivered; such deliveries run beside the agenda (`_beside_agenda`).
-        self._in_flight: list[str] = []
-        self._deliveries: set[asyncio.Task] = set()
+        self._migrations = carried.migrations
+        self._performing: AgendaItem | None = None
+        self._in_flight = Deliveries()
         self._opening_call: str | None = None
         self._finished = False
 
@@ -121,7 +124,7 @@ class PathwayWorkflow:
             # its call to open) needs this run's loop, so the handover waits for a later turn.
             if (self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight
                     and workflow.patched(CONTINUE_AS_NEW_PATCH)):
-                workflow.continue_as_new(run.model_copy(update={"carried": self._carried()}))
+                workflow.continue_as_new(self._run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
                 # Only a phone task is left: the pathway lasts until staff record its outcome.
                 await workflow.wait_condition(lambda: bool(self._agenda) or not self._calls_waiting())
@@ -129,9 +132,11 @@ class PathwayWorkflow:
             next_item = self._agenda.first()
             if await self._sleep_until(next_item.due) and self._agenda.first() is next_item:
                 self._agenda.remove(next_item)
-                await self._perform(next_item)
-        # Completed once its last message has gone; an ended one closes its forms at once, while a message
-        # still waiting out an outage (a stopping rule's last word) goes on.
+                self._performing = next_item
+                try:
+                    await self._perform(next_item)
+                finally:
+                    self._performing = None
         await workflow.wait_condition(lambda: not self._in_flight or self._ended_by() is not None)
         self._close_remaining()
         self._finished = True
@@ -141,7 +146,7 @@ class PathwayWorkflow:
             start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
         )
         await workflow.wait_condition(lambda: not self._in_flight and workflow.all_handlers_finished())
-        self._close_remaining()  # what those deliveries held open
+        self._close_remaining()  # what deliveries still under way held open
         return self.timeline()
 
     @workflow.query
@@ -149,7 +154,8 @@ class PathwayWorkflow:
         next_item = self._agenda.first()
         return Timeline(enrollment_id=self._run.enrollment_id, status=self._status(), cancel_reason=self._ended_by(),
                         next_due=next_item.due if next_item else None,
-                        tags=self._tags, entries=self._entries, events=self._events)
+                        tags=self._tags, entries=self._entries, events=self._events,
+                        pathway_version=self._run.pathway.version)
 
     @workflow.update
     def cancel(self, request: CancelRequest) -> Timeline:
@@ -171,10 +177,11 @@ class PathwayWorkflow:
     async def submit_response(self, submission: ResponseSubmission) -> RuleOutcome:
         """Record a questionnaire response, act on it by the step's rules, and by the safety net."""
         entry = self._entry(submission.step_id, submission.occurrence, "questionnaire")
-        step = self._run.pathway.step(entry.step_id)
+        rules = self.rules_pathway(entry.key)
+        step = rules.step(entry.step_id)
         entry.status, entry.at = "answered", workflow.now()
         entry.response = response = ResponseSummary(**submission.model_dump(include=set(ResponseSummary.model_fields)))
-        decision = decide(step.on, response_names(self._run.pathway.parameters, score=response.score,
+        decision = decide(step.on, response_names(rules.parameters, score=response.score,
                                                   band=response.band, flags=response.flags, items=response.items,
                                                   tags=self._tags))
         entry.outcome = self._apply(decision, entry, RuleOutcome())
@@ -186,7 +193,7 @@ class PathwayWorkflow:
     async def record_call_outcome(self, outcome: CallOutcome) -> RuleOutcome:
         """Staff reached the patient (rules on what they measured) or did not (try again, then escalate)."""
         entry = self._entry(outcome.step_id, outcome.occurrence, "call")
-        step = self._run.pathway.step(entry.step_id)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         if entry.status == "planned" or self._opening_call == entry.key:
             # Recorded as its attempt falls due (the validator let it through) or while its task is
             # being created: it is that attempt's outcome, so it waits until the task is on the worklist.
@@ -198,7 +205,7 @@ class PathwayWorkflow:
         entry.outcome = RuleOutcome()
         if outcome.outcome == "reached":
             entry.status = "reached"
-            names = measured_names(self._run.pathway.parameters, outcome.values, self._tags)
+            names = measured_names(self.rules_pathway(entry.key).parameters, outcome.values, self._tags)
             self._apply(decide(step.on, names), entry, entry.outcome)
         elif entry.attempts < step.retry.times:
             entry.status = "planned"  # `attempts` says how many were made; `detail` keeps who opened it
@@ -229,13 +236,73 @@ class PathwayWorkflow:
         entry = self._entry(submission.step_id, submission.occurrence, "questionnaire")
         if entry is None:
             raise ValueError(f"no questionnaire {submission.step_id} #{submission.occurrence} in this enrollment")
-        # An answer stored before expiry and delivered after it (the outbox, after an outage) still counts.
-        late_but_in_time = (entry.status == "expired" and submission.received_at is not None
-                            and entry.closes is not None and submission.received_at < entry.closes)
-        if entry.status != "open" and not late_but_in_time:
+        if entry.status != "open":
             state = {"planned": "is not open yet", "answered": "has already been answered",
                      "expired": "has expired"}.get(entry.status, f"is {entry.status}")
             raise ValueError(f"questionnaire {submission.step_id} #{submission.occurrence} {state}")
+
+    @workflow.update
+    async def migrate(self, request: MigrationRequest) -> MigrationOutcome:
+        """Follow a newer version from now on, at a safe point; adds no command itself (workflows/migration.py)."""
+        await workflow.wait_condition(self._at_safe_point)
+        current, now = self._run.pathway, workflow.now()
+        if request.pathway.version == current.version:
+            return MigrationOutcome(status="unchanged", from_version=current.version, to_version=current.version)
+        plan = plan_migration(current, request.pathway, self._entries, self._run.anchor, self._run.timezone, now)
+        if plan.blocked:
+            raise ApplicationError("cannot migrate: " + "; ".join(plan.blocked), non_retryable=True)
+        self._entries, record = migrated(self._entries, plan, current, request.actor, now)
+        self._replan({entry.key for entry in record.replaced}, set(record.planned), request.pathway)
+        self._migrations.append(record)
+        self._events.append(migration_event(now, record))
+        return MigrationOutcome(status="migrated", from_version=plan.from_version, to_version=plan.to_version, plan=plan)
+
+    @workflow.update
+    async def rollback_migration(self, request: RollbackRequest) -> MigrationOutcome:
+        """Undo the last migration, possible until the first touchpoint of its plan is due."""
+        await workflow.wait_condition(self._at_safe_point)
+        migration = self._migrations[-1]
+        if why := can_roll_back(migration, self._entries, workflow.now()):
+            raise ApplicationError(f"cannot roll back: {why}", non_retryable=True)
+        self._entries = rolled_back(self._entries, migration)
+        self._replan(set(migration.planned), {entry.key for entry in migration.replaced}, migration.previous)
+        self._migrations.pop()
+        self._events.append(migration_event(workflow.now(), migration, rolled_back_by=request.actor))
+        return MigrationOutcome(status="rolled_back", from_version=migration.plan.to_version,
+                                to_version=migration.plan.from_version)
+
+    @migrate.validator
+    def _migrate_only_while_running(self, request: MigrationRequest) -> None:
+        self._refuse_version_change_when_over_or_held()
+
+    @rollback_migration.validator
+    def _roll_back_only_a_migration(self, request: RollbackRequest) -> None:
+        self._refuse_version_change_when_over_or_held()
+        if not self._migrations:
+            raise ValueError("this enrollment has not been migrated")
+
+    def _refuse_version_change_when_over_or_held(self) -> None:
+        if self._ended_by() is not None or self._finished:
+            raise ValueError(f"the enrollment is {self._status()}")
+        if isinstance(self._performing, StartEscalation):
+            raise ValueError("an escalation holds this pathway until it is resolved; change versions after that")
+
+    def _at_safe_point(self) -> bool:
+        """Nothing being performed: no delivery, questionnaire opening or call task half done."""
+        return self._performing is None and not self._in_flight and self._opening_call is None
+
+    def _replan(self, leaving: set[str], arriving: set[str], pathway: Pathway) -> None:
+        """Planned touchpoints `leaving` off the agenda, `arriving` ones on, and `pathway` followed from now."""
+        self._agenda.keep_only(lambda item: not (item.entry.key in leaving and item.entry.status == "planned"))
+        for entry in self._entries:
+            if entry.key in arriving and entry.status == "planned":
+                self._agenda.add(first_item(entry))
+        self._run = self._run.model_copy(update={"pathway": pathway})
+
+    @workflow.query
+    def rules_pathway(self, key: str) -> Pathway:
+        """The version whose rules a touchpoint follows: the one it began under if a migration found it in progress."""
+        return next((m.previous for m in self._migrations if key in m.kept), self._run.pathway)
 
     @staticmethod
     def _history_is_long() -> bool:
@@ -250,7 +317,7 @@ class PathwayWorkflow:
                   for item in self._agenda]
         return CarriedState(entries=self._entries, agenda=agenda, tags=self._tags, events=self._events,
                             escalations=self._escalations, cancel_reason=self._cancel_reason,
-                            stop_reason=self._stop_reason)
+                            stop_reason=self._stop_reason, migrations=self._migrations)
 
     def _status(self) -> str:
         if self._cancel_reason is not None:
@@ -309,7 +376,7 @@ class PathwayWorkflow:
         entry = item.entry
         match item:
             case SendMessage():
-                await self._beside_agenda(entry, self._deliver(entry))
+                await self._in_flight.start(entry.key, self._deliver(entry))
             case OpenQuestionnaire():
                 await self._open_questionnaire(entry)
             case Remind() if entry.status == "open":
@@ -322,39 +389,15 @@ class PathwayWorkflow:
                 await self._open_call(entry)
 
     async def _deliver(self, entry: TimelineEntry) -> None:
-        step = self._run.pathway.step(entry.step_id)
-        if await self._send(entry, step, purpose="scheduled", templates=step.template):
-            entry.status = "sent"
-        else:
-            entry.status = "failed"
+        step = self.rules_pathway(entry.key).step(entry.step_id)
+        sent = await effects.send(self._run, entry, step, self._escalate, purpose="scheduled", templates=step.template)
+        entry.status = "sent" if sent else "failed"
 
-    async def _send(self, entry: TimelineEntry, step, **message) -> bool:
-        sent = await effects.send(self._run, entry, step, **message)
-        if not sent and workflow.patched(effects.DELIVER_THROUGH_OUTAGES):
-            await self._escalate(entry, "message not delivered", Escalate(
-                reason=f"{entry.key} could not be delivered: {entry.detail}"[:200], policy=OPERATIONS_POLICY_NAME))
-        return sent
-
-    async def _beside_agenda(self, entry: TimelineEntry, delivery: Coroutine) -> None:
-        """A message waiting out a mail outage (up to a day) must not hold up the agenda: an escalation,
-        a questionnaire. It goes on beside it; the run ends, or continues as new, once it is done."""
-        self._in_flight.append(entry.key)
-
-        async def tracked() -> None:
-            try:
-                await delivery
-            finally:
-                self._in_flight.remove(entry.key)
-
-        if workflow.patched(effects.DELIVER_THROUGH_OUTAGES):
-            task = asyncio.create_task(tracked())
-            self._deliveries.add(task)  # held until done: the event loop keeps only a weak reference
-            task.add_done_callback(self._deliveries.discard)
-        else:
-            await tracked()
+    async def _send(self, entry: TimelineEntry, step, **message) -> None:
+        await self._in_flight.start(entry.key, effects.send(self._run, entry, step, self._escalate, **message))
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
-        step = self._run.pathway.step(entry.step_id)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         # Reminders and expiry count from the scheduled opening, or from a late one (after an
         # outage) in whole seconds: timings authors and tests can state exactly.
         opened = max(entry.due, workflow.now().replace(microsecond=0))
@@ -364,18 +407,16 @@ class PathwayWorkflow:
         for due in reminders:
             self._agenda.add(Remind(due, entry))
         self._agenda.add(Expire(expires, entry))
-        await self._beside_agenda(entry, self._send(entry, step, purpose="invitation", templates=step.template,
-                                                    form=form_link(step, entry)))
+        await self._send(entry, step, purpose="invitation", templates=step.template, form=form_link(step, entry))
 
     async def _remind(self, entry: TimelineEntry, due: datetime) -> None:
-        step = self._run.pathway.step(entry.step_id)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         entry.reminders_sent += 1
-        await self._beside_agenda(entry, self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
-                                                    templates=step.reminder_template or step.template,
-                                                    form=form_link(step, entry)))
+        await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
+                         templates=step.reminder_template or step.template, form=form_link(step, entry))
 
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
-        step = self._run.pathway.step(entry.step_id)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         entry.status, entry.at = "expired", workflow.now()
         await effects.bookkeeping(self._run, EXPIRE_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=entry.due))
         if step.on_expire:
@@ -434,7 +475,7 @@ class PathwayWorkflow:
             await child  # every other step waits until a person resolves it
 
     async def _open_call(self, entry: TimelineEntry) -> None:
-        step = self._run.pathway.step(entry.step_id)
+        step = self.rules_pathway(entry.key).step(entry.step_id)
         entry.attempts += 1
         entry.status, entry.at = "open", workflow.now()
         self._opening_call = entry.key

@@ -34,6 +34,12 @@ OPERATIONS_POLICY_NAME = "operations"
 OPERATIONS_POLICY = EscalationPolicy(priority="high", tiers=[Tier(notify="operations")])
 
 
+def undelivered(entry: TimelineEntry) -> Escalate:
+    """The operations team's escalation for a message that finally could not go (one line, as reasons are)."""
+    reason = " ".join(f"{entry.key} could not be delivered: {entry.detail}".split())
+    return Escalate(reason=reason[:200], policy=OPERATIONS_POLICY_NAME)
+
+
 def message_delivery(run: EnrollmentRun, step, entry: TimelineEntry, *, purpose: str,
                      templates: dict[str, MessageTemplate], due: datetime, form: FormLink | None) -> MessageDelivery:
     return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id,

@@ -22,7 +22,8 @@ Public = Annotated[None, Depends(public)]
 SignedIn = Annotated[Access, Depends(allow(*Role))]
 STATIC = Path(__file__).parent / "static"
 # Served by name from this list only: nothing else under the folder is reachable.
-STATIC_FILES = {"htmx.min.js": "text/javascript", "htmx.LICENSE.txt": "text/plain", "console.css": "text/css"}
+STATIC_FILES = {"htmx.min.js": "text/javascript", "htmx.LICENSE.txt": "text/plain", "console.css": "text/css",
+                "reports.css": "text/css"}
 
 
 def local_path(next_path: str | None) -> str:

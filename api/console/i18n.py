@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from api.console.report_words import REPORT_WORDS
 from services.accounts import STAFF_LOCALES
 
 WORDS: dict[str, dict[str, str]] = {
@@ -99,6 +100,10 @@ WORDS: dict[str, dict[str, str]] = {
     "submit": {"en": "Submit", "zh-CN": "提交"},
     "accepted": {"en": "Recorded.", "zh-CN": "已保存。"},
 }
+
+# The pathways, reports and stage-summary pages' words, kept beside those pages; never one key twice.
+assert not WORDS.keys() & REPORT_WORDS.keys(), f"words defined twice: {sorted(WORDS.keys() & REPORT_WORDS.keys())}"
+WORDS.update(REPORT_WORDS)
 
 
 def translator(locale: str) -> Callable[[str], str]:

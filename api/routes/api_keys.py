@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
-from services.identity import create_api_key, revoke_api_key
 from sqlalchemy import select
 
 from api.deps import SessionDep
@@ -15,6 +14,7 @@ from api.paging import PageDep
 from api.schemas import Message, Name
 from api.security import Access, allow
 from language.model import Slug
+from services.identity import create_api_key, revoke_api_key
 from services.principals import Role
 from store.db import ApiKey
 

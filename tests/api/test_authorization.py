@@ -35,6 +35,8 @@ WHO_MAY = {
     ("GET", "/pathways"): EVERYONE,
     ("GET", "/pathways/{pathway_id}"): EVERYONE,
     ("POST", "/pathways"): {MANAGER},
+    ("POST", "/pathways/{pathway_id}/migrations"): {MANAGER},
+    ("POST", "/pathways/{pathway_id}/migrations/rollback"): {MANAGER},
     ("POST", "/enrollments"): {CLINICIAN, INTEGRATION},
     ("GET", "/enrollments/{enrollment_id}"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
@@ -63,10 +65,6 @@ WHO_MAY = {
     ("POST", "/api-keys/{key_id}/revoke"): {ADMIN},
     ("GET", "/audit"): {AUDITOR},
     ("POST", "/codec/decode"): {CLINICIAN, AUDITOR},
-    # For the orchestrator and the scraper: no patient data (keep /metrics inside the hospital network).
-    ("GET", "/health/live"): PUBLIC,
-    ("GET", "/health/ready"): PUBLIC,
-    ("GET", "/metrics"): PUBLIC,
     # The staff console (api/console/): pages over the same functions, with the same policies.
     ("GET", "/console/"): EVERYONE,
     ("GET", "/console/sign-in"): PUBLIC,
@@ -89,6 +87,21 @@ WHO_MAY = {
     ("POST", "/console/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
     ("GET", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
     ("POST", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
+    # Aggregates: a clinician gets their own teams' figures only (tests/api/test_reports_api.py).
+    ("GET", "/reports"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/reports/{table}.csv"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/reports/pathway-versions"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways/{pathway_id}"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways/{pathway_id}/versions/{version}/preview"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/pathways/{pathway_id}/diff"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    ("GET", "/console/reports"): {MANAGER, ADMIN, AUDITOR, CLINICIAN},
+    # Patient data: a clinician whose teams are involved; audited.
+    ("GET", "/console/enrollments/{enrollment_id}/summary"): {CLINICIAN},
+    # For the orchestrator and the scraper: no patient data (keep /metrics inside the hospital network).
+    ("GET", "/health/live"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
 }
 
 

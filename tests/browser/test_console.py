@@ -1,9 +1,7 @@
 """The staff console in real Chromium (Playwright driving Debian's chromium) against the real stack:
-the API under uvicorn, a worker, Temporal's dev server and an SMTP inbox (tests/e2e/conftest.py).
+the API under uvicorn, a worker, Temporal's dev server and an SMTP inbox (tests/stack.py).
 Each test saves a screenshot under pytest's tmp dir and prints its path."""
 
-# The e2e stack's fixtures are imported by name and then are parameters here.
-# ruff: noqa: F811
 from __future__ import annotations
 
 import re
@@ -16,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import CHROMIUM, FLAGS
-from tests.e2e.conftest import smtp_inbox, stack, temporal_server  # noqa: F401 (fixtures)
 
 playwright_api = pytest.importorskip("playwright.async_api")
 pytestmark = [pytest.mark.e2e,

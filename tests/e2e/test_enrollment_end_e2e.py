@@ -3,7 +3,7 @@ has closed, in the patient's language, and takes no answers from the patient or 
 
 import pytest
 
-from tests.e2e.conftest import until
+from tests.stack import until
 from tests.e2e.test_questionnaire_e2e import MOOD, _enroll_with_link, _path, phq9
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""The same stack as the end-to-end tests (tests/e2e/conftest.py): Temporal's dev server, the API under
+"""The same stack as the end-to-end tests (tests/stack.py): Temporal's dev server, the API under
 uvicorn and a worker, real processes on loopback; and, for the fault suite, a stack of its own whose
 Temporal server and SMTP sink can be stopped and started again."""
 
@@ -15,16 +15,7 @@ from temporalio.service import RPCError
 
 from services.payload_codec import data_converter
 from services.settings import Settings
-from tests.e2e.conftest import (  # noqa: F401  (smtp_inbox, stack, temporal_server: fixtures, used by name)
-    HOST,
-    Stack,
-    running_stack,
-    smtp_inbox,
-    spawn,
-    stack,
-    temporal_server,
-    until,
-)
+from tests.stack import HOST, Stack, running_stack, spawn, until
 from tools.binaries import installed_binary
 from tools.devstack import Child
 from tools.smtp_sink import ReceivedMail, SmtpSink, free_port

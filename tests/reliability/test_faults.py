@@ -34,8 +34,8 @@ from store.db import (
     session_factory,
     utcnow,
 )
-from tests.e2e.conftest import Stack, until
 from tests.reliability.conftest import FaultStack, RestartableSink
+from tests.stack import Stack, until
 from workflows.contracts import workflow_id_for
 
 pytestmark = pytest.mark.e2e

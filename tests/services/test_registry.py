@@ -101,3 +101,19 @@ async def test_a_stored_version_that_todays_checks_would_refuse_is_still_read(da
     assert deployed.pathway.step("mood").on[0].when == "score >= 10"
     with pytest.raises(DocumentInvalid, match="make it a parameter|named parameter"):
         await PathwayRegistry(database, SITE.instruments).deploy(older.replace("version: 2", "version: 3"), "older.yaml")
+
+
+async def test_a_renamed_step_must_replace_a_step_an_earlier_version_has(database):
+    registry = PathwayRegistry(database, SITE.instruments)
+    renamed = SHIPPED.replace("version: 1", "version: 2").replace("    id: hello\n", "    id: greeting\n    replaces: helo\n")
+    # Nothing deployed before: there is nothing to migrate from, so nothing to check against.
+    assert (await registry.deploy(renamed.replace("id: shipped", "id: first-ever"), "first.yaml")).created
+    await registry.deploy(SHIPPED, "shipped.yaml")
+
+    with pytest.raises(DocumentInvalid) as invalid:
+        await registry.deploy(renamed, "shipped-v2.yaml")
+
+    assert [str(problem).splitlines()[0] for problem in invalid.value.problems] == [
+        "shipped-v2.yaml:9:5: steps[0].replaces: no earlier version of shipped has a step 'helo' (they have: hello)"]
+    assert await registry.versions("shipped") == [1]
+    assert (await registry.deploy(renamed.replace("helo", "hello"), "shipped-v2.yaml")).created

@@ -3,14 +3,16 @@ API and the worker to run on a schema it has not brought to head."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from api.main import create_app
 from services.settings import Settings
-from store.db import SchemaNotCurrent, head_revision
+from store.db import SchemaNotCurrent, create_engine, head_revision
 from tests.databases import DATABASE_KINDS, Databases
 from tools.cli import app
 from worker.main import run_worker
@@ -60,3 +62,15 @@ def test_a_database_that_does_not_answer_is_named_without_its_password():
     assert refused.exit_code == 2
     assert refused.output.startswith("database postgresql+asyncpg://carepath:***@127.0.0.1:1/carepath: ")
     assert "s3cret" not in refused.output
+
+
+async def test_a_schema_migrated_by_newer_code_is_named_as_such(database_url: str):
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+    await engine.dispose()
+
+    refused = await asyncio.to_thread(carepath_db, database_url, "current")
+    assert refused.exit_code == 1
+    assert (f"database schema is at f00dfeedbeef, which this code does not know (it needs {head_revision()}): "
+            "newer code migrated it; run that code") in refused.output

@@ -311,3 +311,21 @@ scenarios:
     assert found == [
         (5, "scenarios[0].calls.check", "'check' is not a call step of small; its call steps: none"),
         (6, "scenarios[0].actions[0].call_outcome.step", "'bye' is not a call step of small; its call steps: none")]
+
+
+def test_versions_a_scenario_names_must_be_files_of_the_same_pathway(tmp_path: Path):
+    path = _small(tmp_path, """\
+versions: {3: ../small.yaml}
+scenarios:
+  - name: on a version nobody wrote
+    version: 2
+    actions: [{at: day 2 10:00, migrate_to: 9}]
+""")
+    with pytest.raises(DocumentInvalid) as invalid:
+        load_scenarios(path, SITE)
+
+    assert [(p.line, p.field, p.message) for p in invalid.value.problems] == [
+        (3, "versions.3", "../small.yaml is small version 1, not small version 3"),
+        (6, "scenarios[0].version", "version 2 is not among the pathway's versions (1); add its file to `versions`"),
+        (7, "scenarios[0].actions[0].migrate_to",
+         "version 9 is not among the pathway's versions (1); add its file to `versions`")]

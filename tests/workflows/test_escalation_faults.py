@@ -17,6 +17,7 @@ from services.responses import submit_response
 from services.settings import PROJECT_ROOT
 from services.site import load_site
 from store.db import EscalationAudit, EscalationRecord, TeamRecord
+from tests.workflows.escalation_events import started_escalation
 from tests.workflows.faults import smtp_down
 from workflows.contracts import StaffAction, escalation_workflow_id
 from workflows.escalation import EscalationWorkflow
@@ -102,9 +103,8 @@ async def _escalate(time_skipping, stack):
     await _skip_to(time_skipping, entry.due + timedelta(hours=1))
     await submit_response(stack.sessions, stack.client, stack.instruments, enrollment_id=enrolled.enrollment.id,
                           step_id="phq9", occurrence=1, answers=PHQ9_TOTAL_15, source="patient")
-    [event] = [e for e in (await enrolled.workflow.query(PathwayWorkflow.timeline)).events if e.kind == "escalation"]
-    escalation = stack.client.get_workflow_handle_for(EscalationWorkflow.run,
-                                                      escalation_workflow_id(event.escalation_id))
+    escalation = stack.client.get_workflow_handle_for(EscalationWorkflow.run, escalation_workflow_id(
+        await started_escalation(enrolled.workflow)))
     state = await _eventually(escalation, lambda state: state.notified)
     return escalation, state.notified[0].at
 

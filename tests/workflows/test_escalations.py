@@ -16,6 +16,7 @@ from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 from services.settings import PROJECT_ROOT
 from services.site import load_site
+from tests.workflows.escalation_events import started_escalation
 
 SITE = load_site(PROJECT_ROOT / "pathways")
 
@@ -89,14 +90,7 @@ async def _answer(stack, enrolled, step_id, answers):
 
 
 async def _escalation(stack, enrolled, number=1):
-    # An update returns once the answer is decided; the escalation's child workflow starts a moment later.
-    for _ in range(100):
-        timeline = await enrolled.workflow.query(PathwayWorkflow.timeline)
-        started = [e.escalation_id for e in timeline.events if e.kind == "escalation"]
-        if len(started) >= number:
-            break
-        await asyncio.sleep(0.05)
-    escalation_id = started[number - 1]
+    escalation_id = await started_escalation(enrolled.workflow, number)
     return stack.client.get_workflow_handle_for(EscalationWorkflow.run, escalation_workflow_id(escalation_id))
 
 
