@@ -42,8 +42,10 @@ log = logging.getLogger(__name__)
 # not the default deadline, before their stored response is acknowledged and left to the outbox.
 UPDATE_TIMEOUT = timedelta(seconds=10)
 QUERY_TIMEOUT = timedelta(seconds=5)
-# Temporal not answering in time, not reachable, or refusing for its own load: the workflow may be fine.
-UNREACHABLE = frozenset({RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.RESOURCE_EXHAUSTED})
+# Temporal not answering in time (CANCELLED: our own rpc_timeout, as the client reports it for a query no
+# worker answers), not reachable, or refusing for its own load: the workflow may be fine.
+UNREACHABLE = frozenset({RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE,
+                         RPCStatusCode.RESOURCE_EXHAUSTED})
 
 
 class QuestionnaireClosed(Exception):

@@ -236,7 +236,9 @@ class PathwayWorkflow:
         entry = self._entry(submission.step_id, submission.occurrence, "questionnaire")
         if entry is None:
             raise ValueError(f"no questionnaire {submission.step_id} #{submission.occurrence} in this enrollment")
-        if entry.status != "open":
+        # An answer stored before expiry and delivered after it (the outbox, after an outage) still counts.
+        in_time = entry.status == "expired" and submission.received_at and submission.received_at < entry.closes
+        if entry.status != "open" and not in_time:
             state = {"planned": "is not open yet", "answered": "has already been answered",
                      "expired": "has expired"}.get(entry.status, f"is {entry.status}")
             raise ValueError(f"questionnaire {submission.step_id} #{submission.occurrence} {state}")
