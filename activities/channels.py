@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
+from limits import RateLimitItem
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from temporalio.exceptions import ApplicationError
 
 log = logging.getLogger(__name__)
@@ -39,11 +44,65 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = None
     starttls: bool = False
+    # Connections kept open and reused: a new one per message (TCP, greeting, EHLO, STARTTLS, AUTH)
+    # cost more worker CPU and time than the message itself.
+    connections: int = 8
+    # A connection idle longer is closed rather than reused: servers drop idle clients (RFC 5321
+    # allows them to after 5 minutes), and a send on a dropped connection would fail an attempt.
+    idle_seconds: float = 30.0
+
+
+class SmtpConnections:
+    """Up to `connections` open SMTP sessions, each used by one send at a time."""
+
+    def __init__(self, smtp: SmtpSettings):
+        self._smtp = smtp
+        self._slots = asyncio.Semaphore(smtp.connections)
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+
+    async def send(self, email: EmailMessage) -> None:
+        async with self._slots:
+            kept = self._idle_connection()
+            client = kept or await self._connect()
+            try:
+                await self._send_on(client, email)
+            except aiosmtplib.SMTPServerDisconnected:
+                if kept is None:
+                    raise
+                # A kept connection the server has closed since (idle timeout, restart), noticed only now
+                # that it is used: the message goes on a new one.
+                client = await self._connect()
+                await self._send_on(client, email)
+            self._idle.append((client, time.monotonic()))
+
+    @staticmethod
+    async def _send_on(client: aiosmtplib.SMTP, email: EmailMessage) -> None:
+        try:
+            await client.send_message(email)
+        except BaseException:
+            # Its state is unknown (half a transaction, a dropped socket): never reused.
+            client.close()
+            raise
+
+    def _idle_connection(self) -> aiosmtplib.SMTP | None:
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and time.monotonic() - since < self._smtp.idle_seconds:
+                return client
+            client.close()
+        return None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(hostname=self._smtp.host, port=self._smtp.port, username=self._smtp.username,
+                                 password=self._smtp.password, start_tls=self._smtp.starttls, timeout=20)
+        await client.connect()
+        return client
 
 
 class EmailChannel:
     def __init__(self, smtp: SmtpSettings):
         self._smtp = smtp
+        self._connections = SmtpConnections(smtp)
 
     async def send(self, recipient: Recipient, message: OutgoingMessage) -> None:
         if not recipient.email:
@@ -56,16 +115,33 @@ class EmailChannel:
         email["Message-ID"] = message.message_id
         email.set_content(message.body)
         try:
-            await aiosmtplib.send(
-                email, hostname=self._smtp.host, port=self._smtp.port, username=self._smtp.username,
-                password=self._smtp.password, start_tls=self._smtp.starttls, timeout=20,
-            )
+            await self._connections.send(email)
         except aiosmtplib.SMTPResponseException as error:
             # The server's text may echo the address; only the code goes into workflow history.
             raise ApplicationError(f"SMTP server refused the message (code {error.code})", type="SmtpRefused",
                                    non_retryable=500 <= error.code < 600) from None
         except (aiosmtplib.SMTPException, OSError) as error:
             raise ApplicationError(f"SMTP server unreachable ({type(error).__name__})", type="SmtpUnavailable") from None
+
+
+class RateLimitedChannel:
+    """A gateway's limit (`50/second`): never more sends than that in any window of that length.
+
+    A send waits for room, so a burst (a cohort's touchpoints due in the same minute) drains at the
+    gateway's rate instead of being refused by it; the worker's activity slots bound how many wait.
+    The count is this worker process's: with N workers give each 1/N of the gateway's limit.
+    """
+
+    def __init__(self, channel: Channel, limit: RateLimitItem):
+        self._channel = channel
+        self._limit = limit
+        self._window = MovingWindowRateLimiter(MemoryStorage())
+
+    async def send(self, recipient: Recipient, message: OutgoingMessage) -> None:
+        while not await self._window.hit(self._limit):
+            stats = await self._window.get_window_stats(self._limit)
+            await asyncio.sleep(max(stats.reset_time - time.time(), 0.001))
+        await self._channel.send(recipient, message)
 
 
 class ConsoleChannel:

@@ -20,7 +20,10 @@ the workflow histories (server clock):
   once touchpoints are late, as a workflow that is behind schedule starts no timer. bytes/tp: the
   same for the size of the history.
 - lateness: delivery (activity completed) - due time, p50 and p99.
-- CPU ms/tp: CPU the worker process, and the Temporal server, used during the phase, per touchpoint.
+- CPU ms/tp: CPU the worker processes, and the Temporal server, used during the phase, per touchpoint.
+
+`--workers 2` runs each phase with two worker processes on its task queue: how throughput grows
+with a second process (on this 2-core machine, shared with the Temporal server).
 """
 
 from __future__ import annotations
@@ -131,13 +134,13 @@ def temporal_server_pid() -> int:
 class CpuMeter:
     """CPU seconds the worker and the Temporal server used from its making to `used()`."""
 
-    def __init__(self, worker: int, server: int):
-        self._pids = (worker, server)
+    def __init__(self, workers: list[int], server: int):
+        self._pids = (*workers, server)
         self._start = [cpu_seconds(pid) for pid in self._pids]
 
     def used(self) -> tuple[float, float]:
-        worker, server = (cpu_seconds(pid) - start for pid, start in zip(self._pids, self._start))
-        return worker, server
+        *workers, server = (cpu_seconds(pid) - start for pid, start in zip(self._pids, self._start))
+        return sum(workers), server
 
 
 class WorkerProcess:
@@ -152,7 +155,7 @@ class WorkerProcess:
             self.process = subprocess.Popen(command, env=environment | env, cwd=BENCH.parent,
                                             stdout=output, stderr=subprocess.STDOUT)
 
-    async def wait_polling(self, client: Client, task_queue: str) -> None:
+    async def wait_polling(self, client: Client, task_queue: str, pollers: int = 1) -> None:
         from temporalio.api.taskqueue.v1 import TaskQueue
         from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
@@ -162,7 +165,7 @@ class WorkerProcess:
                 raise RuntimeError(f"worker exited with {self.process.returncode}; see {self._log}")
             described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
                 namespace=client.namespace, task_queue=TaskQueue(name=task_queue)))
-            if described.pollers:
+            if len({poller.identity for poller in described.pollers}) >= pollers:
                 return
             await asyncio.sleep(0.2)
         raise RuntimeError(f"worker did not poll {task_queue} within 60s; see {self._log}")
@@ -236,11 +239,13 @@ def new_schedule(options: argparse.Namespace) -> Schedule:
 async def run_raw(client: Client, address: str, server_pid: int, workdir: Path,
                   options: argparse.Namespace) -> Figures:
     task_queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    worker = WorkerProcess([sys.executable, str(BENCH / "raw_workflow.py"), "--address", address,
-                            "--task-queue", task_queue], {}, workdir / "raw-worker.log")
+    workers = [WorkerProcess([sys.executable, str(BENCH / "raw_workflow.py"), "--address", address,
+                              "--task-queue", task_queue], {}, workdir / f"raw-worker-{n}.log")
+               for n in range(options.workers)]
     try:
-        await worker.wait_polling(client, task_queue)
-        cpu = CpuMeter(worker.process.pid, server_pid)
+        for worker in workers:
+            await worker.wait_polling(client, task_queue, options.workers)
+        cpu = CpuMeter([worker.process.pid for worker in workers], server_pid)
         schedule = new_schedule(options)
         began = time.monotonic()
         handles = await gather_bounded([
@@ -249,7 +254,8 @@ async def run_raw(client: Client, address: str, server_pid: int, workdir: Path,
             for n in range(options.enrollments)])
         return await measure(client, "raw Temporal", handles, TOUCH, schedule, time.monotonic() - began, cpu)
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
 
 
 async def run_engine(client: Client, address: str, server_pid: int, workdir: Path,
@@ -266,19 +272,20 @@ async def run_engine(client: Client, address: str, server_pid: int, workdir: Pat
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     with SmtpSink() as inbox:
-        worker = WorkerProcess([sys.executable, "-m", "worker.main"], {
+        workers = [WorkerProcess([sys.executable, "-m", "worker.main"], {
             "CAREPATH_ENVIRONMENT": "test", "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
             "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SMTP_PORT": str(inbox.port),
             "CAREPATH_PAYLOAD_KEYS": payload_keys},
-            workdir / "engine-worker.log")
+            workdir / f"engine-worker-{n}.log") for n in range(options.workers)]
         try:
-            await worker.wait_polling(client, task_queue)
+            for worker in workers:
+                await worker.wait_polling(client, task_queue, options.workers)
             async with sessions.begin() as session:
                 patients = [Patient(given_name=f"Patient{n}", family_name="Bench", email=f"p{n}@example.test",
                                     locale="en", timezone="UTC") for n in range(options.enrollments)]
                 session.add_all(patients)
-            cpu = CpuMeter(worker.process.pid, server_pid)
-            profiler = start_profiler(worker.process.pid, options.profile) if options.profile else None
+            cpu = CpuMeter([worker.process.pid for worker in workers], server_pid)
+            profiler = start_profiler(workers[0].process.pid, options.profile) if options.profile else None
             schedule = new_schedule(options)
 
             async def enroll_one(patient: Patient) -> WorkflowHandle:
@@ -298,13 +305,15 @@ async def run_engine(client: Client, address: str, server_pid: int, workdir: Pat
             if profiler:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(60)
-            worker.stop()
+            for worker in workers:
+                worker.stop()
             await engine.dispose()
 
 
 def report(raw: Figures, engine: Figures, options: argparse.Namespace) -> None:
     print(f"\n{options.enrollments} runs x {options.touchpoints} touchpoints, first at +{options.first}s, "
-          f"then every {options.every}s (schedule rate {options.enrollments / options.every:.1f}/s after the first)")
+          f"then every {options.every}s (schedule rate {options.enrollments / options.every:.1f}/s after the first); "
+          f"{options.workers} worker process(es) per phase")
     print(f"{'':<18}{'touchpoints/s':>14}{'events/tp':>11}{'bytes/tp':>10}{'late p50':>10}{'late p99':>10}"
           f"{'start all':>11}{'CPU ms/tp: worker':>19}{'server':>8}")
     for f in (raw, engine):
@@ -351,6 +360,7 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--touchpoints", type=int, default=10, help="touchpoints per run (default 10, at least 2)")
     parser.add_argument("--first", type=int, default=5, help="seconds from the anchor to the first (default 5)")
     parser.add_argument("--every", type=int, default=2, help="seconds between touchpoints (default 2)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per phase (default 1)")
     parser.add_argument("--workdir", type=Path, help="keep databases and worker logs here (default: a temporary "
                         "directory, removed)")
     parser.add_argument("--profile", type=Path, help="sample the engine worker with py-spy into this file "

@@ -128,6 +128,10 @@ class MessageStep(LanguageModel):
         examples=["day 1 10:00", "day 0 +2h"])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
+    spread: Duration | None = Field(
+        default=None, description="deliver each occurrence at a fixed point within this window after its time, the "
+                                  "same for a patient every time (a cohort enrolled together does not all arrive at "
+                                  "one instant); keep the window within send_window", examples=["30m"])
     channel: Channel = Field(default="email", description="how the message reaches the patient",
                              examples=["email"])
     template: Templates
@@ -210,6 +214,10 @@ class QuestionnaireStep(LanguageModel):
                        examples=["day 3 10:00"])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
+    spread: Duration | None = Field(
+        default=None, description="deliver each occurrence at a fixed point within this window after its time, the "
+                                  "same for a patient every time (a cohort enrolled together does not all arrive at "
+                                  "one instant); keep the window within send_window", examples=["30m"])
     channel: Channel = Field(default="email", description="how the invitation reaches the patient",
                              examples=["email"])
     template: Templates = Field(description="the invitation per locale; must contain {{ link }}")

@@ -6,6 +6,7 @@ the preview runs it to show authors the same thing without running anything.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -46,8 +47,13 @@ def anchor_instant(anchor: date | datetime, zone: str) -> datetime:
     return _wall_clock(datetime.combine(anchor, time(0, 0), tzinfo=tz))
 
 
-def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = None) -> list[Touchpoint]:
-    """Every touchpoint of the pathway for this anchor, in the order they fall due."""
+def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = None,
+                 enrollment_id: str = "") -> list[Touchpoint]:
+    """Every touchpoint of the pathway for this anchor, in the order they fall due.
+
+    A step with `spread` moves each occurrence by the enrollment's own offset within it (none without
+    an enrollment, as in a preview of the pathway itself).
+    """
     zone = zone or pathway.timezone
     start = anchor_instant(anchor, zone)
     touchpoints = []
@@ -55,6 +61,9 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
         if step.at is None:
             continue
         first = _first_due(start, step.at)
+        if getattr(step, "spread", None) and enrollment_id:
+            offset = spread_offset(enrollment_id, step.spread)
+            first = (first.astimezone(timezone.utc) + offset).astimezone(first.tzinfo)
         count = step.repeat.times if step.repeat else 1
         for index in range(count):
             due = _nth_due(first, step.repeat.every, index) if step.repeat else first
@@ -64,6 +73,14 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
                                 Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
                                            due=due.astimezone(timezone.utc))))
     return [entry[-1] for entry in sorted(touchpoints, key=lambda entry: entry[:3])]
+
+
+def spread_offset(enrollment_id: str, spread: timedelta) -> timedelta:
+    """Whole seconds in [0, spread), fixed by the enrollment id alone: the same on every replay and for
+    every step and occurrence, so a patient hears at the same minute each time. sha256, not hash(),
+    which Python salts per process."""
+    digest = int.from_bytes(hashlib.sha256(enrollment_id.encode("utf-8")).digest()[:8], "big")
+    return timedelta(seconds=digest % max(1, int(spread.total_seconds())))
 
 
 def _first_due(start: datetime, timing: Timing) -> datetime:

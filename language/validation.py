@@ -230,6 +230,12 @@ def _timing_problems(index: int, step: PathwayStep) -> list[tuple[Location, str]
         return [(("steps", index, "repeat", "every"), "the time between occurrences must be longer than zero")]
     if step.at is None:
         return []
+    spread = getattr(step, "spread", None)
+    if spread is not None and spread <= timedelta(0):
+        return [(("steps", index, "spread"), "the spread must be longer than zero (e.g. 30m), or left out")]
+    if spread is not None and step.repeat is not None and spread >= step.repeat.every:
+        return [(("steps", index, "spread"), f"the spread ({timing.format_duration(spread)}) must be shorter than "
+                                             f"the time between occurrences ({timing.format_duration(step.repeat.every)})")]
     first = step.at
     # Whole seconds in Python ints: `times` may be absurd, and timedelta arithmetic would overflow.
     clock = first.clock.hour * 3600 + first.clock.minute * 60 if first.clock is not None else 0

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
+from limits import parse as parse_rate_limit
 from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from language.model import Channel
 from language.teams import webhook_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +58,9 @@ class Settings(SiteSettings):
     SMTP_PASSWORD: SecretStr | None = None
     SMTP_STARTTLS: bool = False
     SMTP_SENDER: str = "carepath <no-reply@carepath.localhost>"
+    # A gateway's limit per channel, counted in each worker process ("<count>/<second|minute|hour>"),
+    # e.g. {"email": "50/second"}: a burst waits for room instead of being refused. N workers: 1/N each.
+    CHANNEL_RATE_LIMITS: dict[str, str] = {}
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
     # Signs form links and staff tokens. Rotate by moving the old value to PREVIOUS_SECRET_KEYS:
     # links signed with it stay valid until they expire.
@@ -110,6 +115,19 @@ class Settings(SiteSettings):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"CAREPATH_{name} is {path}, which is not a readable file")
+        return self
+
+    @model_validator(mode="after")
+    def _channel_rate_limits_readable(self) -> Settings:
+        for channel, limit in self.CHANNEL_RATE_LIMITS.items():
+            if channel not in get_args(Channel):
+                raise ValueError(f"CAREPATH_CHANNEL_RATE_LIMITS: there is no channel '{channel}' "
+                                 f"(channels: {', '.join(get_args(Channel))})")
+            try:
+                parse_rate_limit(limit)
+            except ValueError:
+                raise ValueError(f"CAREPATH_CHANNEL_RATE_LIMITS: '{limit}' for channel '{channel}' is not a rate "
+                                 "such as 50/second, 600/minute") from None
         return self
 
     @model_validator(mode="after")

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from limits import parse as parse_rate_limit
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.channels import Channel, ConsoleChannel, EmailChannel, SmtpSettings
+from activities.channels import Channel, ConsoleChannel, EmailChannel, RateLimitedChannel, SmtpSettings
 from activities.delivery import DeliveryActivities
 from activities.escalations import EscalationActivities
 from activities.operations import OperationsActivities
@@ -44,8 +45,10 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
                            pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS)
     email = EmailChannel(smtp_settings(settings))
     sessions = session_factory(engine)
-    delivery = DeliveryActivities(sessions, {"email": email, "console": ConsoleChannel()} | (channels or {}),
-                                  form_links(settings))
+    patient_channels = {"email": email, "console": ConsoleChannel()} | (channels or {})
+    patient_channels |= {name: RateLimitedChannel(patient_channels[name], parse_rate_limit(limit))
+                         for name, limit in settings.CHANNEL_RATE_LIMITS.items()}
+    delivery = DeliveryActivities(sessions, patient_channels, form_links(settings))
     site = site or load_site(settings.PATHWAYS_DIR)
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     async with httpx.AsyncClient(trust_env=False) as http:

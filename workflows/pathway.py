@@ -96,7 +96,8 @@ class PathwayWorkflow:
         self._run = run
         carried = run.carried or CarriedState(entries=[
             TimelineEntry(step_id=t.step_id, occurrence=t.occurrence, kind=t.kind, due=t.due)
-            for t in compile_plan(run.pathway, run.anchor, run.timezone)], agenda=[], tags=[], events=[], escalations=0)
+            for t in compile_plan(run.pathway, run.anchor, run.timezone, run.enrollment_id)],
+            agenda=[], tags=[], events=[], escalations=0)
         self._entries = carried.entries
         self._agenda = Agenda()
         for item in carried.agenda:

@@ -313,3 +313,29 @@ def test_a_pathway_survives_json_with_its_timings_as_the_author_wrote_them():
     assert (data["steps"][0]["at"], data["send_window"]) == ("day -1 18:00", "09:00-24:00")
     assert Pathway.model_validate_json(p.model_dump_json()) == p
 
+
+
+def test_spread_moves_each_enrollment_by_its_own_offset_within_the_window_the_same_every_day():
+    daily = pathway(message("daily", "day 1 10:00", spread="30m", repeat={"every": "1d", "times": 3}),
+                    timezone="Europe/London")
+    cohort = [f"en_{n:04d}" for n in range(1000)]
+    offsets = []
+    for enrollment in cohort:
+        local = dues(compile_plan(daily, date(2026, 3, 27), enrollment_id=enrollment), LONDON)
+        offset = datetime.combine(local[0].date(), local[0].time()) - datetime(2026, 3, 28, 10, 0)
+        assert timedelta(0) <= offset < timedelta(minutes=30)
+        # The same local minute each day, across the spring-forward night of 29 March.
+        assert [(t.hour, t.minute, t.second) for t in local] == [(local[0].hour, local[0].minute, local[0].second)] * 3
+        offsets.append(offset)
+    # Recompiled (a replay) the same; a cohort of 1000 spread over all 30 minutes, none of them crowded.
+    assert compile_plan(daily, date(2026, 3, 27), enrollment_id="en_0007") == \
+        compile_plan(daily, date(2026, 3, 27), enrollment_id="en_0007")
+    per_minute = [sum(1 for offset in offsets if offset // timedelta(minutes=1) == minute) for minute in range(30)]
+    assert min(per_minute) > 0 and max(per_minute) < 3 * len(cohort) / 30
+
+
+def test_without_an_enrollment_or_a_spread_the_time_is_the_written_one():
+    spread = pathway(message("welcome", "day 1 10:00", spread="30m"))
+    assert dues(compile_plan(spread, date(2026, 5, 1))) == [utc(2026, 5, 2, 10, 0)]
+    plain = pathway(message("welcome", "day 1 10:00"))
+    assert dues(compile_plan(plain, date(2026, 5, 1), enrollment_id="en_1")) == [utc(2026, 5, 2, 10, 0)]

