@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 class Recipient:
     email: str | None
     phone: str | None
+    wechat_openid: str | None = None
+    # What the hospital's systems (its app's push service among them) know the patient by.
+    hospital_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,30 @@ class OutgoingMessage:
     body: str
     # Stable per (enrollment, step, occurrence): a receiving system can drop a resend as a duplicate.
     message_id: str
+    # The pathway's short text and registered template for SMS, and its template for WeChat, rendered;
+    # None where the pathway gives none (email and push send subject and body).
+    sms: SmsContent | None = None
+    wechat: WeChatContent | None = None
+
+
+@dataclass(frozen=True)
+class SmsContent:
+    text: str
+    # A provider that sends only registered templates (Alibaba Cloud) takes their code and parameters.
+    template_code: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WeChatContent:
+    template_id: str
+    fields: dict[str, str]
+    url: str | None = None
 
 
 class Channel(Protocol):
-    async def send(self, recipient: Recipient, message: OutgoingMessage) -> None: ...
+    async def send(self, recipient: Recipient, message: OutgoingMessage) -> str | None:
+        """Hand the message over; returns the gateway's id for it when its delivery receipts name one."""
 
 
 @dataclass(frozen=True)
@@ -137,11 +160,11 @@ class RateLimitedChannel:
         self._limit = limit
         self._window = MovingWindowRateLimiter(MemoryStorage())
 
-    async def send(self, recipient: Recipient, message: OutgoingMessage) -> None:
+    async def send(self, recipient: Recipient, message: OutgoingMessage) -> str | None:
         while not await self._window.hit(self._limit):
             stats = await self._window.get_window_stats(self._limit)
             await asyncio.sleep(max(stats.reset_time - time.time(), 0.001))
-        await self._channel.send(recipient, message)
+        return await self._channel.send(recipient, message)
 
 
 class ConsoleChannel:

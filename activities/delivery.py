@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.channels import Channel, OutgoingMessage, Recipient
+from activities.channels import (
+    Channel,
+    OutgoingMessage,
+    Recipient,
+    SmsContent,
+    WeChatContent,
+)
 from activities.metrics import DELIVERY_LATENESS, TOUCHPOINTS
 from language.templates import TemplateRefused, render
 from store.db import (
@@ -89,14 +95,17 @@ class DeliveryActivities:
                 TOUCHPOINTS.labels(request.channel, "failed").inc()
                 raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
             try:
-                await channel.send(Recipient(email=patient.email, phone=patient.phone), message)
+                provider_message_id = await channel.send(
+                    Recipient(email=patient.email, phone=patient.phone, wechat_openid=patient.wechat_openid,
+                              hospital_number=patient.hospital_number), message)
             except ApplicationError as error:
                 await self._record(outcome, record_id, claim, status="failed", last_error=error.message)
                 TOUCHPOINTS.labels(request.channel, "failed").inc()
                 raise
             sent_at = utcnow()
             await self._record(outcome, record_id, claim, status="sent", sent_at=sent_at,
-                               message_id=message.message_id, last_error=None)
+                               message_id=message.message_id, provider_message_id=provider_message_id,
+                               last_error=None)
         TOUCHPOINTS.labels(request.channel, "sent").inc()
         DELIVERY_LATENESS.observe(max((sent_at - request.due).total_seconds(), 0))
         # Ids only: the log carries the enrollment (in the activity's extras), never who or where to.
@@ -190,8 +199,16 @@ class DeliveryActivities:
         if request.form:
             context["link"] = self._links.url(request.enrollment_id, request.step_id, request.occurrence,
                                               request.form.expires)
+        sms = wechat = None
+        if template.sms is not None:
+            sms = SmsContent(text=render(template.sms.text, context).strip(), template_code=template.sms.template_code,
+                             params={name: render(source, context) for name, source in template.sms.params.items()})
+        if template.wechat is not None:
+            wechat = WeChatContent(template_id=template.wechat.template_id, url=context.get("link"),
+                                   fields={name: render(source, context) for name, source in template.wechat.fields.items()})
         return OutgoingMessage(
             subject=render(template.subject, context).strip(),
             body=render(template.body, context),
             message_id=f"<{request.enrollment_id}.{request.step_id}.{request.occurrence}.{request.purpose}@carepath>",
+            sms=sms, wechat=wechat,
         )

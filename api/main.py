@@ -31,6 +31,7 @@ from api.routes import (
     migrations,
     pathways,
     patients,
+    receipts,
     reports,
     responses,
     staff,
@@ -65,6 +66,7 @@ api_router.include_router(tasks.router)
 api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
+api_router.include_router(receipts.router)
 api_router.include_router(health.router)
 api_router.include_router(reports.router)
 api_router.include_router(console_router)

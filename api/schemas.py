@@ -36,6 +36,10 @@ Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320,
                   Field(examples=["li.wei@example.com"])]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 ()-]{3,38}$"),
                   Field(examples=["+86 138 0013 8000"])]
+WeChatOpenId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
+                                                pattern=r"^[A-Za-z0-9_-]+$"),
+                         Field(description="the patient's openid for the hospital's WeChat Official Account",
+                               examples=["oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"])]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
 
 ANCHOR_HELP = "a date (2026-12-01: the start of that day in the enrollment's time zone) or a date-time with its UTC offset (2026-12-01T09:30:00+08:00)"
@@ -75,6 +79,7 @@ class PatientCreate(BaseModel):
     family_name: Name
     email: Email | None = None
     phone: Phone | None = None
+    wechat_openid: WeChatOpenId | None = None
     locale: Locale = Field(description="the language messages are sent in, e.g. zh-CN or en")
     timezone: ZoneName = Field(description="IANA time zone; pathway times are the patient's local times")
 
@@ -88,6 +93,7 @@ class PatientPublic(BaseModel):
     family_name: str
     email: str | None
     phone: str | None
+    wechat_openid: str | None
     locale: str
     timezone: str
     created_at: datetime

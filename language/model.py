@@ -81,7 +81,10 @@ Locale = Annotated[
     Field(pattern=r"^[a-z]{2,3}(-[A-Z][A-Za-z]{1,3})?$", examples=["zh-CN", "en"],
           description="a BCP 47 language tag such as zh-CN or en"),
 ]
-Channel = Literal["email", "console"]
+Channel = Literal["email", "console", "sms", "wechat", "push"]
+# An SMS past this many segments is refused unless the pathway allows more: a form link alone takes
+# three Chinese (UCS-2) segments.
+DEFAULT_SMS_MAX_SEGMENTS = 4
 
 
 class Repeat(LanguageModel):
@@ -91,12 +94,46 @@ class Repeat(LanguageModel):
     times: int = Field(ge=2, le=366, description="how many occurrences in all, the first included", examples=[7])
 
 
+FieldName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32, examples=["first", "keyword1"])]
+
+
+class SmsTemplate(LanguageModel):
+    """The message as an SMS: short, and for a questionnaire with the form's link."""
+
+    text: str = Field(min_length=1, description="the SMS text (Jinja2, like body); sized in segments at validation",
+                      examples=["{{ patient.first_name }}, your check-in: {{ link }}"])
+    template_code: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="the template registered with the SMS provider, for providers that send only registered "
+                    "templates (Alibaba Cloud's TemplateCode); the text is then what the registered one says",
+        examples=["SMS_123456789"])
+    params: dict[FieldName, str] = Field(
+        default_factory=dict, description="the registered template's variables, each a Jinja2 text",
+        examples=[{"name": "{{ patient.first_name }}", "link": "{{ link }}"}])
+
+
+class WeChatTemplate(LanguageModel):
+    """The message as a WeChat Official Account template message; a questionnaire's opens its form."""
+
+    template_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$",
+                             description="the template's id in the hospital's Official Account",
+                             examples=["ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY"])
+    fields: dict[FieldName, str] = Field(
+        min_length=1, description="every data field the template declares, each a Jinja2 text",
+        examples=[{"first": "{{ patient.first_name }}，您好", "keyword1": "产后随访问卷", "remark": "请点击填写"}])
+
+
 class MessageTemplate(LanguageModel):
     """The text of one message in one language. Jinja2, rendered in a sandbox."""
 
     subject: str = Field(min_length=1, description="the subject line (email) or title", examples=["Your check-in"])
     body: str = Field(min_length=1, description="the message text; {{ patient.first_name }} and friends",
                       examples=["Dear {{ patient.first_name }}, ..."])
+    sms: SmsTemplate | None = Field(default=None, description="the SMS form of the message; required on channel sms",
+                                    examples=[{"text": "{{ patient.first_name }}, your check-in: {{ link }}"}])
+    wechat: WeChatTemplate | None = Field(
+        default=None, description="the WeChat template message; required on channel wechat",
+        examples=[{"template_id": "ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY", "fields": {"first": "您好"}}])
 
 
 Templates = Annotated[
@@ -326,6 +363,10 @@ class Pathway(LanguageModel):
         description="named ladders that rules escalate to; 'crisis' (if given) takes crisis language and self-harm "
                     "flags instead of the built-in crisis route",
         examples=[{"default": {"tiers": [{"notify": "midwives", "ack_within": "30m"}, {"notify": "obstetricians"}]}}])
+    sms_max_segments: int = Field(
+        default=DEFAULT_SMS_MAX_SEGMENTS, ge=1, le=10,
+        description="an SMS text that would take more segments (counting a form link as 140 characters) is refused",
+        examples=[DEFAULT_SMS_MAX_SEGMENTS])
     steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing",
                               examples=[[{"kind": "message", "id": "welcome", "at": "day 1 10:00",
                         "template": {"en": {"subject": "Welcome", "body": "Dear {{ patient.first_name }}, ..."}}}]])

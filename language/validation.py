@@ -10,6 +10,7 @@ from datetime import timedelta
 from pydantic import ValidationError
 
 from language import timing
+from language.channel_checks import channel_problems
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
 from language.loader import (
@@ -161,6 +162,8 @@ def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) 
         for field in ("template", "reminder_template"):
             if (templates := getattr(step, field, None)) is not None:
                 problems += _templates_problems(("steps", index, field), templates, pathway.locales, step.kind)
+                problems += channel_problems(("steps", index, field), templates, step.channel,
+                                             _KIND_VARIABLES.get(step.kind, {}), pathway, step.id)
         if isinstance(step, (QuestionnaireStep, CallStep)):
             problems += _rules_problems(index, step, pathway, instruments)
         if isinstance(step, QuestionnaireStep):

@@ -100,10 +100,45 @@ class Settings(SiteSettings):
     METRICS_PORT: int = 0
     TEMPORAL_METRICS_PORT: int = 0
 
+    # Patient channels besides email (activities/gateways/, docs/deploy.md); a channel is offered to the
+    # worker only when its settings are complete. SMS goes through Alibaba Cloud or the hospital's own
+    # gateway (SMS_PROVIDER); Alibaba's status reports come to /receipts/sms/alibaba?token=<ALIBABA_SMS_REPORT_TOKEN>,
+    # for Alibaba signs neither its reports nor lets us sign the address: the token is the credential.
+    SMS_PROVIDER: Literal["alibaba", "webhook"] | None = None
+    ALIBABA_SMS_ACCESS_KEY_ID: str | None = None
+    ALIBABA_SMS_ACCESS_KEY_SECRET: SecretStr | None = None
+    ALIBABA_SMS_SIGN_NAME: str | None = None
+    ALIBABA_SMS_ENDPOINT: str = "https://dysmsapi.aliyuncs.com/"
+    ALIBABA_SMS_REPORT_TOKEN: SecretStr | None = None
+    # The hospital's SMS gateway and app push service: JSON POSTs signed with HMAC-SHA256 of the secret,
+    # and their receipts signed back with the same secret.
+    SMS_WEBHOOK_URL: str | None = None
+    SMS_WEBHOOK_SECRET: SecretStr | None = None
+    PUSH_WEBHOOK_URL: str | None = None
+    PUSH_WEBHOOK_SECRET: SecretStr | None = None
+    # The hospital's WeChat Official Account: its AppID and AppSecret, and the Token set in its server
+    # configuration, which signs the events (TEMPLATESENDJOBFINISH) WeChat pushes to /receipts/wechat.
+    WECHAT_APP_ID: str | None = None
+    WECHAT_APP_SECRET: SecretStr | None = None
+    WECHAT_TOKEN: SecretStr | None = None
+    WECHAT_API_BASE: str = "https://api.weixin.qq.com"
+
     @model_validator(mode="after")
     def _single_sign_on_complete(self) -> "Settings":
         if bool(self.OIDC_ISSUER) != bool(self.OIDC_JWKS_URL):
             raise ValueError("single sign-on needs both CAREPATH_OIDC_ISSUER and CAREPATH_OIDC_JWKS_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _patient_channels_complete(self) -> Settings:
+        required = {"alibaba": ("ALIBABA_SMS_ACCESS_KEY_ID", "ALIBABA_SMS_ACCESS_KEY_SECRET", "ALIBABA_SMS_SIGN_NAME",
+                                "ALIBABA_SMS_REPORT_TOKEN"),
+                    "webhook": ("SMS_WEBHOOK_URL", "SMS_WEBHOOK_SECRET")}.get(self.SMS_PROVIDER or "", ())
+        pairs = [("WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_TOKEN"), ("PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_SECRET")]
+        required += tuple(name for group in pairs if any(getattr(self, name) for name in group) for name in group)
+        missing = [f"CAREPATH_{name}" for name in required if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"a patient channel's settings are incomplete: set {', '.join(missing)}")
         return self
 
     @model_validator(mode="after")

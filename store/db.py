@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -73,6 +74,8 @@ class Patient(Base):
     family_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(40))
+    # The patient's openid for the hospital's WeChat Official Account: where template messages go.
+    wechat_openid: Mapped[str | None] = mapped_column(String(128))
     locale: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -114,6 +117,7 @@ class TouchpointRecord(Base):
     __tablename__ = "touchpoints"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", "occurrence", "purpose", name="uq_touchpoint_key"),
+        Index("ix_touchpoints_provider_message", "channel", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -132,6 +136,13 @@ class TouchpointRecord(Base):
     claim: Mapped[str | None] = mapped_column(String(200))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(200))
+    # The gateway's own id for the message (SMS biz id, WeChat msgid): what its delivery receipt names.
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    # What the receipt said, apart from `status` (which only says whether we handed it over):
+    # delivered or undelivered, the provider's reason, and when the receipt came.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_reason: Mapped[str | None] = mapped_column(Text)
+    delivery_reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -10,7 +10,7 @@ from limits import parse as parse_rate_limit
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.channels import Channel, ConsoleChannel, EmailChannel, RateLimitedChannel, SmtpSettings
+from activities.channels import Channel, EmailChannel, RateLimitedChannel, SmtpSettings
 from activities.delivery import DeliveryActivities
 from activities.escalations import EscalationActivities
 from activities.operations import OperationsActivities
@@ -19,6 +19,7 @@ from services.links import form_links
 from services.settings import Settings
 from services.site import Site, load_site
 from store.db import create_engine, session_factory
+from worker.channels import patient_channels
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
@@ -45,10 +46,11 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
                            pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS)
     email = EmailChannel(smtp_settings(settings))
     sessions = session_factory(engine)
-    patient_channels = {"email": email, "console": ConsoleChannel()} | (channels or {})
-    patient_channels |= {name: RateLimitedChannel(patient_channels[name], parse_rate_limit(limit))
-                         for name, limit in settings.CHANNEL_RATE_LIMITS.items()}
-    delivery = DeliveryActivities(sessions, patient_channels, form_links(settings))
+    reaching_patients = patient_channels(settings, email) | (channels or {})
+    # A limit for a channel this site has not configured limits nothing.
+    reaching_patients |= {name: RateLimitedChannel(reaching_patients[name], parse_rate_limit(limit))
+                          for name, limit in settings.CHANNEL_RATE_LIMITS.items() if name in reaching_patients}
+    delivery = DeliveryActivities(sessions, reaching_patients, form_links(settings))
     site = site or load_site(settings.PATHWAYS_DIR)
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     async with httpx.AsyncClient(trust_env=False) as http:

@@ -96,6 +96,14 @@ def inbox() -> SmtpSink:
         yield sink
 
 
+RECEIPT_SECRETS = {
+    "SMS_PROVIDER": "webhook", "SMS_WEBHOOK_URL": "http://127.0.0.1:9/sms", "SMS_WEBHOOK_SECRET": "sms-gateway-secret",
+    "PUSH_WEBHOOK_URL": "http://127.0.0.1:9/push", "PUSH_WEBHOOK_SECRET": "push-service-secret",
+    "WECHAT_APP_ID": "wx-app", "WECHAT_APP_SECRET": "wx-secret", "WECHAT_TOKEN": "wechat-server-token",
+    "WECHAT_API_BASE": "http://127.0.0.1:9", "ALIBABA_SMS_REPORT_TOKEN": "alibaba-report-token",
+}
+
+
 @pytest.fixture(scope="session", params=DATABASE_KINDS)
 async def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, databases: Databases,
                    temporal: WorkflowEnvironment, inbox: SmtpSink) -> Settings:
@@ -112,7 +120,10 @@ async def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
                     # Route tests sign in dozens of accounts from one address; tests/api/test_access.py
                     # checks the limits with an app of its own.
                     SIGN_IN_RATE_LIMIT="100000/minute", FORM_RATE_LIMIT="100000/minute",
-                    WEBHOOK_ALLOWED_HOSTS=["pager.hospital.test"])
+                    WEBHOOK_ALLOWED_HOSTS=["pager.hospital.test"],
+                    # The patient channels' receipt secrets (tests/api/test_receipts.py); their gateways are
+                    # nowhere (port 9, discard): the route tests send no patient messages.
+                    **RECEIPT_SECRETS)
 
 
 @pytest.fixture

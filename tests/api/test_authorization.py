@@ -65,6 +65,12 @@ WHO_MAY = {
     ("POST", "/api-keys/{key_id}/revoke"): {ADMIN},
     ("GET", "/audit"): {AUDITOR},
     ("POST", "/codec/decode"): {CLINICIAN, AUDITOR},
+    # Delivery receipts from gateways: each checks the provider's signature or token (403 otherwise).
+    ("POST", "/receipts/sms/webhook"): PUBLIC,
+    ("POST", "/receipts/push"): PUBLIC,
+    ("POST", "/receipts/sms/alibaba"): PUBLIC,
+    ("GET", "/receipts/wechat"): PUBLIC,
+    ("POST", "/receipts/wechat"): PUBLIC,
     # The staff console (api/console/): pages over the same functions, with the same policies.
     ("GET", "/console/"): EVERYONE,
     ("GET", "/console/sign-in"): PUBLIC,

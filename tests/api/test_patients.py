@@ -65,3 +65,13 @@ async def test_a_hospital_system_upserts_patients_by_their_hospital_number(api: 
     assert other.status_code == 422 and "MRN-SOMEONE-ELSE" in other.json()["detail"]
     taken = await api.post("/patients", json=NEW_PATIENT | {"hospital_number": number})
     assert taken.status_code == 409
+
+
+async def test_a_patient_may_be_reached_on_wechat(api: httpx.AsyncClient):
+    openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+    created = await api.post("/patients", json=NEW_PATIENT | {"wechat_openid": openid})
+    assert created.status_code == 201, created.text
+    assert (await api.get(f"/patients/{created.json()['id']}")).json()["wechat_openid"] == openid
+    refused = await api.post("/patients", json=NEW_PATIENT | {"wechat_openid": "not an openid"})
+    assert refused.status_code == 422
+    assert [error["loc"] for error in refused.json()["detail"]] == [["body", "wechat_openid"]]

@@ -39,3 +39,9 @@ def test_the_guide_names_every_command_and_every_step_kind_that_exists():
         assert command in GUIDE, command
     for kind in STEP_KINDS:
         assert f"kind: {kind}" in GUIDE, f"docs/authoring.md does not describe steps of kind '{kind}'"
+
+
+def test_the_channels_example_is_valid(tmp_path: Path):
+    (tmp_path / "channels-example.yaml").write_text(_block("# Channels example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "channels-example.yaml")
+    assert {step.channel for step in pathway.steps} == {"wechat", "sms", "push"}

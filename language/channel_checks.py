@@ -1,0 +1,67 @@
+"""What each channel needs of a message's templates, and the limits it sets (SMS segments).
+
+A step on `sms` needs an `sms:` text in every locale, one on `wechat` a `wechat:` template; either,
+when given, is checked like subject and body (renderable, the form link in a questionnaire's SMS).
+An SMS text is sized with a sample patient: its first name counts as SAMPLE_FIRST_NAME, the form link
+as SAMPLE_LINK (a signed link under a site address of about 30 characters), so the count is what a
+real patient's message takes, give or take a long name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from language.loader import Location
+from language.model import MessageTemplate, Pathway
+from language.sms import sms_size
+from language.templates import render, template_problems, variables_in
+
+SAMPLE_FIRST_NAME = "Xxxxxxxxxx"
+SAMPLE_LINK = "https://" + "x" * 132
+# The channels whose form of the message is a field of the template of the same name.
+EXAMPLES = {"sms": "sms: {text: '...'}", "wechat": "wechat: {template_id: ..., fields: {...}}"}
+
+
+def channel_problems(where: Location, templates: Mapping[str, MessageTemplate], channel: str,
+                     extra: Mapping[str, str], pathway: Pathway, step_id: str) -> list[tuple[Location, str]]:
+    problems: list[tuple[Location, str]] = []
+    for locale, template in templates.items():
+        place: Location = (*where, locale)
+        if channel in EXAMPLES and getattr(template, channel) is None:
+            problems.append((place, (f"channel {channel} needs a {channel} form of the message in every locale; "
+                                    f"add {EXAMPLES[channel]}")))
+        if template.sms is not None:
+            problems += _sms_problems((*place, "sms"), template, extra, pathway, step_id)
+        if template.wechat is not None:
+            problems += [((*place, "wechat", "fields", name), message)
+                         for name, source in template.wechat.fields.items()
+                         for message in template_problems(source, extra)]
+    return problems
+
+
+def _sms_problems(place: Location, template: MessageTemplate, extra: Mapping[str, str], pathway: Pathway,
+                  step_id: str) -> list[tuple[Location, str]]:
+    sms = template.sms
+    text_problems = [((*place, "text"), message) for message in template_problems(sms.text, extra)]
+    problems = text_problems + [((*place, "params", name), message) for name, source in sms.params.items()
+                                for message in template_problems(source, extra)]
+    for name in extra:
+        if name not in variables_in(sms.text):
+            problems.append(((*place, "text"), (f"the SMS must contain {{{{ {name} }}}}, "
+                                               "or the patient has no way to reach the form")))
+        if sms.template_code and not any(name in variables_in(source) for source in sms.params.values()):
+            problems.append(((*place, "params"), (f"one of the registered template's params must be {{{{ {name} }}}}, "
+                                                 "or the patient has no way to reach the form")))
+    if text_problems:
+        return problems
+    sample = render(sms.text, {"patient": {"first_name": SAMPLE_FIRST_NAME},
+                               "pathway": {"id": pathway.id, "title": pathway.title},
+                               "step": {"id": step_id, "occurrence": 1}, "link": SAMPLE_LINK})
+    size = sms_size(sample)
+    if size.segments > pathway.sms_max_segments:
+        problems.append(((*place, "text"), (
+            f"this SMS takes {size.segments} {size.encoding} segments ({size.units} characters, counting the "
+            f"first name as {len(SAMPLE_FIRST_NAME)} and a form link as {len(SAMPLE_LINK)}); the pathway allows "
+            f"{pathway.sms_max_segments}: shorten it by {size.shortening_to(pathway.sms_max_segments)} characters, "
+            f"or raise sms_max_segments")))
+    return problems

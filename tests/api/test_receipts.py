@@ -1,0 +1,165 @@
+"""Delivery receipts: each gateway's, verified its own way, marks the touchpoint delivered or undelivered;
+a receipt that does not verify is refused with 403, audited, and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from store.db import AccessAudit, Enrollment, TouchpointRecord, utcnow
+from tests.api.conftest import RECEIPT_SECRETS
+
+
+@pytest.fixture
+async def touchpoint(app: FastAPI, patient: dict):
+    """A message one of the gateways took: its id is `provider_id`, on `channel`."""
+    sessions = app.state.services.sessions
+
+    async def sent(channel: str) -> tuple[int, str]:
+        provider_id = uuid.uuid4().hex
+        async with sessions.begin() as session:
+            enrollment = Enrollment(patient_id=patient["id"], pathway_id="api-follow-up", pathway_version=1,
+                                    anchor=utcnow(), timezone="Asia/Shanghai", request_fingerprint=uuid.uuid4().hex)
+            session.add(enrollment)
+            await session.flush()
+            record = TouchpointRecord(enrollment_id=enrollment.id, step_id="check-in", occurrence=1, channel=channel,
+                                      status="sent", due_at=utcnow(), sent_at=utcnow(), attempts=1,
+                                      message_id="<x@carepath>", provider_message_id=provider_id)
+            session.add(record)
+            await session.flush()
+            return record.id, provider_id
+
+    return sent
+
+
+async def stored(app: FastAPI, record_id: int) -> TouchpointRecord:
+    async with app.state.services.sessions() as session:
+        return await session.get(TouchpointRecord, record_id)
+
+
+def signed(secret: str, payload: dict, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """Signed as the hospital's gateway signs, from the documented scheme (not our code)."""
+    body = json.dumps(payload).encode()
+    stamp = str(timestamp if timestamp is not None else int(time.time()))
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return body, {"X-Carepath-Timestamp": stamp, "X-Carepath-Signature": f"sha256={digest}",
+                  "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(("path", "channel", "secret"), [
+    ("/receipts/sms/webhook", "sms", RECEIPT_SECRETS["SMS_WEBHOOK_SECRET"]),
+    ("/receipts/push", "push", RECEIPT_SECRETS["PUSH_WEBHOOK_SECRET"]),
+])
+async def test_a_signed_webhook_receipt_updates_the_touchpoint(app, anonymous: httpx.AsyncClient, touchpoint,
+                                                               path: str, channel: str, secret: str):
+    record_id, provider_id = await touchpoint(channel)
+    body, headers = signed(secret, {"id": provider_id, "status": "undelivered", "reason": "handset off for 72 h"})
+    response = await anonymous.post(path, content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    record = await stored(app, record_id)
+    assert (record.status, record.delivery_status, record.delivery_reason) == ("sent", "undelivered",
+                                                                               "handset off for 72 h")
+    assert record.delivery_reported_at is not None
+
+
+@pytest.mark.parametrize("forgery", ["wrong secret", "stale", "altered body", "unsigned"])
+async def test_a_forged_webhook_receipt_is_refused(app, anonymous: httpx.AsyncClient, touchpoint, forgery: str):
+    record_id, provider_id = await touchpoint("sms")
+    secret = "guessed" if forgery == "wrong secret" else RECEIPT_SECRETS["SMS_WEBHOOK_SECRET"]
+    body, headers = signed(secret, {"id": provider_id, "status": "delivered"},
+                           timestamp=int(time.time()) - 3600 if forgery == "stale" else None)
+    if forgery == "altered body":
+        body = body.replace(b"delivered", b"undelivered")
+    if forgery == "unsigned":
+        headers = {"Content-Type": "application/json"}
+    response = await anonymous.post("/receipts/sms/webhook", content=body, headers=headers)
+    assert response.status_code == 403
+    assert (await stored(app, record_id)).delivery_status is None
+    async with app.state.services.sessions() as session:
+        refusal = await session.scalar(select(AccessAudit).order_by(AccessAudit.id.desc()).limit(1))
+    assert (refusal.action, refusal.outcome, refusal.actor_kind) == ("touchpoint.receipt", "denied", "gateway")
+
+
+async def test_a_receipt_for_a_message_not_yet_recorded_asks_for_it_again(anonymous: httpx.AsyncClient):
+    body, headers = signed(RECEIPT_SECRETS["SMS_WEBHOOK_SECRET"], {"id": "unknown-id", "status": "delivered"})
+    response = await anonymous.post("/receipts/sms/webhook", content=body, headers=headers)
+    assert response.status_code == 404
+
+
+async def test_a_signed_receipt_of_the_wrong_shape_names_the_problem(app, anonymous: httpx.AsyncClient, touchpoint):
+    record_id, provider_id = await touchpoint("sms")
+    body, headers = signed(RECEIPT_SECRETS["SMS_WEBHOOK_SECRET"], {"id": provider_id, "status": "read"})
+    response = await anonymous.post("/receipts/sms/webhook", content=body, headers=headers)
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["status"]]
+    assert (await stored(app, record_id)).delivery_status is None
+
+
+def wechat_query(token: str, timestamp: int | None = None) -> dict[str, str]:
+    """WeChat's signature: SHA-1 of token, timestamp and nonce, sorted and joined."""
+    stamp, nonce = str(timestamp if timestamp is not None else int(time.time())), "1514711492"
+    return {"signature": hashlib.sha1("".join(sorted([token, stamp, nonce])).encode()).hexdigest(),
+            "timestamp": stamp, "nonce": nonce}
+
+
+def template_job_finished(msg_id: str, status: str) -> str:
+    return (f"<xml><ToUserName><![CDATA[gh_7f083739789a]]></ToUserName>"
+            f"<FromUserName><![CDATA[oia2TjuEGTNoeX76QEjQNrcURxG8]]></FromUserName>"
+            f"<CreateTime>1395658920</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msg_id}</MsgID>"
+            f"<Status><![CDATA[{status}]]></Status></xml>")
+
+
+async def test_wechat_reports_a_template_message(app, anonymous: httpx.AsyncClient, touchpoint):
+    delivered_id, delivered_msg = await touchpoint("wechat")
+    blocked_id, blocked_msg = await touchpoint("wechat")
+    token = RECEIPT_SECRETS["WECHAT_TOKEN"]
+    for msg_id, outcome in ((delivered_msg, "success"), (blocked_msg, "failed:user block")):
+        response = await anonymous.post("/receipts/wechat", params=wechat_query(token),
+                                        content=template_job_finished(msg_id, outcome))
+        assert (response.status_code, response.text) == (200, "success")
+    delivered, blocked = await stored(app, delivered_id), await stored(app, blocked_id)
+    assert (delivered.delivery_status, delivered.delivery_reason) == ("delivered", None)
+    assert (blocked.delivery_status, blocked.delivery_reason) == ("undelivered", "user block")
+
+
+async def test_wechat_server_check_and_forged_events(app, anonymous: httpx.AsyncClient, touchpoint):
+    token = RECEIPT_SECRETS["WECHAT_TOKEN"]
+    check = await anonymous.get("/receipts/wechat", params={**wechat_query(token), "echostr": "5837397520665436492"})
+    assert (check.status_code, check.text) == (200, "5837397520665436492")
+    record_id, msg_id = await touchpoint("wechat")
+    for query in (wechat_query("not-the-token"), wechat_query(token, timestamp=int(time.time()) - 3600), {}):
+        forged = await anonymous.post("/receipts/wechat", params=query, content=template_job_finished(msg_id, "success"))
+        assert forged.status_code == 403
+    assert (await anonymous.get("/receipts/wechat", params={**wechat_query("x"), "echostr": "1"})).status_code == 403
+    assert (await stored(app, record_id)).delivery_status is None
+
+
+async def test_alibaba_status_reports(app, anonymous: httpx.AsyncClient, touchpoint):
+    delivered_id, delivered_biz = await touchpoint("sms")
+    failed_id, failed_biz = await touchpoint("sms")
+    reports = [
+        {"phone_number": "13800138000", "send_time": "2026-11-28 10:00:00", "report_time": "2026-11-28 10:00:08",
+         "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1", "biz_id": delivered_biz,
+         "out_id": "x"},
+        {"phone_number": "13800138001", "send_time": "2026-11-28 10:00:00", "report_time": "2026-11-28 10:00:09",
+         "success": False, "err_code": "MK:0001", "err_msg": "空号", "sms_size": "1", "biz_id": failed_biz,
+         "out_id": "y"},
+    ]
+    forged = await anonymous.post("/receipts/sms/alibaba", params={"token": "guess"}, json=reports)
+    assert forged.status_code == 403
+    assert (await stored(app, delivered_id)).delivery_status is None
+    response = await anonymous.post("/receipts/sms/alibaba", params={"token": RECEIPT_SECRETS["ALIBABA_SMS_REPORT_TOKEN"]},
+                                    json=reports)
+    assert response.json() == {"code": 0, "msg": "成功"}
+    delivered, failed = await stored(app, delivered_id), await stored(app, failed_id)
+    assert delivered.delivery_status == "delivered"
+    assert (failed.delivery_status, failed.delivery_reason) == ("undelivered", "MK:0001 空号")
