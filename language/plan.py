@@ -135,6 +135,16 @@ def within_window(due: datetime, window: SendWindow) -> datetime:
     return local
 
 
+def send_window_at(moment: datetime, window: SendWindow, zone: str) -> tuple[datetime | None, datetime]:
+    """For a message retried at `moment`: when the window open now closes (None if it is closed), and
+    when it opens next after that."""
+    local = moment.astimezone(ZoneInfo(zone))
+    if window.opens <= local.time() <= window.closes:
+        return (_wall_clock(datetime.combine(local.date(), window.closes, tzinfo=local.tzinfo)),
+                _wall_clock(datetime.combine(local.date() + ONE_DAY, window.opens, tzinfo=local.tzinfo)))
+    return None, within_window(local, window)
+
+
 def _wall_clock(moment: datetime) -> datetime:
     """Normalise a local time that DST skipped (02:30 on a spring-forward night) to a real instant."""
     return moment.astimezone(timezone.utc).astimezone(moment.tzinfo)

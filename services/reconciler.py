@@ -1,4 +1,5 @@
-"""Every `active` enrollment has a workflow: find the ones that do not, and start theirs.
+"""Every `active` enrollment has a workflow, and every stored response reaches it: find the
+enrollments that have none and start theirs; deliver the responses still `received` (the outbox).
 
 `services/enrollments.py` commits the row, then starts `enrollment-<id>`. A process that dies (or a
 Temporal that is unreachable) between the two leaves an active row with no workflow; a request that
@@ -6,7 +7,8 @@ sent an Idempotency-Key repairs itself when repeated, one without it never does.
 
 Safe in several processes at once: the start is `start_workflow`'s, one enrollment, one run, ever
 (USE_EXISTING, REJECT_DUPLICATE), so two reconcilers, or a reconciler and a late request, join the same
-run and never restart a finished one. Logs carry enrollment ids only, never patient data.
+run and never restart a finished one; a response is delivered as an update whose id is the response's,
+so two deliveries are one. Logs carry enrollment ids only, never patient data.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from services.enrollments import start_workflow
 from services.registry import PathwayRegistry, UnknownPathway
+from services.responses import deliver_received
 from store.db import Enrollment, utcnow
 from workflows.contracts import workflow_id_for
 
@@ -45,15 +48,20 @@ class Reconciled:
     closed_but_active: int = 0
     # The row names a pathway version the registry does not have: nothing to start it with.
     failed: int = 0
+    # Responses stored while their workflow was unreachable, now delivered: taken, or refused (the
+    # enrollment ended meanwhile).
+    responses_accepted: int = 0
+    responses_refused: int = 0
 
 
 async def reconcile(sessions: async_sessionmaker[AsyncSession], client: Client, registry: PathwayRegistry,
                     task_queue: str, *, older_than: timedelta = timedelta(minutes=2),
                     batch: int = BATCH) -> Reconciled:
-    """Start the workflow of every active enrollment created more than `older_than` ago that has none.
+    """Start the workflow of every active enrollment created more than `older_than` ago that has none,
+    then deliver every response stored more than `older_than` ago and still `received`.
 
-    Younger enrollments are left alone: their request may still be on its way to starting the
-    workflow. Rows are read `batch` at a time, in id order, never all at once.
+    Younger rows are left alone: their request may still be on its way to the workflow. Enrollments
+    are read `batch` at a time, in id order, never all at once.
     """
     cutoff = utcnow() - older_than
     limit = asyncio.Semaphore(CONCURRENCY)
@@ -76,10 +84,13 @@ async def reconcile(sessions: async_sessionmaker[AsyncSession], client: Client, 
         outcomes += await asyncio.gather(*(check(enrollment) for enrollment in enrollments))
         if len(enrollments) < batch:
             break
+    accepted, refused = await deliver_received(sessions, client, registry.instruments, older_than=older_than)
     result = Reconciled(checked=len(outcomes), started=outcomes.count("started"),
-                        closed_but_active=outcomes.count("closed"), failed=outcomes.count("failed"))
-    log.info("reconciled active enrollments: %d checked, %d workflows started, %d closed but active, %d failed",
-             result.checked, result.started, result.closed_but_active, result.failed)
+                        closed_but_active=outcomes.count("closed"), failed=outcomes.count("failed"),
+                        responses_accepted=accepted, responses_refused=refused)
+    log.info("reconciled active enrollments: %d checked, %d workflows started, %d closed but active, %d failed; "
+             "responses from the outbox: %d accepted, %d refused", result.checked, result.started,
+             result.closed_but_active, result.failed, result.responses_accepted, result.responses_refused)
     return result
 
 

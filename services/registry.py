@@ -66,6 +66,10 @@ class PathwayRegistry:
         self._instruments = instruments
         self._cache: dict[tuple[str, int], DeployedPathway] = {}
 
+    @property
+    def instruments(self) -> Mapping[str, Instrument]:
+        return self._instruments
+
     async def deploy(self, source: str, file: str) -> Deployment:
         """Store a new version; raise DocumentInvalid or VersionConflict, changing nothing."""
         pathway = parse_pathway(source, file, self._instruments, await self._teams())

@@ -65,6 +65,8 @@ class ResponseSubmission(ResponseSummary):
     occurrence: int
     # Only whether there is free text to screen; the text itself stays in the database.
     has_free_text: bool = False
+    # When it was stored: an answer given before expiry and delivered after it (the outbox) still counts.
+    received_at: AwareDatetime | None = None
 
 
 class RuleOutcome(BaseModel):

@@ -3,13 +3,16 @@ what its failure means for the patient. Called from PathwayWorkflow; determinist
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from language.model import Step
+    from language.model import Escalate, Step
+    from language.plan import send_window_at
     from workflows import retries
     from workflows.contracts import (
         ALERT_OPERATIONS,
@@ -18,37 +21,80 @@ with workflow.unsafe.imports_passed_through():
         DeliveryReceipt,
         EnrollmentRun,
         FormLink,
+        MessageDelivery,
         OperationsAlert,
         TimelineEntry,
         TimelineEvent,
     )
-    from workflows.payloads import message_delivery
+    from workflows.payloads import message_delivery, undelivered
 
+# The workflow's way of starting an escalation: the entry it is about, the trigger, what to escalate.
+Escalating = Callable[[TimelineEntry, str, Escalate], Awaitable[None]]
 # Runs started before operations alerts replay without them.
 OPERATIONS_ALERTS = "alert-operations"
 SCREENING_FAILURE_IS_POSSIBLE_CRISIS = "screening-failure-is-possible-crisis"
+# Runs started before deliveries waited out outages give up after about an hour, and tell only by email.
+DELIVER_THROUGH_OUTAGES = "deliver-through-outages"
 
 
-async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, *, purpose: str, templates,
+async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, escalate: Escalating, *, purpose: str, templates,
                form: FormLink | None = None, due: datetime | None = None) -> bool:
-    """Deliver one message; on final failure record why on the entry and go on with the pathway."""
+    """Deliver one message; on final failure record why on the entry, tell operations (by email, and on
+    their worklist through `escalate`, the workflow's own) and go on with the pathway."""
+    delivery = message_delivery(run, step, entry, purpose=purpose, templates=templates, due=due or entry.due, form=form)
     try:
-        receipt = await workflow.execute_activity(
-            DELIVER_MESSAGE,
-            message_delivery(run, step, entry, purpose=purpose, templates=templates, due=due or entry.due, form=form),
-            result_type=DeliveryReceipt,
-            start_to_close_timeout=retries.DELIVERY_ATTEMPT_TIMEOUT,
-            retry_policy=retries.DELIVERY_RETRY,
-        )
+        if workflow.patched(DELIVER_THROUGH_OUTAGES):
+            receipt = await _deliver_through_outages(run, delivery)
+        else:
+            receipt = await workflow.execute_activity(
+                DELIVER_MESSAGE, delivery, result_type=DeliveryReceipt,
+                start_to_close_timeout=retries.DELIVERY_ATTEMPT_TIMEOUT, retry_policy=retries.DELIVERY_RETRY)
         entry.at = entry.at or workflow.now()
         if receipt.duplicate:
             entry.detail = "already sent by an earlier attempt; not sent again"
         return True
     except ActivityError as error:
         entry.at = entry.at or workflow.now()
-        entry.detail = f"{purpose}: {error.cause.message if error.cause else error}"
+        entry.detail = f"{purpose}: {_why(error)}"
         await alert_operations(run, "a message could not be delivered", f"{entry.key}: {entry.detail}")
+        if workflow.patched(DELIVER_THROUGH_OUTAGES):
+            await escalate(entry, "message not delivered", undelivered(entry))
         return False
+
+
+async def _deliver_through_outages(run: EnrollmentRun, delivery: MessageDelivery) -> DeliveryReceipt:
+    """Attempts until the message goes, a failure no retry can mend (no address, a refused template), or
+    DELIVERY_GIVE_UP. Attempts stop when the send window closes and start again, on a durable timer, when
+    it next opens: a message held up by an outage goes after recovery, but never at night."""
+    window = run.pathway.send_window
+    give_up = workflow.now() + retries.DELIVERY_GIVE_UP
+    while True:
+        now = workflow.now()
+        closes = send_window_at(now, window, run.timezone)[0] if window else give_up
+        # Outside the window (a rule's message sent at once), one attempt and its quick retries.
+        stop = min(give_up, closes or now + retries.DELIVERY_ATTEMPT_TIMEOUT)
+        try:
+            return await workflow.execute_activity(
+                DELIVER_MESSAGE, delivery, result_type=DeliveryReceipt,
+                start_to_close_timeout=retries.DELIVERY_ATTEMPT_TIMEOUT, schedule_to_close_timeout=stop - now,
+                retry_policy=retries.DELIVERY_OUTAGE_RETRY)
+        except ActivityError as error:
+            final = isinstance(error.cause, ApplicationError) and error.cause.non_retryable
+            if final or window is None or workflow.now() >= give_up:
+                raise
+            reopens = send_window_at(workflow.now(), window, run.timezone)[1]
+            if reopens >= give_up:
+                raise
+            await workflow.sleep(reopens - workflow.now())
+
+
+def _why(error: ActivityError) -> str:
+    """On one line (it reaches a worklist reason and an email): the cause, or for attempts that ran out
+    of time, the last attempt's failure, which Temporal keeps as the timeout's cause."""
+    cause = error.cause
+    if isinstance(cause, ActivityTimeout) and cause.cause is not None:
+        cause = cause.cause
+    return " ".join((cause.message if isinstance(cause, FailureError) else str(error)).split())
 
 
 async def bookkeeping(run: EnrollmentRun, activity: str, payload: object) -> None:

@@ -66,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         escalation_workflow_id,
     )
+    from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
     from workflows.payloads import (
@@ -108,7 +109,7 @@ class PathwayWorkflow:
         self._stop_reason = carried.stop_reason
         self._migrations = carried.migrations
         self._performing: AgendaItem | None = None
-        self._in_flight: str | None = None
+        self._in_flight = Deliveries()
         self._opening_call: str | None = None
         self._finished = False
 
@@ -122,7 +123,8 @@ class PathwayWorkflow:
         while self._agenda or self._calls_waiting():
             # Between two turns nothing is in flight; an update still running (an outcome waiting for
             # its call to open) needs this run's loop, so the handover waits for a later turn.
-            if self._history_is_long() and workflow.all_handlers_finished() and workflow.patched(CONTINUE_AS_NEW_PATCH):
+            if (self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight
+                    and workflow.patched(CONTINUE_AS_NEW_PATCH)):
                 workflow.continue_as_new(self._run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
                 # Only a phone task is left: the pathway lasts until staff record its outcome.
@@ -136,6 +138,7 @@ class PathwayWorkflow:
                     await self._perform(next_item)
                 finally:
                     self._performing = None
+        await workflow.wait_condition(lambda: not self._in_flight or self._ended_by() is not None)
         self._close_remaining()
         self._finished = True
         await workflow.execute_activity(
@@ -143,7 +146,8 @@ class PathwayWorkflow:
             EnrollmentStatusChange(enrollment_id=run.enrollment_id, status=self._status(), reason=self._ended_by()),
             start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
         )
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: not self._in_flight and workflow.all_handlers_finished())
+        self._close_remaining()  # what deliveries still under way held open
         return self.timeline()
 
     @workflow.query
@@ -233,7 +237,9 @@ class PathwayWorkflow:
         entry = self._entry(submission.step_id, submission.occurrence, "questionnaire")
         if entry is None:
             raise ValueError(f"no questionnaire {submission.step_id} #{submission.occurrence} in this enrollment")
-        if entry.status != "open":
+        # An answer stored before expiry and delivered after it (the outbox, after an outage) still counts.
+        in_time = entry.status == "expired" and submission.received_at and submission.received_at < entry.closes
+        if entry.status != "open" and not in_time:
             state = {"planned": "is not open yet", "answered": "has already been answered",
                      "expired": "has expired"}.get(entry.status, f"is {entry.status}")
             raise ValueError(f"questionnaire {submission.step_id} #{submission.occurrence} {state}")
@@ -286,7 +292,7 @@ class PathwayWorkflow:
 
     def _at_safe_point(self) -> bool:
         """Nothing being performed: no delivery, questionnaire opening or call task half done."""
-        return self._performing is None and self._in_flight is None and self._opening_call is None
+        return self._performing is None and not self._in_flight and self._opening_call is None
 
     def _replan(self, leaving: set[str], arriving: set[str], pathway: Pathway) -> None:
         """Planned touchpoints `leaving` off the agenda, `arriving` ones on, and `pathway` followed from now."""
@@ -354,7 +360,7 @@ class PathwayWorkflow:
         self._agenda.keep_only(lambda item: item.outlives_end)
         still_due = {item.entry.key for item in self._agenda if isinstance(item, SendMessage)}
         for entry in self._entries:
-            if entry.status in ("planned", "open") and entry.key != self._in_flight and entry.key not in still_due:
+            if entry.status in ("planned", "open") and entry.key not in self._in_flight and entry.key not in still_due:
                 entry.status, entry.at, entry.detail = "cancelled", workflow.now(), reason
 
     async def _sleep_until(self, due: datetime) -> bool:
@@ -373,7 +379,7 @@ class PathwayWorkflow:
         entry = item.entry
         match item:
             case SendMessage():
-                await self._deliver(entry)
+                await self._in_flight.start(entry.key, self._deliver(entry))
             case OpenQuestionnaire():
                 await self._open_questionnaire(entry)
             case Remind() if entry.status == "open":
@@ -387,17 +393,11 @@ class PathwayWorkflow:
 
     async def _deliver(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
-        if await self._send(entry, step, purpose="scheduled", templates=step.template):
-            entry.status = "sent"
-        else:
-            entry.status = "failed"
+        sent = await effects.send(self._run, entry, step, self._escalate, purpose="scheduled", templates=step.template)
+        entry.status = "sent" if sent else "failed"
 
-    async def _send(self, entry: TimelineEntry, step, **message) -> bool:
-        self._in_flight = entry.key
-        try:
-            return await effects.send(self._run, entry, step, **message)
-        finally:
-            self._in_flight = None
+    async def _send(self, entry: TimelineEntry, step, **message) -> None:
+        await self._in_flight.start(entry.key, effects.send(self._run, entry, step, self._escalate, **message))
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)

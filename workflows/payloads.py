@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from language.model import CRISIS_POLICY_NAME, CallStep, Escalate, MessageTemplate, QuestionnaireStep, crisis_policy
+from language.model import (
+    CRISIS_POLICY_NAME,
+    CallStep,
+    Escalate,
+    EscalationPolicy,
+    MessageTemplate,
+    QuestionnaireStep,
+    Tier,
+    crisis_policy,
+)
 from workflows.contracts import (
     CallTask,
     EnrollmentRun,
@@ -18,6 +27,17 @@ from workflows.contracts import (
     QuestionnaireOccurrence,
     TimelineEntry,
 )
+
+# A message that finally could not go is work for a person (a wrong address, a relay down for a day):
+# the site's `operations` team gets it on its worklist. A pathway may route its own with a policy so named.
+OPERATIONS_POLICY_NAME = "operations"
+OPERATIONS_POLICY = EscalationPolicy(priority="high", tiers=[Tier(notify="operations")])
+
+
+def undelivered(entry: TimelineEntry) -> Escalate:
+    """The operations team's escalation for a message that finally could not go (one line, as reasons are)."""
+    reason = " ".join(f"{entry.key} could not be delivered: {entry.detail}".split())
+    return Escalate(reason=reason[:200], policy=OPERATIONS_POLICY_NAME)
 
 
 def message_delivery(run: EnrollmentRun, step, entry: TimelineEntry, *, purpose: str,
@@ -44,10 +64,14 @@ def call_task(run: EnrollmentRun, step: CallStep, entry: TimelineEntry, due: dat
 
 def escalation_start(run: EnrollmentRun, entry: TimelineEntry, trigger: str, escalate: Escalate,
                      escalation_id: str) -> EscalationStart:
-    """The escalation with a snapshot of its policy: the pathway's own, or the built-in crisis route."""
+    """The escalation with a snapshot of its policy: the pathway's own, or the built-in crisis or operations route."""
     pathway = run.pathway
-    policy = (crisis_policy(pathway) if escalate.policy == CRISIS_POLICY_NAME
-              else pathway.escalation_policies[escalate.policy])
+    if escalate.policy == CRISIS_POLICY_NAME:
+        policy = crisis_policy(pathway)
+    elif escalate.policy == OPERATIONS_POLICY_NAME:
+        policy = pathway.escalation_policies.get(OPERATIONS_POLICY_NAME, OPERATIONS_POLICY)
+    else:
+        policy = pathway.escalation_policies[escalate.policy]
     return EscalationStart(escalation_id=escalation_id, enrollment_id=run.enrollment_id, step_id=entry.step_id,
                            occurrence=entry.occurrence, trigger=trigger, reason=escalate.reason,
                            priority=escalate.priority or policy.priority, policy_name=escalate.policy, policy=policy,

@@ -6,10 +6,15 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-# A delivery that keeps failing for about an hour is recorded as failed rather than blocking the
-# rest of the pathway; each attempt is bounded so a hung SMTP server cannot hold an attempt forever.
+# Runs started before deliveries waited out outages: about an hour of attempts, then recorded as failed.
 DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                              maximum_interval=timedelta(minutes=10), maximum_attempts=10)
+# A message that cannot go (the mail relay down for a night) is tried again every few minutes, inside
+# the pathway's send window, for up to a day; only then is it failed, and taken to the operations team.
+# Each attempt stays bounded so a hung SMTP server cannot hold one forever.
+DELIVERY_OUTAGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                                    maximum_interval=timedelta(minutes=10))
+DELIVERY_GIVE_UP = timedelta(hours=24)
 DELIVERY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,

@@ -34,6 +34,9 @@ UI = {
         "fix_errors": "Please check the questions marked below.", "closes": "This form closes on",
         "required": "Please answer this question.", "invalid": "Please check this answer",
         "thanks": "Thank you", "thanks_text": "Your answers have reached your care team.",
+        "received": "Received, thank you", "received_text":
+            "Your answers are saved and will reach your care team shortly; there is no need to send them again. "
+            "If you feel unwell, contact your care team directly; in an emergency, call your local emergency number.",
         "closed": "This form is closed",
         "invalid_link": "This link does not work", "invalid_link_text":
             "Please use the link from your most recent message, or contact your care team.",
@@ -43,6 +46,8 @@ UI = {
         "fix_errors": "请检查下面标出的问题。", "closes": "本问卷截止时间：",
         "required": "请回答此问题。", "invalid": "请检查此回答",
         "thanks": "谢谢您", "thanks_text": "您的回答已送达您的医护团队。",
+        "received": "已收到，谢谢您", "received_text":
+            "您的回答已保存，很快会送达您的医护团队，无需再次提交。如有不适，请直接联系您的医护团队；如遇紧急情况，请拨打当地急救电话。",
         "closed": "本问卷已关闭",
         "invalid_link": "此链接无效", "invalid_link_text": "请使用最近一条消息中的链接，或联系您的医护团队。",
     },
@@ -170,12 +175,15 @@ async def submit_form(token: str, request: Request, services: ServicesDep) -> HT
     known = {item.id for item in instrument.items}
     values = {key: str(value) for key, value in (await request.form()).items() if key in known and str(value).strip()}
     try:
-        await submit_response(services.sessions, services.temporal, services.instruments,
-                              enrollment_id=claims.enrollment_id, step_id=claims.step_id,
-                              occurrence=claims.occurrence, answers=values, source="patient")
+        accepted = await submit_response(services.sessions, services.temporal, services.instruments,
+                                         enrollment_id=claims.enrollment_id, step_id=claims.step_id,
+                                         occurrence=claims.occurrence, answers=values, source="patient")
     except AnswersInvalid as invalid:
         return _render_form(request, token, instrument, questionnaire, patient, values, invalid.errors, 422)
     except QuestionnaireClosed as closed:
         return _closed(request, patient.locale, closed)
     ui = _ui(patient.locale)
+    if accepted.outcome is None:
+        # Stored, but the pathway has not seen it yet (the outbox delivers it): no claim it reached anyone.
+        return _notice(request, 202, patient.locale, ui["received"], ui["received_text"])
     return _notice(request, 200, patient.locale, ui["thanks"], ui["thanks_text"])

@@ -26,7 +26,9 @@ class StaffResponse(BaseModel):
 
 class ResponseAccepted(BaseModel):
     response_id: str
-    outcome: RuleOutcome = Field(description="what the pathway's rules did with the response")
+    outcome: RuleOutcome | None = Field(description="what the pathway's rules did with the response; null when "
+                                                    "the pathway could not be reached: the response is stored and "
+                                                    "reaches it when it is back")
 
 
 @router.post(

@@ -164,6 +164,25 @@ async def test_silence_brings_reminders_on_time_then_expiry_and_on_expire(time_s
     assert len(reminders) == 2 and all("/f/" in mail.body for mail in reminders)
 
 
+async def test_an_answer_received_before_expiry_and_delivered_after_it_counts(time_skipping, stack):
+    """The outbox's case: stored while the workflow was unreachable, delivered once it was back."""
+    enrolled, opens = await _enroll(time_skipping, stack)
+    await _sleep_until(time_skipping, opens + timedelta(hours=73))
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await enrolled.workflow.execute_update(PathwayWorkflow.submit_response, ResponseSubmission(
+            step_id="phq9", occurrence=1, response_id="rs_after", score=12, received_at=opens + timedelta(hours=72)))
+    assert "has expired" in str(refused.value.cause)
+    outcome = await enrolled.workflow.execute_update(PathwayWorkflow.submit_response, ResponseSubmission(
+        step_id="phq9", occurrence=1, response_id="rs_before", score=12, received_at=opens + timedelta(hours=71)))
+
+    assert outcome.tags == ["mood-risk"] and outcome.escalations == ["PHQ-9 10 or more"]
+    timeline = await enrolled.workflow.query(PathwayWorkflow.timeline)
+    [questionnaire] = [e for e in timeline.entries if e.step_id == "phq9"]
+    assert questionnaire.status == "answered" and questionnaire.response.response_id == "rs_before"
+    assert timeline.tags == ["no-response", "mood-risk"]  # what expiry did stands; the answer acts too
+
+
 async def test_an_answer_after_expiry_is_refused_and_changes_nothing(time_skipping, stack):
     enrolled, opens = await _enroll(time_skipping, stack)
     await _sleep_until(time_skipping, opens + timedelta(hours=73))
