@@ -310,7 +310,9 @@ class DevStack:
         pids = ", ".join(f"{child.name} pid {child.process.pid}" for child in self.children)
         show(f"""
 carepath is up. Ctrl-C stops everything; `make up` again resumes where it stopped.
+  console        http://{HOST}:{self.ports.api}/console/  (staff: worklist, patients, pathways, reports)
   API            http://{HOST}:{self.ports.api}/docs
+  health         http://{HOST}:{self.ports.api}/health/ready, metrics at http://{HOST}:{self.ports.api}/metrics
   Temporal UI    http://{HOST}:{self.ports.temporal_ui}
   Temporal       {HOST}:{self.ports.temporal} (history in {self.var_dir / 'temporal.db'}, log in temporal.log)
   mail           smtp://{HOST}:{inbox.port}, every message kept as a file in {self.mail_dir / 'new'}
