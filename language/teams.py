@@ -62,8 +62,11 @@ def webhook_problem(url: str, allowed_hosts: Collection[str], require_https: boo
     """Why carepath must not POST an escalation to `url`, or None. Only hosts the operator listed
     (`*.hospital.example` for a domain's hosts): a webhook is where a patient's escalation goes, and an
     address such as http://169.254.169.254/ would reach the machine's own secrets."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError as malformed:  # an unclosed "[" of an IPv6 host, a port that is not a number
+        return f"webhook {url!r} is not a valid address ({malformed})"
     if parts.scheme not in ("https", "http") or not host:
         return f"webhook {url!r} is not an http(s) address"
     if require_https and parts.scheme != "https":

@@ -7,18 +7,17 @@ same status and headers (so the authorization matrix sees the same answers as fo
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, HTTPException, Request, status
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -104,9 +103,17 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> Respon
                       next=f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path)
 
 
+class _EscapedJSONResponse(JSONResponse):
+    """A 422 echoes the input it refused; a lone surrogate there cannot be written as UTF-8 (a 500 from
+    FastAPI's own handler), but escaped JSON carries it."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
     if not is_console(request):
-        return await request_validation_exception_handler(request, error)
+        return _EscapedJSONResponse(status_code=422, content={"detail": jsonable_encoder(error.errors())})
     problems = "; ".join(f"{'.'.join(str(part) for part in problem['loc'][1:])}: {problem['msg']}"
                          for problem in error.errors())
     return await page(request, "error.html", await _signed_in(request), 422, message=problems)

@@ -23,7 +23,8 @@ from services.registry import UnknownPathway
 router = APIRouter(prefix="/pathways/{pathway_id}/migrations", tags=["migrations"])
 
 Manager = Annotated[Access, Depends(allow(Role.CLINICAL_MANAGER))]
-EnrollmentId = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+# An id as carepath makes them (en_<hex>): anything else cannot name an enrollment, and never reaches a query.
+EnrollmentId = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 # One request moves at most this many enrollments by name; without names, every one on an older version.
 MAXIMUM_NAMED = 10_000
 

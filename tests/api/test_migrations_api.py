@@ -83,6 +83,14 @@ async def test_a_rollback_restores_the_old_version_and_refuses_an_enrollment_of_
     assert (await api.get(f"/enrollments/{enrollment_id}")).json()["pathway_version"] == 1
 
 
+async def test_an_enrollment_id_not_of_our_making_is_refused_before_any_query(api: httpx.AsyncClient):
+    # As JSON text: a NUL and a lone surrogate, which PostgreSQL and SQLite refuse, and a path.
+    for listed in (r'"en_1\u0000"', r'"en_\ud800"', r'"../en_1"'):
+        response = await api.post("/pathways/api-migrated/migrations/rollback",
+                                  content=f'{{"enrollment_ids": [{listed}]}}', headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, (listed, response.text)
+
+
 async def test_migrating_to_a_version_never_deployed_is_404(api: httpx.AsyncClient):
     response = await api.post("/pathways/api-migrated/migrations", json={"to_version": 99, "dry_run": True})
     assert response.status_code == 404 and "no version 99" in response.json()["detail"]

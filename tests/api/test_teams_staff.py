@@ -73,7 +73,8 @@ async def test_a_team_needs_a_channel_and_well_formed_fields(api: httpx.AsyncCli
 
 async def test_a_webhook_goes_only_to_an_allowed_host(api: httpx.AsyncClient):
     team = await add_team(api)
-    for url, because in (("http://169.254.169.254/latest/meta-data", "webhook host '169.254.169.254' is not allowed"),
+    for url, because in (("https://[pager.hospital.test/hook", "is not a valid address (Invalid IPv6 URL)"),
+                         ("http://169.254.169.254/latest/meta-data", "webhook host '169.254.169.254' is not allowed"),
                          ("https://pager.elsewhere.example/hook", "webhook host 'pager.elsewhere.example' is not allowed")):
         created = await api.post("/teams", json=new_team(webhook=url))
         assert created.status_code == 422 and because in created.json()["detail"], created.text

@@ -14,7 +14,7 @@ def test_a_rate_per_channel_is_read():
 
 
 @pytest.mark.parametrize(("limits", "problem"), [
-    ({"sms": "5/second"}, "there is no channel 'sms' (channels: email, console)"),
+    ({"fax": "5/second"}, "there is no channel 'fax' (channels: email, console, sms, wechat, push)"),
     ({"email": "fifty"}, "'fifty' for channel 'email' is not a rate such as 50/second"),
 ])
 def test_an_unknown_channel_or_unreadable_rate_is_refused_by_name(limits, problem):
