@@ -68,12 +68,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
-    from workflows.migration import (
-        can_roll_back,
-        migrated,
-        migration_event,
-        rolled_back,
-    )
+    from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
     from workflows.payloads import (
         call_task,
         escalation_start,
