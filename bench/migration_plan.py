@@ -1,6 +1,6 @@
 """How long the migration report takes for many running enrollments, on the path production takes.
 
-    .venv/bin/python bench/migration_plan.py [--enrollments 1000]
+    .venv/bin/python bench/migration_plan.py [--enrollments 1000] [--workers 2]
 
 Starts its own Temporal dev server and the real worker in a process of its own (`python -m worker.main`,
 as deployed; SQLite database, SMTP sink), enrolls N patients on version 2 of the post-surgery pathway
@@ -49,7 +49,7 @@ VERSION_3 = PATHWAYS / "post-surgery-recovery.yaml"
 LIMIT_SECONDS = 5.0
 
 
-async def bench(enrollments: int, workdir: Path) -> float:
+async def bench(enrollments: int, workers: int, workdir: Path) -> float:
     payload_keys = f"bench:{base64.b64encode(os.urandom(32)).decode()}"
     converter = data_converter(Settings(ENVIRONMENT="test", PAYLOAD_KEYS=payload_keys))
     environment = await WorkflowEnvironment.start_local(
@@ -64,12 +64,14 @@ async def bench(enrollments: int, workdir: Path) -> float:
     address = environment.client.service_client.config.target_host
     client: Client = environment.client
     with SmtpSink() as inbox:
-        worker = WorkerProcess([sys.executable, "-m", "worker.main"], {
+        # Each timeline is read by the worker holding that run: replicas (compose runs two) share the queries.
+        processes = [WorkerProcess([sys.executable, "-m", "worker.main"], {
             "CAREPATH_ENVIRONMENT": "test", "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
             "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SMTP_PORT": str(inbox.port),
-            "CAREPATH_PAYLOAD_KEYS": payload_keys}, workdir / "worker.log")
+            "CAREPATH_PAYLOAD_KEYS": payload_keys}, workdir / f"worker-{n}.log") for n in range(workers)]
         try:
-            await worker.wait_polling(client, task_queue)
+            for process in processes:
+                await process.wait_polling(client, task_queue, workers)
             registry = PathwayRegistry(sessions, site.instruments)
             v2 = (await registry.deploy(read_source(VERSION_2), str(VERSION_2))).deployed.pathway
             await registry.deploy(read_source(VERSION_3), str(VERSION_3))
@@ -90,13 +92,15 @@ async def bench(enrollments: int, workdir: Path) -> float:
             reports = await plan_migrations(sessions, client, registry, v2.id, 3)
             elapsed = time.perf_counter() - started
         finally:
-            worker.stop()
+            for process in processes:
+                process.stop()
             await engine.dispose()
             await environment.shutdown()
     blocked = [report for report in reports if report.plan.blocked]
     assert len(reports) == enrollments and not blocked, blocked[:3]
     changed = sum(len(report.plan.moved) + len(report.plan.removed) for report in reports)
-    print(f"planned {len(reports)} running enrollments in {elapsed:.2f} s ({elapsed / len(reports) * 1000:.2f} ms "
+    print(f"planned {len(reports)} running enrollments with {workers} worker process(es) in {elapsed:.2f} s "
+          f"({elapsed / len(reports) * 1000:.2f} ms "
           f"each; {changed} touchpoints moved or removed); limit {LIMIT_SECONDS:g} s")
     return elapsed
 
@@ -104,8 +108,10 @@ async def bench(enrollments: int, workdir: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--enrollments", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="carepath-bench-") as workdir:
-        elapsed = asyncio.run(bench(parser.parse_args().enrollments, Path(workdir)))
+        elapsed = asyncio.run(bench(options.enrollments, options.workers, Path(workdir)))
     sys.exit(0 if elapsed <= LIMIT_SECONDS else 1)
 
 
