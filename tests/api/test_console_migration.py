@@ -2,29 +2,15 @@
 (real Temporal dev server and worker: see conftest)."""
 
 import uuid
-from datetime import date, timedelta
 
 import httpx
 
+from tests.api.test_migrations_api import ANCHOR
+from tests.api.test_migrations_api import VERSION_1 as API_VERSION_1
 from tests.api.test_pathways import deploy
 
-ANCHOR = date.today() + timedelta(days=30)  # ahead of today: nothing of the plan has happened yet
-VERSION_1 = """\
-id: console-migrated
-version: 1
-title: Migrated in the console
-anchor: delivery_date
-locales: [en]
-steps:
-  - kind: message
-    id: hello
-    at: day 2 09:00
-    template: {en: {subject: "Hello", body: "Dear {{ patient.first_name }}"}}
-  - kind: message
-    id: goodbye
-    at: day 9 09:00
-    template: {en: {subject: "Goodbye", body: "Dear {{ patient.first_name }}"}}
-"""
+# The migration API's pathway under an id of its own, so neither test finds the other's enrollments.
+VERSION_1 = API_VERSION_1.replace("id: api-migrated", "id: console-migrated")
 VERSION_2 = VERSION_1.replace("version: 1", "version: 2").replace("id: goodbye\n    at: day 9", "id: goodbye\n    at: day 10") + """\
   - kind: message
     id: week-two
