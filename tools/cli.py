@@ -31,6 +31,7 @@ from store.db import (
     current_revision,
     head_revision,
     migrate,
+    require_current_schema,
     session_factory,
 )
 from tools.migrate_cli import migrate_app
@@ -461,9 +462,11 @@ def create_admin_account(
 ) -> None:
     """Create an administrator and print a one-time password, once (for production: `carepath up` makes one)."""
     settings = load_settings()
-    migrate(settings.DATABASE_URL)
     try:
         password = asyncio.run(_create_admin(settings.DATABASE_URL, email, name))
+    except SchemaNotCurrent as refused:
+        typer.echo(str(refused), err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     except IntegrityError:
         typer.echo(f"an account with the email {email.strip().lower()} exists; reset its password through "
                    "POST /staff/{id}/reset-password instead", err=True)
@@ -475,6 +478,8 @@ def create_admin_account(
 async def _create_admin(database_url: str, email: str, name: str) -> str:
     engine = create_engine(database_url)
     try:
+        # Migrating is `carepath db upgrade`'s alone (compose runs it once), never a side effect of this.
+        await require_current_schema(engine)
         async with session_factory(engine)() as session:
             return await create_admin(session, email, name)
     finally:

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import re
 import secrets
+import sqlite3
 
 from typer.testing import CliRunner
 
 from tools.cli import app
 
 
-def run(tmp_path, *arguments: str):
+def run(tmp_path, *arguments: str, command: tuple[str, ...] = ("users", "create-admin")):
     environment = {"CAREPATH_ENVIRONMENT": "production", "CAREPATH_SECRET_KEY": secrets.token_urlsafe(48),
                    "CAREPATH_PAYLOAD_KEYS": "k1:" + "A" * 43 + "=",
                    "CAREPATH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"}
-    return CliRunner().invoke(app, ["users", "create-admin", *arguments], env=environment)
+    return CliRunner().invoke(app, [*command, *arguments], env=environment)
+
+
+def test_create_admin_refuses_a_database_not_migrated_and_leaves_it_untouched(tmp_path):
+    refused = run(tmp_path, "--email", "chief.admin@hospital.example")
+    assert refused.exit_code == 1
+    assert "run `carepath db upgrade`" in refused.output
+    with sqlite3.connect(tmp_path / "store.db") as database:
+        assert database.execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
 def test_create_admin_prints_a_one_time_password_once(tmp_path):
+    assert run(tmp_path, command=("db", "upgrade")).exit_code == 0
     created = run(tmp_path, "--email", "Chief.Admin@Hospital.example", "--name", "Chief administrator")
     assert created.exit_code == 0, created.output
     assert "administrator chief.admin@hospital.example created" in created.output
