@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import ServicesDep
-from api.routes.forms import UI, _notice, templates
+from api.routes.forms import _invalid_link, _notice, templates
 from api.security import public
 from api.throttle import form_throttle
 from services.consent import PATIENT, patient_audit, record_decision
@@ -53,9 +53,7 @@ async def _claims_and_patient(request: Request, services: ServicesDep, token: st
     async with services.sessions() as session:
         patient = await session.get(Patient, claims.patient_id) if claims else None
     if patient is None:
-        # The link names no patient we can trust, so no language either: both.
-        return _notice(request, 403, "en", f"{UI['en']['invalid_link']} · {UI['zh-CN']['invalid_link']}",
-                       f"{UI['en']['invalid_link_text']} {UI['zh-CN']['invalid_link_text']}")
+        return _invalid_link(request)
     return claims, patient
 
 
