@@ -111,14 +111,15 @@ def _digits(text: str) -> str:
 
 def same_phone(stored: str, sender: str) -> bool:
     """Whether two numbers are one, written with or without the country code (`+86 138 0013 8000`,
-    `13800138000`): a gateway reports the sender the way its network gives it."""
-    longer, shorter = sorted((_digits(stored), _digits(sender)), key=len, reverse=True)
+    `13800138000`, `020 7946 0000` for `+44 20 7946 0000`): a gateway reports the sender the way its
+    network gives it. Leading zeros (a trunk or international prefix) say nothing about the number."""
+    longer, shorter = sorted((_digits(stored).lstrip("0"), _digits(sender).lstrip("0")), key=len, reverse=True)
     return len(shorter) >= 7 and longer.endswith(shorter) and len(longer) - len(shorter) <= 3
 
 
 async def patients_with_phone(session: AsyncSession, sender: str) -> list[str]:
     """The patients whose phone is `sender` (a mother and her baby may share one)."""
-    digits = _digits(sender)
+    digits = _digits(sender).lstrip("0")
     if len(digits) < 7:
         return []
     # Phones are kept as typed: compare their digits, the last seven in SQL, the rest here.

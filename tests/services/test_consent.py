@@ -41,6 +41,8 @@ def test_other_replies_are_not_stop_words(reply: str):
     ("+86 139 0000 0000", "13900000000", True),
     ("+8613900000000", "+86 139-0000-0000", True),
     ("13900000000", "8613900000000", True),
+    ("+44 20 7946 0000", "020 7946 0000", True),  # the national trunk prefix
+    ("+8613900000000", "008613900000000", True),  # the international prefix
     ("+8613900000000", "13900000001", False),
     ("+8613900000000", "0000000", False),  # too short a tail to say it is the patient's
     ("+44 20 7946 0000", "13900000000", False),
