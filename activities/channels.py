@@ -37,6 +37,15 @@ class OutgoingMessage:
     # None where the pathway gives none (email and push send subject and body).
     sms: SmsContent | None = None
     wechat: WeChatContent | None = None
+    # The patient's own link to stop this channel, shown at the foot of an email and in its headers.
+    unsubscribe: Unsubscribe | None = None
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    url: str
+    # The line at the foot of the message, in the patient's language, naming the url.
+    footer: str
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,14 @@ class EmailChannel:
         # One line whatever the text: a line break in a header raises, and a retry would raise again.
         email["Subject"] = " ".join(message.subject.split())
         email["Message-ID"] = message.message_id
-        email.set_content(message.body)
+        body = message.body
+        if message.unsubscribe:
+            # RFC 8058: a mail client's own "unsubscribe" button POSTs to the link, which stops the emails
+            # at once; the link opened in a browser (or by a mail scanner) only asks to confirm.
+            email["List-Unsubscribe"] = f"<{message.unsubscribe.url}>"
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            body = f"{body.rstrip()}\n\n-- \n{message.unsubscribe.footer}\n"
+        email.set_content(body)
         try:
             await self._connections.send(email)
         except aiosmtplib.SMTPResponseException as error:

@@ -26,10 +26,12 @@ from activities.channels import (
     OutgoingMessage,
     Recipient,
     SmsContent,
+    Unsubscribe,
     WeChatContent,
 )
 from activities.metrics import DELIVERY_LATENESS, TOUCHPOINTS
 from language.templates import TemplateRefused, render
+from store.consent import channel_allowed
 from store.db import (
     CallTaskRecord,
     Enrollment,
@@ -61,12 +63,26 @@ class FormLinkSigner(Protocol):
     def url(self, enrollment_id: str, step_id: str, occurrence: int, expires: datetime) -> str: ...
 
 
+class UnsubscribeLinkSigner(Protocol):
+    """Makes the patient's signed link to stop one channel (services.links.UnsubscribeLinks)."""
+
+    def url(self, patient_id: str, channel: str) -> str: ...
+
+
+# The foot of every email, by the patient's language.
+UNSUBSCRIBE_FOOTER = {"en": "To stop these emails: {url}", "zh-CN": "退订此类邮件：{url}"}
+
+
 class DeliveryActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel],
-                 links: FormLinkSigner):
+                 links: FormLinkSigner, unsubscribe: UnsubscribeLinkSigner | None = None,
+                 require_consent: bool = False):
         self._sessions = sessions
         self._channels = channels
         self._links = links
+        self._unsubscribe = unsubscribe
+        # The site's CAREPATH_REQUIRE_CONSENT: no message on a channel the patient has not consented to.
+        self._require_consent = require_consent
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, request: MessageDelivery) -> DeliveryReceipt:
@@ -81,12 +97,21 @@ class DeliveryActivities:
                 TOUCHPOINTS.labels(request.channel, "duplicate").inc()
                 return DeliveryReceipt(duplicate=True)
             patient = await self._patient_of(session, request.enrollment_id)
+            allowed = await channel_allowed(session, patient.id, request.channel,
+                                            require_consent=self._require_consent)
             record_id = record.id
         async with self._sessions() as outcome:
             # The connection that records the outcome is taken now, before sending: once the server has the
             # message, nothing may queue for the pool until the row says sent, for a worker lost in between
             # leaves the message to go again. Under a burst that queue held outcomes for seconds.
             await outcome.connection()
+            if not allowed:
+                # Withdrawn (or, where the site requires it, never given): the channel is closed to this
+                # patient, on every retry alike; the pathway goes on without this message.
+                why = f"no consent for {request.channel}"
+                await self._record(outcome, record_id, claim, status="failed", last_error=why)
+                TOUCHPOINTS.labels(request.channel, "failed").inc()
+                raise ApplicationError(why, type="NoConsent", non_retryable=True)
             try:
                 message = self._compose(request, patient)
             except TemplateRefused as refused:
@@ -210,5 +235,11 @@ class DeliveryActivities:
             subject=render(template.subject, context).strip(),
             body=render(template.body, context),
             message_id=f"<{request.enrollment_id}.{request.step_id}.{request.occurrence}.{request.purpose}@carepath>",
-            sms=sms, wechat=wechat,
+            sms=sms, wechat=wechat, unsubscribe=self._unsubscribe_of(patient),
         )
+
+    def _unsubscribe_of(self, patient: Patient) -> Unsubscribe | None:
+        if self._unsubscribe is None:
+            return None
+        url = self._unsubscribe.url(patient.id, "email")
+        return Unsubscribe(url, UNSUBSCRIBE_FOOTER.get(patient.locale, UNSUBSCRIBE_FOOTER["en"]).format(url=url))

@@ -24,10 +24,12 @@ from api.routes import (
     audit,
     auth,
     codec,
+    consent,
     enrollments,
     escalations,
     forms,
     health,
+    inbound,
     migrations,
     pathways,
     patients,
@@ -37,6 +39,7 @@ from api.routes import (
     staff,
     tasks,
     teams,
+    unsubscribe,
     worklist,
 )
 from api.security import undeclared_routes
@@ -53,11 +56,13 @@ from store.db import create_engine, require_current_schema, session_factory
 api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(patients.router)
+api_router.include_router(consent.router)
 api_router.include_router(pathways.router)
 api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)
 api_router.include_router(responses.router)
 api_router.include_router(forms.router)
+api_router.include_router(unsubscribe.router)
 api_router.include_router(teams.router)
 api_router.include_router(staff.router)
 api_router.include_router(worklist.router)
@@ -67,6 +72,7 @@ api_router.include_router(api_keys.router)
 api_router.include_router(audit.router)
 api_router.include_router(codec.router)
 api_router.include_router(receipts.router)
+api_router.include_router(inbound.router)
 api_router.include_router(health.router)
 api_router.include_router(reports.router)
 api_router.include_router(console_router)

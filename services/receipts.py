@@ -51,8 +51,9 @@ async def apply_receipts(session: AsyncSession, channel: str, receipts: list[Rec
     return unknown
 
 
-async def record_forged(session: AsyncSession, gateway: str, client_ip: str | None) -> None:
-    """A receipt whose signature does not verify: refused, and audited as a refused attempt."""
+async def record_forged(session: AsyncSession, gateway: str, client_ip: str | None,
+                        action: str = "touchpoint.receipt") -> None:
+    """A receipt (or a patient's reply) whose signature does not verify: refused, and audited as a refused attempt."""
     session.add(AccessAudit(at=utcnow(), actor_kind="gateway", actor_id=gateway, actor_roles="",
-                            action="touchpoint.receipt", outcome="denied", client_ip=client_ip))
+                            action=action, outcome="denied", client_ip=client_ip))
     await session.commit()

@@ -76,6 +76,9 @@ class Settings(SiteSettings):
     # Who is told what only a person can fix: a message that finally could not go, our database not
     # answering for BOOKKEEPING_STALL. Unset, such alerts are only logged (at ERROR).
     OPERATIONS_EMAIL: str | None = None
+    # No message on a channel without the patient's recorded consent to it (POST /patients/{id}/consent):
+    # for sites whose rules require consent first. Off, a channel is open until the patient withdraws.
+    REQUIRE_CONSENT: bool = False
     # Hosts team webhooks may point at (exact, or "*.hospital.example"); none by default. In development
     # and test, loopback is allowed besides, and plain http.
     WEBHOOK_ALLOWED_HOSTS: list[str] = []

@@ -438,3 +438,22 @@ class CallTaskRecord(Base):
     recorded_by: Mapped[str | None] = mapped_column(String(32))
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsentRecord(Base):
+    """A patient's consent to be contacted on one channel, granted or withdrawn: who recorded it, when
+    and how. Only ever added to (triggers refuse UPDATE and DELETE): the newest row per channel holds."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_patient_channel", "patient_id", "channel", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(String(16))
+    # verbal, written, web, import; `link` (the email's unsubscribe link), `sms-reply` (a STOP reply).
+    method: Mapped[str] = mapped_column(String(16))
+    # Who recorded it: staff or api_key and its id, or the patient themself (no id).
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

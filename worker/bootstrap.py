@@ -15,7 +15,7 @@ from activities.delivery import DeliveryActivities
 from activities.escalations import EscalationActivities
 from activities.operations import OperationsActivities
 from activities.questionnaires import QuestionnaireActivities
-from services.links import form_links
+from services.links import form_links, unsubscribe_links
 from services.settings import Settings
 from services.site import Site, load_site
 from store.db import create_engine, session_factory
@@ -50,7 +50,8 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
     # A limit for a channel this site has not configured limits nothing.
     reaching_patients |= {name: RateLimitedChannel(reaching_patients[name], parse_rate_limit(limit))
                           for name, limit in settings.CHANNEL_RATE_LIMITS.items() if name in reaching_patients}
-    delivery = DeliveryActivities(sessions, reaching_patients, form_links(settings))
+    delivery = DeliveryActivities(sessions, reaching_patients, form_links(settings), unsubscribe_links(settings),
+                                  require_consent=settings.REQUIRE_CONSENT)
     site = site or load_site(settings.PATHWAYS_DIR)
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     async with httpx.AsyncClient(trust_env=False) as http:

@@ -32,6 +32,8 @@ WHO_MAY = {
     ("PUT", "/patients/by-hospital-number/{hospital_number}"): {INTEGRATION},
     ("GET", "/patients/{patient_id}"): {CLINICIAN},
     ("GET", "/patients/{patient_id}/access-log"): {AUDITOR},
+    ("GET", "/patients/{patient_id}/consent"): {CLINICIAN, INTEGRATION},
+    ("POST", "/patients/{patient_id}/consent"): {CLINICIAN, INTEGRATION},
     ("GET", "/pathways"): EVERYONE,
     ("GET", "/pathways/{pathway_id}"): EVERYONE,
     ("POST", "/pathways"): {MANAGER},
@@ -43,6 +45,9 @@ WHO_MAY = {
     ("POST", "/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses"): {CLINICIAN},
     ("GET", "/f/{token}"): PUBLIC,
     ("POST", "/f/{token}"): PUBLIC,
+    # The unsubscribe link in every email: the signed link is the patient's credential.
+    ("GET", "/u/{token}"): PUBLIC,
+    ("POST", "/u/{token}"): PUBLIC,
     ("POST", "/teams"): {ADMIN},
     ("GET", "/teams"): {ADMIN, MANAGER, CLINICIAN},
     ("GET", "/teams/{team_id}"): {ADMIN, MANAGER, CLINICIAN},
@@ -71,6 +76,9 @@ WHO_MAY = {
     ("POST", "/receipts/sms/alibaba"): PUBLIC,
     ("GET", "/receipts/wechat"): PUBLIC,
     ("POST", "/receipts/wechat"): PUBLIC,
+    # Patients' replies to SMS (STOP), checked like the receipts.
+    ("POST", "/inbound/sms/webhook"): PUBLIC,
+    ("POST", "/inbound/sms/alibaba"): PUBLIC,
     # The staff console (api/console/): pages over the same functions, with the same policies.
     ("GET", "/console/"): EVERYONE,
     ("GET", "/console/sign-in"): PUBLIC,
