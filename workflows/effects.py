@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         ALERT_OPERATIONS,
         DELIVER_MESSAGE,
+        PATIENT_DECEASED,
         SCREEN_FREE_TEXT,
         DeliveryReceipt,
         EnrollmentRun,
@@ -56,6 +57,8 @@ async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, escalate: E
     except ActivityError as error:
         entry.at = entry.at or workflow.now()
         entry.detail = f"{purpose}: {_why(error)}"
+        if isinstance(error.cause, ApplicationError) and error.cause.type == PATIENT_DECEASED:
+            return False  # nobody is to be told to try again
         await alert_operations(run, "a message could not be delivered", f"{entry.key}: {entry.detail}")
         if workflow.patched(DELIVER_THROUGH_OUTAGES):
             await escalate(entry, "message not delivered", undelivered(entry))
