@@ -40,6 +40,11 @@ WHO_MAY = {
     ("POST", "/enrollments"): {CLINICIAN, INTEGRATION},
     ("GET", "/enrollments/{enrollment_id}"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
+    ("POST", "/enrollments/{enrollment_id}/pause"): {CLINICIAN},
+    ("POST", "/enrollments/{enrollment_id}/resume"): {CLINICIAN},
+    ("POST", "/enrollments/{enrollment_id}/anchor"): {CLINICIAN},
+    # Staff on the ward, and the hospital system's admission, discharge and death messages.
+    ("POST", "/patients/{patient_id}/events"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses"): {CLINICIAN},
     ("GET", "/f/{token}"): PUBLIC,
     ("POST", "/f/{token}"): PUBLIC,
