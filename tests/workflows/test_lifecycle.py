@@ -10,7 +10,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from language.validation import parse_pathway
 from services.settings import PROJECT_ROOT
 from services.site import load_site
-from store.db import TouchpointRecord
+from store.db import Patient, TouchpointRecord
+from tools.simulation import OPERATIONS_EMAIL
 from workflows.contracts import (
     AnchorMove,
     CancelRequest,
@@ -183,3 +184,24 @@ async def test_a_pause_and_what_it_holds_survive_continue_as_new(time_skipping, 
 
     assert [e.status for e in timeline.entries].count("sent") == 3  # day 1, day 259 on resume, day 260
     assert _subjects(stack) == ["Day 1", "Day 259", "Day 260"]
+
+
+async def test_a_death_recorded_in_the_database_stops_every_delivery_without_alarming_anyone(time_skipping, stack):
+    # What services/lifecycle.py records first, for the moment before every workflow has been told.
+    anchor, enrolled = await _enrolled(time_skipping, stack, _daily_messages(3))
+    await _until(time_skipping, _at(anchor, 1, 12))
+    async with stack.sessions.begin() as session:
+        patient = await session.get(Patient, enrolled.enrollment.patient_id)
+        patient.deceased_at = await time_skipping.get_current_time()
+
+    timeline = await enrolled.workflow.result()
+
+    assert [e.status for e in timeline.entries] == ["sent", "failed", "failed"]
+    assert timeline.entries[1].detail == "scheduled: the patient has died"
+    assert [e.kind for e in timeline.events] == []  # no "message not delivered" escalation
+    assert _subjects(stack) == ["Day 1"]
+    assert [mail for mail in stack.inbox.messages if OPERATIONS_EMAIL in mail.recipients] == []
+    async with stack.sessions() as session:
+        records = (await session.scalars(select(TouchpointRecord).order_by(TouchpointRecord.occurrence))).all()
+    assert [(r.status, r.last_error) for r in records] == [
+        ("sent", None), ("cancelled", "the patient has died"), ("cancelled", "the patient has died")]
