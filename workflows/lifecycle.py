@@ -98,6 +98,8 @@ class Lifecycle:
             if not any(entry is item.entry for entry in self._entries):
                 continue  # a migration during the pause replaced its touchpoint
             if latest[(item.entry.step_id, type(item))] is item:
+                if item.entry.status == "planned":  # rescheduled, so that it counts, and reads, from when it goes
+                    item.entry.due, item.entry.detail = goes_at, "held during the pause"
                 self._agenda.add(dataclasses.replace(item, due=goes_at))
             elif item.entry.status == "planned":
                 self._skip(item.entry, now, "held during the pause; a later occurrence went instead")
