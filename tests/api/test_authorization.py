@@ -96,6 +96,8 @@ WHO_MAY = {
     ("POST", "/console/patients/{patient_id}/enroll"): {CLINICIAN},
     ("GET", "/console/enrollments/{enrollment_id}"): {CLINICIAN},
     ("POST", "/console/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
+    ("POST", "/console/enrollments/{enrollment_id}/pause"): {CLINICIAN},
+    ("POST", "/console/enrollments/{enrollment_id}/resume"): {CLINICIAN},
     ("GET", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
     ("POST", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
     # Aggregates: a clinician gets their own teams' figures only (tests/api/test_reports_api.py).
