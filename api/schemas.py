@@ -98,6 +98,7 @@ class PatientPublic(BaseModel):
     locale: str
     timezone: str
     created_at: datetime
+    deceased_at: datetime | None = Field(default=None, description="set by a `deceased` event: no enrollment since")
 
 
 class PathwaySummary(BaseModel):

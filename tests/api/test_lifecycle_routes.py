@@ -107,6 +107,7 @@ async def test_patient_events_reach_every_enrollment_and_a_death_is_for_good(
     after_death = await hospital_system.post(events, json={"type": "readmitted"})
     assert after_death.status_code == 409 and "recorded as deceased" in after_death.json()["detail"]
     assert (await hospital_system.post(events, json={"type": "deceased"})).status_code == 200  # a repeat is safe
+    assert (await api.get(f"/patients/{patient['id']}")).json()["deceased_at"] is not None
 
     actions = await _actions(accounts, patient["id"])
     assert [a for a in actions if a.startswith("patient.event.")] == [
