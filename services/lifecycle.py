@@ -45,6 +45,7 @@ from workflows.pathway import PathwayWorkflow
 # Updates are answered by a worker; without one they would wait as long as the client's default deadline.
 UPDATE_TIMEOUT = timedelta(seconds=10)
 PATIENT_DIED = "the patient has died"
+UNANSWERED = "its workflow did not answer in time"
 
 PatientEventType = Literal["readmitted", "discharged", "deceased", "transferred", "withdrew"]
 
@@ -59,6 +60,10 @@ class NotRunning(Exception):
 
 class Unavailable(Exception):
     """No worker answered in time: whether the change applied is unknown until the enrollment is read."""
+
+
+class PatientDeceased(Exception):
+    """The patient is recorded as deceased: nothing may start for them again."""
 
 
 async def change(temporal: Client, enrollment_id: str, update, request) -> Timeline:
@@ -118,13 +123,9 @@ class Outcome:
         return self.unchanged == UNANSWERED
 
 
-class PatientDeceased(Exception):
-    """The patient is recorded as deceased: nothing may start for them again."""
-
-
 async def end_all_enrollments(session: AsyncSession, temporal: Client, patient: Patient, reason: str) -> list[Outcome]:
     """Cancel every active enrollment of the patient (a transfer, a withdrawal of consent) with `reason`."""
-    return [await _apply(session, temporal, enrollment, "enrollment.cancel", PathwayWorkflow.cancel,
+    return [await _apply(temporal, enrollment, "enrollment.cancel", PathwayWorkflow.cancel,
                          CancelRequest(reason=reason)) for enrollment in await _active(session, patient)]
 
 
@@ -154,16 +155,12 @@ async def record_patient_event(session: AsyncSession, temporal: Client, patient:
     return outcomes
 
 
-UNANSWERED = "its workflow did not answer in time"
-
-
 async def _active(session: AsyncSession, patient: Patient) -> list[Enrollment]:
     return list(await session.scalars(select(Enrollment).where(
         Enrollment.patient_id == patient.id, Enrollment.status == "active").order_by(Enrollment.created_at)))
 
 
-async def _apply(session: AsyncSession, temporal: Client, enrollment: Enrollment, action: str, update,
-                 request) -> Outcome:
+async def _apply(temporal: Client, enrollment: Enrollment, action: str, update, request) -> Outcome:
     try:
         await change(temporal, enrollment.id, update, request)
     except Refused as refused:
@@ -175,8 +172,8 @@ async def _apply(session: AsyncSession, temporal: Client, enrollment: Enrollment
     return Outcome(enrollment.id, (action,))
 
 
-async def _paused(session, temporal, enrollment: Enrollment, reason: str, actor: str) -> Outcome:
-    outcome = await _apply(session, temporal, enrollment, "enrollment.pause", PathwayWorkflow.pause,
+async def _paused(session: AsyncSession, temporal: Client, enrollment: Enrollment, reason: str, actor: str) -> Outcome:
+    outcome = await _apply(temporal, enrollment, "enrollment.pause", PathwayWorkflow.pause,
                            PauseRequest(reason=reason, actor=actor))
     if outcome.changes:
         enrollment.paused_at = utcnow()
@@ -184,17 +181,17 @@ async def _paused(session, temporal, enrollment: Enrollment, reason: str, actor:
     return outcome
 
 
-async def _discharged(session, temporal, enrollment: Enrollment, anchor: date | datetime | None, reason: str,
+async def _discharged(session: AsyncSession, temporal: Client, enrollment: Enrollment, anchor: date | datetime | None, reason: str,
                       actor: str) -> Outcome:
     """Re-anchor first, so that what the pause held and the new plan replaces does not go on resume."""
     moved = Outcome(enrollment.id)
     if anchor is not None:
         new_anchor = anchor_instant(anchor, enrollment.timezone)
-        moved = await _apply(session, temporal, enrollment, "enrollment.anchor", PathwayWorkflow.move_anchor,
+        moved = await _apply(temporal, enrollment, "enrollment.anchor", PathwayWorkflow.move_anchor,
                              AnchorMove(anchor=new_anchor, reason=reason, actor=actor))
         if moved.changes:
             enrollment.anchor = new_anchor
-    resumed = await _apply(session, temporal, enrollment, "enrollment.resume", PathwayWorkflow.resume,
+    resumed = await _apply(temporal, enrollment, "enrollment.resume", PathwayWorkflow.resume,
                            ResumeRequest(actor=actor))
     if resumed.changes:
         enrollment.paused_at = None
@@ -205,7 +202,8 @@ async def _discharged(session, temporal, enrollment: Enrollment, anchor: date | 
     return Outcome(enrollment.id, changes, None if changes else resumed.unchanged)
 
 
-async def _deceased(session, temporal, patient: Patient, occurred_at: datetime | None, actor: str) -> list[Outcome]:
+async def _deceased(session: AsyncSession, temporal: Client, patient: Patient, occurred_at: datetime | None,
+                    actor: str) -> list[Outcome]:
     """Recorded first: from that commit on, the delivery activity refuses every message to the patient, even
     one of a workflow that cannot be reached now. Every enrollment ever made is asked, for one that has
     ended may still be delivering what a rule decided."""
@@ -214,5 +212,5 @@ async def _deceased(session, temporal, patient: Patient, occurred_at: datetime |
         await session.commit()
     enrollments = await session.scalars(select(Enrollment).where(Enrollment.patient_id == patient.id)
                                         .order_by(Enrollment.created_at))
-    return [await _apply(session, temporal, enrollment, "enrollment.stop", PathwayWorkflow.stop_for_good,
+    return [await _apply(temporal, enrollment, "enrollment.stop", PathwayWorkflow.stop_for_good,
                          StopForGood(reason=PATIENT_DIED, actor=actor)) for enrollment in enrollments]
