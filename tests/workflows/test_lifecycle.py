@@ -11,6 +11,7 @@ from language.validation import parse_pathway
 from services.settings import PROJECT_ROOT
 from services.site import load_site
 from store.db import Patient, TouchpointRecord
+from tests.workflows.faults import smtp_down
 from tools.simulation import OPERATIONS_EMAIL
 from workflows.contracts import (
     AnchorMove,
@@ -205,3 +206,16 @@ async def test_a_death_recorded_in_the_database_stops_every_delivery_without_ala
         records = (await session.scalars(select(TouchpointRecord).order_by(TouchpointRecord.occurrence))).all()
     assert [(r.status, r.last_error) for r in records] == [
         ("sent", None), ("cancelled", "the patient has died"), ("cancelled", "the patient has died")]
+
+
+async def test_stopping_for_good_ends_a_delivery_still_waiting_out_an_outage(time_skipping, stack):
+    anchor, enrolled = await _enrolled(time_skipping, stack, _daily_messages(2))
+    with smtp_down(stack):
+        await _until(time_skipping, _at(anchor, 1, 10) + timedelta(minutes=5))  # day 1 retrying
+        stopped = await enrolled.workflow.execute_update(PathwayWorkflow.stop_for_good, StopForGood(
+            reason="the patient has died", actor="st-1"))
+    timeline = await enrolled.workflow.result()  # the mail relay is back: the retries would now succeed
+
+    assert [e.status for e in stopped.entries] == ["planned", "cancelled"]  # day 1 was still on its way
+    assert [e.status for e in timeline.entries] == ["cancelled", "cancelled"]
+    assert _subjects(stack) == []
