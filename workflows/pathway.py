@@ -153,7 +153,8 @@ class PathwayWorkflow(Lifecycle):
         return Timeline(enrollment_id=self._run.enrollment_id, status=self._status(), cancel_reason=self._ended_by(),
                         next_due=next_item.due if next_item else None,
                         tags=self._tags, entries=self._entries, events=self._events,
-                        pathway_version=self._run.pathway.version, paused=self._pause)
+                        pathway_version=self._run.pathway.version,
+                        paused=self._pause if self._ended_by() is None else None)  # an ended one is not paused
 
     @workflow.update
     def cancel(self, request: CancelRequest) -> Timeline:

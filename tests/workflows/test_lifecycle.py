@@ -168,6 +168,7 @@ async def test_lifecycle_updates_are_refused_when_they_cannot_apply(time_skippin
     await enrolled.workflow.execute_update(PathwayWorkflow.cancel, CancelRequest(reason="transferred"))
     timeline = await enrolled.workflow.result()
     assert timeline.status == "cancelled" and {e.status for e in timeline.entries} == {"cancelled"}
+    assert timeline.paused is None  # ended while paused: it is over, not on hold
 
 
 async def test_a_pause_and_what_it_holds_survive_continue_as_new(time_skipping, stack):
