@@ -42,6 +42,7 @@ from store.db import (
 )
 from workflows.contracts import (
     DELIVER_MESSAGE,
+    PATIENT_DECEASED,
     RECORD_ENROLLMENT_STATUS,
     DeliveryReceipt,
     EnrollmentStatusChange,
@@ -105,6 +106,10 @@ class DeliveryActivities:
             # message, nothing may queue for the pool until the row says sent, for a worker lost in between
             # leaves the message to go again. Under a burst that queue held outcomes for seconds.
             await outcome.connection()
+            if patient.deceased_at is not None:
+                # Recorded after this message was scheduled, or while it was retried: it must not go.
+                await self._record(outcome, record_id, claim, status="cancelled", last_error="the patient has died")
+                raise ApplicationError("the patient has died", type=PATIENT_DECEASED, non_retryable=True)
             if not allowed:
                 # Withdrawn (or, where the site requires it, never given): the channel is closed to this
                 # patient, on every retry alike; the pathway goes on without this message.

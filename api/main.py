@@ -32,6 +32,7 @@ from api.routes import (
     inbound,
     migrations,
     pathways,
+    patient_events,
     patients,
     receipts,
     reports,
@@ -57,6 +58,7 @@ api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(patients.router)
 api_router.include_router(consent.router)
+api_router.include_router(patient_events.router)
 api_router.include_router(pathways.router)
 api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from language.model import Locale, ParameterName, Pathway, Priority, Slug, ZoneName
+from services.lifecycle import PatientEventType
 from services.principals import Role as AccessRole
 from workflows.contracts import (
     EnrollmentStatus,
@@ -97,6 +98,7 @@ class PatientPublic(BaseModel):
     locale: str
     timezone: str
     created_at: datetime
+    deceased_at: datetime | None = Field(default=None, description="set by a `deceased` event: no enrollment since")
 
 
 class PathwaySummary(BaseModel):
@@ -140,6 +142,48 @@ class EnrollmentCreate(BaseModel):
 
 class CancelBody(BaseModel):
     reason: Reason = Field(examples=["patient readmitted"])
+
+
+class PauseBody(BaseModel):
+    reason: Reason = Field(examples=["readmitted to ward 5"])
+
+
+class AnchorBody(BaseModel):
+    anchor: Anchor = Field(description="the new anchor; a date means the start of that day in the enrollment's zone")
+    reason: Reason = Field(examples=["operation rescheduled"])
+
+
+class PatientEventBody(BaseModel):
+    """Something that happened to the patient, from staff or the hospital system (services/lifecycle.py)."""
+
+    type: PatientEventType
+    reason: Reason | None = Field(default=None, description="added to what the enrollments record",
+                                  examples=["ward 5", "to Renji Hospital"])
+    anchor: Anchor | None = Field(default=None, description="discharged only: recompute what is to come from this "
+                                                            "anchor before resuming")
+    occurred_at: AwareDatetime | None = Field(default=None, description="deceased only: when (default: now)")
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> PatientEventBody:
+        if self.anchor is not None and self.type != "discharged":
+            raise ValueError(f"anchor applies to a discharged event, not {self.type}")
+        if self.occurred_at is not None and self.type != "deceased":
+            raise ValueError(f"occurred_at applies to a deceased event, not {self.type}")
+        return self
+
+
+class EnrollmentChange(BaseModel):
+    enrollment_id: str
+    changes: list[str] = Field(description="what was done to it, as the access log names it",
+                               examples=[["enrollment.pause"]])
+    unchanged: str | None = Field(default=None, description="why nothing was done to it",
+                                  examples=["the enrollment is already paused, since 2026-12-01 09:30 UTC by st_1"])
+
+
+class PatientEventResult(BaseModel):
+    patient_id: str
+    type: PatientEventType
+    enrollments: list[EnrollmentChange]
 
 
 class EnrollmentPublic(BaseModel):

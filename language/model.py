@@ -151,6 +151,12 @@ _SLUG_SCHEMA = TypeAdapter(Slug).json_schema()
 OneOrMany = WithJsonSchema({"anyOf": [_SLUG_SCHEMA, {"type": "array", "items": _SLUG_SCHEMA}]})
 
 
+WhilePaused = Literal["skip", "send_on_resume"]
+_WHILE_PAUSED = ("what becomes of an occurrence that falls due while staff have paused the enrollment (a "
+                 "readmission): skip it, or send it when the pause ends (of several occurrences held, only the "
+                 "latest goes)")
+
+
 class MessageStep(LanguageModel):
     """Send a message (education, reminder, instructions) to the patient."""
 
@@ -172,6 +178,9 @@ class MessageStep(LanguageModel):
     channel: Channel = Field(default="email", description="how the message reaches the patient",
                              examples=["email"])
     template: Templates
+    # Advice and reminders for days spent in hospital mean nothing afterwards, and would arrive in a heap.
+    while_paused: WhilePaused = Field(default="skip", description=_WHILE_PAUSED + "; messages skip by default",
+                                      examples=["send_on_resume"])
 
 
 Priority = Literal["urgent", "high", "routine"]
@@ -270,6 +279,10 @@ class QuestionnaireStep(LanguageModel):
                                        "escalate": {"reason": "PHQ-9 score 10 or more"}}]])
     on_expire: Actions | None = Field(default=None, description="what happens when nobody answered in time",
                                       examples=[{"tag": "no-response"}])
+    # A screening missed during a readmission is a gap in monitoring: by default it opens on resume.
+    while_paused: WhilePaused = Field(default="send_on_resume",
+                                      description=_WHILE_PAUSED + "; questionnaires open on resume by default",
+                                      examples=["skip"])
 
 
 class CallRetry(LanguageModel):
@@ -308,6 +321,10 @@ class CallStep(LanguageModel):
                            examples=[[{"when": "systolic >= bp_systolic_mmhg", "tag": "raised-bp"}]])
     on_not_reached: Actions | None = Field(default=None, description="what happens after the last failed attempt",
                                            examples=[{"tag": "not-reached"}])
+    # Nobody phones a patient on the ward; the follow-up is still owed once they are home.
+    while_paused: WhilePaused = Field(default="send_on_resume",
+                                      description=_WHILE_PAUSED + "; calls open on resume by default",
+                                      examples=["skip"])
 
 
 STEP_KINDS = ("message", "questionnaire", "call")

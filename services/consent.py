@@ -11,23 +11,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Literal, get_args
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import (
-    Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.service import RPCError, RPCStatusCode
 
 from language.model import Channel
 from store.consent import WITHDRAWN
-from store.db import AccessAudit, ConsentRecord, Enrollment, Patient, utcnow
-from workflows.contracts import CancelRequest, workflow_id_for
-from workflows.pathway import PathwayWorkflow
+from store.db import AccessAudit, ConsentRecord, Patient, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +28,6 @@ Decision = Literal["granted", "withdrawn"]
 # How staff and hospital systems say they learnt it; patients' own ways are `link` and `sms-reply`.
 StaffMethod = Literal["verbal", "written", "web", "import"]
 WITHDREW = "patient withdrew consent"
-# A workflow that does not answer within this is left to the reconciler's next look (see end_enrollments).
-CANCEL_TIMEOUT = timedelta(seconds=10)
 # What a patient replies to stop SMS (Alibaba Cloud's own unsubscribe words among them), whatever the case.
 STOP_WORDS = frozenset({"stop", "退订", "td", "t"})
 
@@ -69,36 +58,6 @@ async def consent_history(session: AsyncSession, patient_id: str) -> list[Consen
     """Every decision recorded for the patient, newest first."""
     return list(await session.scalars(select(ConsentRecord).where(ConsentRecord.patient_id == patient_id)
                                       .order_by(ConsentRecord.id.desc())))
-
-
-async def active_enrollments(session: AsyncSession, patient_id: str) -> list[str]:
-    return list(await session.scalars(select(Enrollment.id).where(Enrollment.patient_id == patient_id,
-                                                                 Enrollment.status == "active")
-                                      .order_by(Enrollment.created_at)))
-
-
-async def end_enrollments(session: AsyncSession, temporal: Client, enrollment_ids: list[str],
-                          reason: str = WITHDREW) -> list[str]:
-    """Cancel each enrollment through its workflow's `cancel` update, as staff cancel one. Returns those whose
-    workflow did not answer in time: the consent is withdrawn on every channel already, so nothing more is
-    sent to the patient meanwhile, and cancelling again (withdrawing again) finishes the job."""
-    unanswered = []
-    for enrollment_id in enrollment_ids:
-        handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment_id))
-        try:
-            await handle.execute_update(PathwayWorkflow.cancel, CancelRequest(reason=reason), rpc_timeout=CANCEL_TIMEOUT)
-        except WorkflowUpdateFailedError:
-            pass  # already over: completed, stopped or cancelled
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            unanswered.append(enrollment_id)
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
-            # No workflow (its start was lost): the row is ended here, so the reconciler never starts one.
-            await session.execute(update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.status == "active")
-                                  .values(status="cancelled", status_reason=reason, ended_at=utcnow()))
-            await session.commit()
-    return unanswered
 
 
 def is_stop_word(text: str) -> bool:

@@ -55,6 +55,8 @@ async def enroll(session: AsyncSession, client: Client, task_queue: str, *, pati
         if enrollment is not None and enrollment.request_fingerprint != fingerprint:
             raise EnrollmentConflict(f"idempotency key '{idempotency_key}' was already used for a different enrollment")
     created = enrollment is None
+    if created and patient.deceased_at is not None:
+        raise EnrollmentConflict(f"patient '{patient.id}' is recorded as deceased and cannot be enrolled")
     if created:
         enrollment = Enrollment(patient_id=patient.id, pathway_id=pathway.id, pathway_version=pathway.version,
                                 anchor=anchor_instant(anchor, zone), timezone=zone,

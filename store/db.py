@@ -79,6 +79,8 @@ class Patient(Base):
     locale: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Recorded by staff or the hospital system: every enrollment stopped for good, no new one, no message.
+    deceased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PathwayVersion(Base):
@@ -109,6 +111,8 @@ class Enrollment(Base):
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # While staff hold it (a readmission); `status` stays active, for it has not ended (see workflows/lifecycle.py).
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TouchpointRecord(Base):

@@ -28,9 +28,19 @@ from language.timing import parse_duration
 from services.calls import CallValuesInvalid, read_call_values
 from services.enrollments import Enrolled
 from services.responses import Accepted, QuestionnaireClosed, submit_response
+from tools.deeds import (
+    STAFF_ID,
+    Cancel,
+    Migrate,
+    MoveAnchor,
+    Pause,
+    Planned,
+    RecordCallOutcome,
+    Resume,
+    StaffDeed,
+)
 from workflows.contracts import (
     CallOutcome,
-    CancelRequest,
     MigrationRequest,
     StaffAction,
     Timeline,
@@ -49,8 +59,6 @@ REAL_TIME_LIMIT = 60.0
 PAUSE_NOTICED_AFTER = 0.5
 """Seconds of real time after which a workflow that does not act on what is due is looked at: paused
 by an escalation (it waits for staff), or broken (an exception in workflow code is retried forever)."""
-
-STAFF_ID = "simulated-staff"
 
 
 class PlayFailed(Exception):
@@ -138,50 +146,6 @@ def parse_call_script(data: object) -> CallScript:
                 raise ValueError(f"{step_id} attempt {number}: expected reached, not_reached or "
                                  "{outcome: reached, values: {...}, after: 2h}")
     return CallScript(by_step)
-
-
-# --- staff actions at fixed moments ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cancel:
-    reason: str
-    name = "cancel"
-
-
-@dataclass(frozen=True)
-class RecordCallOutcome:
-    """The outcome of whichever attempt of the call step is open at that moment."""
-
-    step_id: str
-    outcome: Literal["reached", "not_reached"]
-    values: dict = field(default_factory=dict)
-    name = "call_outcome"
-
-
-@dataclass(frozen=True)
-class Acknowledge:
-    """Acknowledge the open escalation with this reason, for the latest team told."""
-
-    reason: str
-    name = "acknowledge"
-
-
-@dataclass(frozen=True)
-class Migrate:
-    """Move the enrollment to this (newer) version of its pathway, as `carepath migrate apply` does."""
-
-    pathway: Pathway
-    name = "migrate_to"
-
-
-StaffDeed = Cancel | RecordCallOutcome | Acknowledge | Migrate
-
-
-@dataclass(frozen=True)
-class Planned:
-    moment: datetime
-    deed: StaffDeed
 
 
 @dataclass
@@ -314,13 +278,13 @@ class _Player:
 
     async def _act(self, deed: StaffDeed) -> None:
         now = await self._now()
-        if isinstance(deed, Cancel):
+        if isinstance(deed, Cancel | Pause | Resume | MoveAnchor):
+            update, request, said = deed.update(self.show_time)
             try:
-                await self._watched(self.workflow.execute_update(PathwayWorkflow.cancel, CancelRequest(
-                    reason=deed.reason)), "cancelling")
-                self.happened.append(Happened(now, "staff", f"cancel: {deed.reason}"))
+                await self._watched(self.workflow.execute_update(update, request), deed.name)
+                self.happened.append(Happened(now, "staff", said))
             except WorkflowUpdateFailedError as refused:  # the workflow's own answer, e.g. already completed
-                self.happened.append(Happened(now, "staff", f"cancel refused: {_one_line(refused.cause or refused)}"))
+                self.happened.append(Happened(now, "staff", f"{deed.name} refused: {_one_line(refused.cause or refused)}"))
             return
         if isinstance(deed, Migrate):
             await self._migrate(deed.pathway, now)
@@ -387,7 +351,8 @@ class _Player:
             await asyncio.sleep(0.002)
 
     async def _held_by_people(self, timeline: Timeline) -> bool:
-        if timeline.next_due is None and any(e.kind == "call" and e.status == "open" for e in timeline.entries):
+        if timeline.next_due is None and (timeline.paused or any(e.kind == "call" and e.status == "open"
+                                                                  for e in timeline.entries)):
             return True
         pauses = any(policy.pause_pathway for policy in self.pathway.escalation_policies.values())
         return pauses and any(state.status == "open" for state, _ in await self._escalations(timeline))
@@ -407,7 +372,8 @@ class _Player:
                  for e in timeline.entries if e.kind == "call" and e.status == "open" and e.at is not None]
         escalations = [f"escalation '{state.reason}', told {state.notified[-1].team} {self.show_time(state.notified[-1].at)}"
                        for state, _ in await self._escalations(timeline) if state.status == "open" and state.notified]
-        return calls or escalations
+        paused = [f"resume, paused {self.show_time(timeline.paused.since)}"] if timeline.paused else []
+        return calls or escalations or paused
 
     async def _watched(self, awaitable: Awaitable[Any], doing: str) -> Any:
         """Await something that lets virtual time run, failing fast if the workflow's code fails

@@ -11,8 +11,9 @@ Adding a staff action: an optional field on `Action`, its name in `ACTIONS`, and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,22 +23,27 @@ from language.loader import DocumentInvalid, Location
 from language.model import At, LanguageModel, Locale, Pathway, Slug, ZoneName
 from language.plan import compile_plan, questionnaire_window
 from language.schema_errors import schema_problems
-from language.timing import parse_anchor
+from language.timing import Timing, parse_anchor
 from services.site import Site, load_document_file
-from tools.driver import (
+from tools.deeds import (
     Acknowledge,
-    AnswerScript,
-    CallScript,
     Cancel,
     Migrate,
+    MoveAnchor,
+    Pause,
     RecordCallOutcome,
-    Script,
+    Resume,
     StaffDeed,
+)
+from tools.driver import (
+    AnswerScript,
+    CallScript,
+    Script,
     parse_answer_script,
     parse_call_script,
 )
 
-ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to")
+ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to", "pause", "resume", "anchor")
 """Staff actions a scenario can take, by the key that names them in `actions:`."""
 
 
@@ -66,6 +72,11 @@ class CallOutcomeAction(LanguageModel):
                                                         description="what staff measured, e.g. {systolic: 150}")
 
 
+class AnchorAction(LanguageModel):
+    to: At = Field(description="the new anchor, counted from the scenario's anchor", examples=["day 3 00:00"])
+    reason: str = Field(min_length=1, description="why staff move it", examples=["operation rescheduled"])
+
+
 class Action(LanguageModel):
     """Something staff do during the scenario. Exactly one action per entry."""
 
@@ -81,6 +92,12 @@ class Action(LanguageModel):
     migrate_to: int | None = Field(
         default=None, ge=1, description="migrate the enrollment to this version (one the file's `versions` names)",
         examples=[3])
+    pause: str | None = Field(default=None, min_length=1, description="pause the enrollment, giving this reason",
+                              examples=["readmitted"])
+    resume: Literal[True] | None = Field(default=None, description="resume the paused enrollment", examples=[True])
+    anchor: AnchorAction | None = Field(
+        default=None, description="move the enrollment's anchor: what is to come is recomputed from it",
+        examples=[{"to": "day 3 00:00", "reason": "operation rescheduled"}])
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
@@ -89,7 +106,14 @@ class Action(LanguageModel):
             raise ValueError(f"each action names exactly one of: {', '.join(ACTIONS)}")
         return self
 
-    def deed(self, versions: dict[int, Pathway]) -> StaffDeed:
+    def deed(self, versions: dict[int, Pathway], instant: Callable[[Timing], datetime]) -> StaffDeed:
+        """`instant`: the run's moment for a time written like a step's `at`."""
+        if self.pause is not None:
+            return Pause(self.pause)
+        if self.resume:
+            return Resume()
+        if self.anchor is not None:
+            return MoveAnchor(instant(self.anchor.to), self.anchor.reason)
         if self.migrate_to is not None:
             return Migrate(versions[self.migrate_to])
         if self.cancel is not None:

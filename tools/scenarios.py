@@ -134,7 +134,7 @@ async def run_scenario(environment: WorkflowEnvironment, stack: Stack, loaded: L
     enrolled = await stack.enroll(patient, pathway, run_anchor)
     run = ScenarioRun(stack, enrolled, ZoneInfo(zone), written_anchor, shift)
     script = loaded.scripts[index]
-    script = Script(script.answers, script.calls, [Planned(run.instant(action.at), action.deed(loaded.versions))
+    script = Script(script.answers, script.calls, [Planned(run.instant(action.at), action.deed(loaded.versions, run.instant))
                                                    for action in scenario.actions])
     try:
         played = await play(environment, stack, pathway, enrolled, script, run.day_and_time)
@@ -174,7 +174,8 @@ def _span_days(pathway: Pathway, anchor: datetime, zone: str, scenario: Scenario
     last = max((t.due for t in plan), default=anchor)
     tail = max([getattr(step, "expire", timedelta(0)) for step in pathway.steps] + [timedelta(0)])
     actions = [action.at.days for action in scenario.actions]
-    return max([(last - anchor).days + tail.days, *actions]) + 30
+    later = max([action.anchor.to.days for action in scenario.actions if action.anchor] + [0])
+    return max([(last - anchor).days + tail.days + later, *actions]) + 30
 
 
 async def _record_outcome(run: ScenarioRun, timeline: Timeline) -> None:
@@ -200,6 +201,8 @@ async def _record_outcome(run: ScenarioRun, timeline: Timeline) -> None:
             run.record(entry.at, RANK["cancelled"], f"{entry.status:<11} {entry.key} (planned for "
                                                     f"{run.day_and_time(entry.due)})")
     for event in timeline.events:
+        if event.kind in ("pause", "resume", "anchor"):
+            continue  # the staff line that did it says so
         name = {"tag": "tag", "escalation": "escalation", "stop": "stop", "migration": "migration"}[event.kind]
         run.record(event.at, RANK[name], f"{name:<11} {event.detail}")
 

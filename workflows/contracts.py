@@ -28,6 +28,8 @@ OPEN_CALL_TASK = "open_call_task"
 CLOSE_CALL_TASK = "close_call_task"
 SCREEN_FREE_TEXT = "screen_free_text"
 ALERT_OPERATIONS = "alert_operations"
+# The error type of a delivery refused because the patient has died: not a failure anyone must fix.
+PATIENT_DECEASED = "PatientDeceased"
 
 TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired",
                           "reached", "not_reached"]
@@ -100,7 +102,7 @@ class TimelineEntry(BaseModel):
 
 class TimelineEvent(BaseModel):
     at: AwareDatetime
-    kind: Literal["tag", "escalation", "stop", "screening_failed", "migration"]
+    kind: Literal["tag", "escalation", "stop", "screening_failed", "migration", "pause", "resume", "anchor"]
     detail: str
     escalation_id: str | None = None
 
@@ -117,6 +119,8 @@ class Timeline(BaseModel):
     events: list[TimelineEvent] = []
     # The version the enrollment follows now (None from workers before migrations existed).
     pathway_version: int | None = None
+    # Set while staff hold the enrollment (a readmission): `status` stays "active", for it has not ended.
+    paused: Pause | None = None
 
 
 class CarriedAgendaItem(BaseModel):
@@ -141,6 +145,34 @@ class CarriedState(BaseModel):
     cancel_reason: str | None = None
     stop_reason: str | None = None
     migrations: list[Migration] = []
+    pause: Pause | None = None
+    # Touchpoints that fell due while paused and go when it ends (`while_paused: send_on_resume`).
+    held: list[CarriedAgendaItem] = []
+
+
+class Pause(BaseModel):
+    """Why and since when an enrollment is on hold; `actor` is a staff id (no PHI)."""
+
+    since: AwareDatetime
+    reason: str
+    actor: str
+
+
+class PauseRequest(BaseModel):
+    reason: str
+    actor: str
+
+
+class ResumeRequest(BaseModel):
+    actor: str
+
+
+class AnchorMove(BaseModel):
+    """Recompute the touchpoints still to come from `anchor` (the operation was rescheduled, say)."""
+
+    anchor: AwareDatetime
+    reason: str
+    actor: str
 
 
 class MigrationRequest(BaseModel):
@@ -177,6 +209,14 @@ class MigrationOutcome(BaseModel):
 
 class CancelRequest(BaseModel):
     reason: str
+
+
+class StopForGood(BaseModel):
+    """End the enrollment so that nothing more reaches the patient, not even what a rule already decided
+    (the patient has died); escalations already decided still reach staff."""
+
+    reason: str
+    actor: str
 
 
 class FormLink(BaseModel):

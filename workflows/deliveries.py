@@ -27,6 +27,12 @@ class Deliveries:
     def __bool__(self) -> bool:
         return bool(self._keys)
 
+    def cancel_all(self) -> None:
+        """Stop every delivery still waiting or retrying (the patient has died); an attempt already talking to
+        the server finishes, for the activity cannot be interrupted mid-send."""
+        for task in self._tasks:
+            task.cancel()
+
     async def start(self, key: str, delivery: Coroutine) -> None:
         """Returns at once; runs started before deliveries waited out outages deliver in turn, as they did."""
         self._keys.append(key)

@@ -3,11 +3,17 @@ what its failure means for the patient. Called from PathwayWorkflow; determinist
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+)
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
@@ -17,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         ALERT_OPERATIONS,
         DELIVER_MESSAGE,
+        PATIENT_DECEASED,
         SCREEN_FREE_TEXT,
         DeliveryReceipt,
         EnrollmentRun,
@@ -54,8 +61,13 @@ async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, escalate: E
             entry.detail = "already sent by an earlier attempt; not sent again"
         return True
     except ActivityError as error:
+        if isinstance(error.cause, CancelledError):
+            # Stopped for good (workflows/lifecycle.py): not a failure, and the enrollment's end closes the entry.
+            raise asyncio.CancelledError from None
         entry.at = entry.at or workflow.now()
         entry.detail = f"{purpose}: {_why(error)}"
+        if isinstance(error.cause, ApplicationError) and error.cause.type == PATIENT_DECEASED:
+            return False  # nobody is to be told to try again
         await alert_operations(run, "a message could not be delivered", f"{entry.key}: {entry.detail}")
         if workflow.patched(DELIVER_THROUGH_OUTAGES):
             await escalate(entry, "message not delivered", undelivered(entry))
@@ -79,7 +91,8 @@ async def _deliver_through_outages(run: EnrollmentRun, delivery: MessageDelivery
                 start_to_close_timeout=retries.DELIVERY_ATTEMPT_TIMEOUT, schedule_to_close_timeout=stop - now,
                 retry_policy=retries.DELIVERY_OUTAGE_RETRY)
         except ActivityError as error:
-            final = isinstance(error.cause, ApplicationError) and error.cause.non_retryable
+            cause = error.cause  # cancelled: stopped for good
+            final = isinstance(cause, CancelledError) or (isinstance(cause, ApplicationError) and cause.non_retryable)
             if final or window is None or workflow.now() >= give_up:
                 raise
             reopens = send_window_at(workflow.now(), window, run.timezone)[1]

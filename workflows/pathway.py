@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         StartEscalation,
         first_item,
     )
+    from workflows.carried import carried_items, restored
     from workflows.contracts import (
         EXPIRE_QUESTIONNAIRE,
         OPEN_CALL_TASK,
@@ -51,7 +52,6 @@ with workflow.unsafe.imports_passed_through():
         RECORD_ENROLLMENT_STATUS,
         CallOutcome,
         CancelRequest,
-        CarriedAgendaItem,
         CarriedState,
         EnrollmentRun,
         EnrollmentStatusChange,
@@ -68,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
+    from workflows.lifecycle import ENROLLMENT_GRACE, Lifecycle
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
     from workflows.payloads import (
         call_task,
@@ -76,21 +77,15 @@ with workflow.unsafe.imports_passed_through():
         questionnaire_occurrence,
     )
 
-# Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
-ENROLLMENT_GRACE = timedelta(minutes=15)
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
 # agenda adds a few dozen events at most.
 HISTORY_EVENTS_PER_RUN = 1000
 # Runs that started before continuing as new existed replay without it (ARCHITECTURE.md).
 CONTINUE_AS_NEW_PATCH = "continue-as-new-when-history-is-long"
 
-_CARRIED_KINDS: dict[type[AgendaItem], str] = {
-    SendMessage: "send", OpenQuestionnaire: "open_questionnaire", Remind: "remind", Expire: "expire",
-    OpenCall: "open_call", StartEscalation: "escalate"}
-
 
 @workflow.defn
-class PathwayWorkflow:
+class PathwayWorkflow(Lifecycle):
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
@@ -101,7 +96,8 @@ class PathwayWorkflow:
         self._entries = carried.entries
         self._agenda = Agenda()
         for item in carried.agenda:
-            self._agenda.add(_restored(item, self._entries))
+            self._agenda.add(restored(item, self._entries))
+        self._restore_lifecycle(carried)
         self._tags = carried.tags
         self._escalations = carried.escalations
         self._events = carried.events
@@ -120,15 +116,16 @@ class PathwayWorkflow:
             for entry in self._entries:
                 if entry.status == "planned":
                     self._agenda.add(first_item(entry))
-        while self._agenda or self._calls_waiting():
+        while self._agenda or self._calls_waiting() or self._waiting_for_resume():
             # Between two turns nothing is in flight; an update still running (an outcome waiting for
             # its call to open) needs this run's loop, so the handover waits for a later turn.
             if (self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight
                     and workflow.patched(CONTINUE_AS_NEW_PATCH)):
                 workflow.continue_as_new(self._run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
-                # Only a phone task is left: the pathway lasts until staff record its outcome.
-                await workflow.wait_condition(lambda: bool(self._agenda) or not self._calls_waiting())
+                # Only a phone task, or what waits for the end of a pause, is left: the pathway lasts until then.
+                await workflow.wait_condition(
+                    lambda: bool(self._agenda) or not (self._calls_waiting() or self._waiting_for_resume()))
                 continue
             next_item = self._agenda.first()
             if await self._sleep_until(next_item.due) and self._agenda.first() is next_item:
@@ -156,7 +153,8 @@ class PathwayWorkflow:
         return Timeline(enrollment_id=self._run.enrollment_id, status=self._status(), cancel_reason=self._ended_by(),
                         next_due=next_item.due if next_item else None,
                         tags=self._tags, entries=self._entries, events=self._events,
-                        pathway_version=self._run.pathway.version)
+                        pathway_version=self._run.pathway.version,
+                        paused=self._pause if self._ended_by() is None else None)  # an ended one is not paused
 
     @workflow.update
     def cancel(self, request: CancelRequest) -> Timeline:
@@ -313,14 +311,10 @@ class PathwayWorkflow:
         return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_EVENTS_PER_RUN
 
     def _carried(self) -> CarriedState:
-        position = {id(entry): index for index, entry in enumerate(self._entries)}
-        agenda = [CarriedAgendaItem(kind=_CARRIED_KINDS[type(item)], due=item.due, entry=position[id(item.entry)],
-                                    sent_by_rule=getattr(item, "sent_by_rule", False),
-                                    trigger=getattr(item, "trigger", None), escalate=getattr(item, "escalate", None))
-                  for item in self._agenda]
-        return CarriedState(entries=self._entries, agenda=agenda, tags=self._tags, events=self._events,
-                            escalations=self._escalations, cancel_reason=self._cancel_reason,
-                            stop_reason=self._stop_reason, migrations=self._migrations)
+        return CarriedState(entries=self._entries, agenda=carried_items(self._agenda, self._entries), tags=self._tags,
+                            events=self._events, escalations=self._escalations, cancel_reason=self._cancel_reason,
+                            stop_reason=self._stop_reason, migrations=self._migrations, pause=self._pause,
+                            held=carried_items(self._held, self._entries))
 
     def _status(self) -> str:
         if self._cancel_reason is not None:
@@ -376,6 +370,8 @@ class PathwayWorkflow:
             return True
 
     async def _perform(self, item: AgendaItem) -> None:
+        if self._held_back(item):
+            return
         entry = item.entry
         match item:
             case SendMessage():
@@ -487,14 +483,3 @@ class PathwayWorkflow:
         finally:
             self._opening_call = None
 
-
-def _restored(item: CarriedAgendaItem, entries: list[TimelineEntry]) -> AgendaItem:
-    entry = entries[item.entry]
-    match item.kind:
-        case "send":
-            return SendMessage(item.due, entry, sent_by_rule=item.sent_by_rule)
-        case "escalate":
-            return StartEscalation(item.due, entry, item.trigger or "", item.escalate)
-        case kind:
-            return {"open_questionnaire": OpenQuestionnaire, "remind": Remind, "expire": Expire,
-                    "open_call": OpenCall}[kind](item.due, entry)

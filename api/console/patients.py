@@ -1,5 +1,5 @@
-"""Patients and enrollments: search, the patient, the enrollment's timeline and charts; enroll, cancel,
-and answers taken by phone. Reads go through the JSON routes' functions, which check scope and audit."""
+"""Patients and enrollments: search, the patient, the enrollment's timeline and charts; enroll, pause,
+resume, cancel, and answers taken by phone. Reads go through the JSON routes' functions, which check scope and audit."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from api.console.charts import charts
 from api.console.pages import PREFIX, form_body, instrument_items, page, shown_time
 from api.deps import RegistryDep, ServicesDep, SessionDep, SettingsDep, TemporalDep
 from api.routes import enrollments, escalations, patients, responses
-from api.schemas import MAXIMUM_COUNT, CancelBody, EnrollmentCreate
+from api.schemas import MAXIMUM_COUNT, CancelBody, EnrollmentCreate, PauseBody
 from api.security import Access, allow
 from services.history import measurements, responses_of
 from services.patients import SearchRefused, search_patients
@@ -114,6 +114,19 @@ async def enrollment_page(enrollment_id: str, request: Request, session: Session
 async def cancel(enrollment_id: str, reason: Annotated[str, Form()], session: SessionDep, temporal: TemporalDep,
                  access: Clinician) -> RedirectResponse:
     await enrollments.cancel_enrollment(enrollment_id, form_body(CancelBody, reason=reason), session, temporal, access)
+    return RedirectResponse(f"{PREFIX}/enrollments/{enrollment_id}", status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/enrollments/{enrollment_id}/pause", response_class=RedirectResponse)
+async def pause(enrollment_id: str, reason: Annotated[str, Form()], session: SessionDep, temporal: TemporalDep,
+                access: Clinician) -> RedirectResponse:
+    await enrollments.pause_enrollment(enrollment_id, form_body(PauseBody, reason=reason), session, temporal, access)
+    return RedirectResponse(f"{PREFIX}/enrollments/{enrollment_id}", status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/enrollments/{enrollment_id}/resume", response_class=RedirectResponse)
+async def resume(enrollment_id: str, session: SessionDep, temporal: TemporalDep, access: Clinician) -> RedirectResponse:
+    await enrollments.resume_enrollment(enrollment_id, session, temporal, access)
     return RedirectResponse(f"{PREFIX}/enrollments/{enrollment_id}", status.HTTP_303_SEE_OTHER)
 
 

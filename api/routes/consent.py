@@ -20,11 +20,10 @@ from services.consent import (
     Decision,
     Recorder,
     StaffMethod,
-    active_enrollments,
     consent_history,
-    end_enrollments,
     record_decision,
 )
+from services.lifecycle import end_all_enrollments
 from services.principals import Role
 from store.consent import allowed_channels
 
@@ -84,7 +83,7 @@ async def record_consent(patient_id: str, body: ConsentChange, session: SessionD
                          temporal: TemporalDep, access: CareTeam) -> ConsentState:
     """Record the patient's consent to a channel, or its withdrawal. Withdrawing `all` is the patient
     leaving follow-up: each of their running enrollments is cancelled ("patient withdrew consent")."""
-    await patient_or_404(session, patient_id, access)
+    patient = await patient_or_404(session, patient_id, access)
     record_decision(session, patient_id, body.channel, body.decision, body.method,
                     Recorder(access.principal.kind.value, access.principal.id))
     await access.record(session, f"consent.{'grant' if body.decision == 'granted' else 'withdraw'}",
@@ -92,9 +91,9 @@ async def record_consent(patient_id: str, body: ConsentChange, session: SessionD
     await session.commit()
     ended, unanswered = [], []
     if body.channel == EVERY_CHANNEL and body.decision == "withdrawn":
-        ended = await active_enrollments(session, patient_id)
-        unanswered = await end_enrollments(session, temporal, ended, WITHDREW)
-        ended = [enrollment_id for enrollment_id in ended if enrollment_id not in unanswered]
+        outcomes = await end_all_enrollments(session, temporal, patient, WITHDREW)
+        ended = [outcome.enrollment_id for outcome in outcomes if outcome.changes]
+        unanswered = [outcome.enrollment_id for outcome in outcomes if outcome.unanswered]
         access.reason = access.reason or WITHDREW
         for enrollment_id in ended:
             await access.record(session, "enrollment.cancel", patient_id=patient_id, enrollment_id=enrollment_id)

@@ -1,22 +1,25 @@
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
-from temporalio.client import (
-    Client,
-    WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from api.deps import RegistryDep, SessionDep, SettingsDep, TemporalDep
-from api.schemas import CancelBody, EnrollmentCreate, EnrollmentPublic, Message
+from api.schemas import (
+    AnchorBody,
+    CancelBody,
+    EnrollmentCreate,
+    EnrollmentPublic,
+    Message,
+    PauseBody,
+)
 from api.security import Access, allow
 from language.teams import teams_named
+from services import lifecycle
 from services.enrollments import EnrollmentConflict, enroll
 from services.principals import Role
 from services.registry import UnknownPathway
@@ -31,7 +34,7 @@ router = APIRouter(prefix="/enrollments", tags=["enrollments"])
 # Queries and updates are answered by a worker; without one they would wait for as long as the
 # client's default deadline, so the API gives up sooner and says so.
 QUERY_TIMEOUT = timedelta(seconds=5)
-UPDATE_TIMEOUT = timedelta(seconds=10)
+UPDATE_TIMEOUT = lifecycle.UPDATE_TIMEOUT
 
 Enrolls = Annotated[Access, Depends(allow(Role.CLINICIAN, Role.INTEGRATION))]
 Clinician = Annotated[Access, Depends(allow(Role.CLINICIAN))]
@@ -108,26 +111,69 @@ async def cancel_enrollment(enrollment_id: str, body: CancelBody, session: Sessi
                             temporal: TemporalDep, access: Clinician) -> EnrollmentPublic:
     """Cancel an enrollment: every touchpoint not yet started is dropped."""
     enrollment = await enrollment_or_404(session, enrollment_id, access)
-    # Recorded as asked, whatever the workflow answers: an attempt on patient data is an access too.
     access.reason = access.reason or body.reason
     await access.read(session, "enrollment.cancel", patient_id=enrollment.patient_id, enrollment_id=enrollment.id)
-    handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment.id))
-    try:
-        timeline = await handle.execute_update(PathwayWorkflow.cancel, CancelRequest(reason=body.reason),
-                                               rpc_timeout=UPDATE_TIMEOUT)
-    except WorkflowUpdateFailedError as refused:
-        # The workflow's validator said no; its message is the answer.
-        cause = refused.cause
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            cause.message if isinstance(cause, ApplicationError) else str(refused)) from None
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            "the enrollment's workflow did not answer in time; read the enrollment before retrying") from None
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        raise HTTPException(status.HTTP_409_CONFLICT, await _why_not_running(temporal, enrollment)) from None
+    timeline = await changed(temporal, enrollment, lifecycle.change(
+        temporal, enrollment.id, PathwayWorkflow.cancel, CancelRequest(reason=body.reason)))
     return present(enrollment, timeline)
+
+
+CHANGE_RESPONSES = {
+    404: {"model": Message},
+    409: {"model": Message, "description": "It cannot apply now (the enrollment has ended, is not paused, ...)."},
+    503: {"model": Message, "description": "No worker answered in time."},
+}
+
+
+@router.post("/{enrollment_id}/pause", response_model=EnrollmentPublic, responses=CHANGE_RESPONSES)
+async def pause_enrollment(enrollment_id: str, body: PauseBody, session: SessionDep, temporal: TemporalDep,
+                           access: Clinician) -> EnrollmentPublic:
+    """Pause an enrollment (a readmission): until it resumes nothing reaches the patient; each step's
+    `while_paused` says whether what falls due meanwhile is skipped or sent on resume."""
+    enrollment = await enrollment_or_404(session, enrollment_id, access)
+    access.reason = access.reason or body.reason
+    await access.read(session, "enrollment.pause", patient_id=enrollment.patient_id, enrollment_id=enrollment.id)
+    timeline = await changed(temporal, enrollment, lifecycle.pause(
+        session, temporal, enrollment, reason=body.reason, actor=access.principal.id))
+    return present(enrollment, timeline)
+
+
+@router.post("/{enrollment_id}/resume", response_model=EnrollmentPublic, responses=CHANGE_RESPONSES)
+async def resume_enrollment(enrollment_id: str, session: SessionDep, temporal: TemporalDep,
+                            access: Clinician) -> EnrollmentPublic:
+    """Resume a paused enrollment: its agenda goes on, and what was held for the resume goes now."""
+    enrollment = await enrollment_or_404(session, enrollment_id, access)
+    await access.read(session, "enrollment.resume", patient_id=enrollment.patient_id, enrollment_id=enrollment.id)
+    timeline = await changed(temporal, enrollment, lifecycle.resume(
+        session, temporal, enrollment, actor=access.principal.id))
+    return present(enrollment, timeline)
+
+
+@router.post("/{enrollment_id}/anchor", response_model=EnrollmentPublic, responses=CHANGE_RESPONSES)
+async def move_enrollment_anchor(enrollment_id: str, body: AnchorBody, session: SessionDep, temporal: TemporalDep,
+                                 access: Clinician) -> EnrollmentPublic:
+    """Move the anchor (an operation rescheduled): touchpoints not yet sent or opened are recomputed from it;
+    what happened stays, and what the new anchor puts in the past is skipped."""
+    enrollment = await enrollment_or_404(session, enrollment_id, access)
+    access.reason = access.reason or body.reason
+    await access.read(session, "enrollment.anchor", patient_id=enrollment.patient_id, enrollment_id=enrollment.id)
+    timeline = await changed(temporal, enrollment, lifecycle.move_anchor(
+        session, temporal, enrollment, anchor=body.anchor, reason=body.reason, actor=access.principal.id))
+    return present(enrollment, timeline)
+
+
+async def changed(temporal: Client, enrollment: Enrollment, change: Awaitable[Timeline]) -> Timeline:
+    """The timeline after a change the workflow accepted; its refusal, in its words, as a 409.
+
+    The audit line is written before: an attempt on patient data is an access too, whatever the answer."""
+    try:
+        return await change
+    except lifecycle.Refused as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    except lifecycle.Unavailable as unavailable:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(unavailable)) from None
+    except lifecycle.NotRunning:
+        raise HTTPException(status.HTTP_409_CONFLICT, await _why_not_running(temporal, enrollment)) from None
 
 
 async def enrollment_or_404(session: SessionDep, enrollment_id: str, access: Access) -> Enrollment:

@@ -42,6 +42,11 @@ WHO_MAY = {
     ("POST", "/enrollments"): {CLINICIAN, INTEGRATION},
     ("GET", "/enrollments/{enrollment_id}"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
+    ("POST", "/enrollments/{enrollment_id}/pause"): {CLINICIAN},
+    ("POST", "/enrollments/{enrollment_id}/resume"): {CLINICIAN},
+    ("POST", "/enrollments/{enrollment_id}/anchor"): {CLINICIAN},
+    # Staff on the ward, and the hospital system's admission, discharge and death messages.
+    ("POST", "/patients/{patient_id}/events"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses"): {CLINICIAN},
     ("GET", "/f/{token}"): PUBLIC,
     ("POST", "/f/{token}"): PUBLIC,
@@ -99,6 +104,8 @@ WHO_MAY = {
     ("POST", "/console/patients/{patient_id}/enroll"): {CLINICIAN},
     ("GET", "/console/enrollments/{enrollment_id}"): {CLINICIAN},
     ("POST", "/console/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
+    ("POST", "/console/enrollments/{enrollment_id}/pause"): {CLINICIAN},
+    ("POST", "/console/enrollments/{enrollment_id}/resume"): {CLINICIAN},
     ("GET", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
     ("POST", "/console/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}"): {CLINICIAN},
     # Aggregates: a clinician gets their own teams' figures only (tests/api/test_reports_api.py).

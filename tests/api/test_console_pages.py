@@ -130,6 +130,13 @@ async def test_a_nurse_finds_enrolls_enters_phone_answers_and_cancels(app: FastA
     assert 'data-parameter="phq9_referral_score"' in page.text
     assert "PHQ-9 10 or more" in page.text, "the escalation the answers raised, with its audit"
 
+    paused = await nurse.post(f"/console/enrollments/{enrollment_id}/pause", data={"reason": "readmitted"})
+    assert paused.status_code == 303
+    assert 'data-testid="enrollment-paused">' in (page := await nurse.get(f"/console/enrollments/{enrollment_id}")).text
+    assert "/resume" in page.text and "(readmitted)" in page.text
+    assert (await nurse.post(f"/console/enrollments/{enrollment_id}/resume")).status_code == 303
+    assert 'data-testid="enrollment-paused">' not in (await nurse.get(f"/console/enrollments/{enrollment_id}")).text
+
     refused = await nurse.post(f"/console/enrollments/{enrollment_id}/cancel", data={"reason": "  "})
     assert refused.status_code == 422 and "reason" in refused.text
     assert 'data-testid="enrollment-status">active' in (await nurse.get(f"/console/enrollments/{enrollment_id}")).text

@@ -28,7 +28,7 @@ from temporalio.client import Client
 
 from services.site import load_site
 from store.db import Enrollment, EscalationRecord
-from tools.driver import STAFF_ID
+from tools.deeds import STAFF_ID
 from tools.scenario_format import Loaded, load_scenarios
 from tools.scenarios import run_scenario
 from tools.simulation import Stack, local_stack, time_skipping_environment
@@ -47,13 +47,16 @@ class Recording:
 
 # Together they issue every kind of command the workflows have: messages to completion, answers
 # firing rules and starting escalations, a cancellation, a call with its outcome, an escalation
-# notified, acknowledged and resolved, and a migration to a newer version mid-way.
+# notified, acknowledged and resolved, a migration to a newer version mid-way, a pause with its resume, and
+# an anchor moved.
 RECORDINGS = [
     Recording("post-surgery-recovery", "smooth recovery, no rule fires"),
     Recording("postnatal-42d", "everything at once fires every postnatal-check rule"),
     Recording("postnatal-42d", "cancelled on day 10, readmitted"),
     Recording("postnatal-42d", "reached by phone at day 50 with raised blood pressure, acknowledged by a midwife"),
     Recording("post-surgery-recovery", "enrolled on version 2, moved to version 3 on day 10"),
+    Recording("post-surgery-recovery", "readmitted on day 2, home again on day 4"),
+    Recording("post-surgery-recovery", "discharge postponed by two days, noticed on day 1"),
 ]
 
 

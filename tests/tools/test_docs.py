@@ -45,3 +45,9 @@ def test_the_channels_example_is_valid(tmp_path: Path):
     (tmp_path / "channels-example.yaml").write_text(_block("# Channels example"), encoding="utf-8")
     pathway = SITE.load_pathway(tmp_path / "channels-example.yaml")
     assert {step.channel for step in pathway.steps} == {"wechat", "sms", "push"}
+
+
+def test_the_pause_example_is_valid(tmp_path: Path):
+    (tmp_path / "wound-follow-up.yaml").write_text(_block("# Pause example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "wound-follow-up.yaml")
+    assert [step.while_paused for step in pathway.steps] == ["skip", "send_on_resume"]
