@@ -151,6 +151,45 @@ _SLUG_SCHEMA = TypeAdapter(Slug).json_schema()
 OneOrMany = WithJsonSchema({"anyOf": [_SLUG_SCHEMA, {"type": "array", "items": _SLUG_SCHEMA}]})
 
 
+# The states a touchpoint of each kind can reach that another step may follow.
+FOLLOWABLE_STATES: dict[str, tuple[str, ...]] = {
+    "message": ("sent",), "questionnaire": ("answered", "expired"), "call": ("reached", "not_reached")}
+
+
+class After(LanguageModel):
+    """Due a time after another step's touchpoint reaches a state: once for each of its occurrences that does."""
+
+    step: Slug = Field(description="the id of the step this one follows", examples=["day3-check"])
+    sent: Duration | None = Field(default=None, description="this long after a message of that step was sent",
+                                  examples=["1d"])
+    answered: Duration | None = Field(default=None, description="this long after that questionnaire was answered",
+                                      examples=["2d"])
+    expired: Duration | None = Field(default=None, description="this long after that questionnaire expired unanswered",
+                                     examples=["1d"])
+    reached: Duration | None = Field(default=None, description="this long after staff reached the patient on that "
+                                                               "call", examples=["7d"])
+    not_reached: Duration | None = Field(default=None, description="this long after that call's last attempt "
+                                                                   "failed", examples=["1d"])
+
+    @property
+    def states(self) -> dict[str, timedelta]:
+        """Each state written with its delay; validation requires exactly one."""
+        return {state: getattr(self, state) for states in FOLLOWABLE_STATES.values() for state in states
+                if getattr(self, state, None) is not None}
+
+    @property
+    def state(self) -> str:
+        return next(iter(self.states))
+
+    @property
+    def delay(self) -> timedelta:
+        return next(iter(self.states.values()))
+
+
+AFTER_FIELD_DESCRIPTION = ("instead of `at`: due a time after another step's touchpoint reaches a state (sent, "
+                           "answered, expired, reached, not_reached), e.g. {step: day3-check, answered: 2d}")
+
+
 class MessageStep(LanguageModel):
     """Send a message (education, reminder, instructions) to the patient."""
 
@@ -163,6 +202,8 @@ class MessageStep(LanguageModel):
     at: At | None = Field(
         default=None, description="when the first occurrence is due; leave out for a message that only rules send",
         examples=["day 1 10:00", "day 0 +2h"])
+    after: After | None = Field(default=None, description=AFTER_FIELD_DESCRIPTION,
+                                examples=[{"step": "day3-check", "answered": "2d"}])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
     spread: Duration | None = Field(
@@ -247,8 +288,11 @@ class QuestionnaireStep(LanguageModel):
                                   "enrollments that migrate keep its occurrences instead of losing and re-adding them",
         examples=["day7-check"])
     instrument: Slug = Field(description="id of an instrument in pathways/instruments/", examples=["phq-9"])
-    at: At = Field(description="when the questionnaire opens (the invitation is sent)",
-                       examples=["day 3 10:00"])
+    at: At | None = Field(default=None, description="when the questionnaire opens (the invitation is sent); "
+                                                    "leave out for one that opens `after` another step",
+                          examples=["day 3 10:00"])
+    after: After | None = Field(default=None, description=AFTER_FIELD_DESCRIPTION,
+                                examples=[{"step": "day3-check", "answered": "2d"}])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
     spread: Duration | None = Field(
@@ -291,6 +335,8 @@ class CallStep(LanguageModel):
     at: At | None = Field(
         default=None, description="when the task falls due; leave out for a call that only rules open",
         examples=["day 7 10:00"])
+    after: After | None = Field(default=None, description=AFTER_FIELD_DESCRIPTION,
+                                examples=[{"step": "day3-check", "answered": "2d"}])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
     team: Slug = Field(description="the team whose worklist gets the task", examples=["midwives"])

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from language.model import Pathway, QuestionnaireStep
+from language.model import Pathway, QuestionnaireStep, Step
 from language.timing import SendWindow, Timing
 
 ONE_DAY = timedelta(days=1)
@@ -73,6 +73,17 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
                                 Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
                                            due=due.astimezone(timezone.utc))))
     return [entry[-1] for entry in sorted(touchpoints, key=lambda entry: entry[:3])]
+
+
+def followed_due(pathway: Pathway, step: Step, reached: datetime, zone: str, enrollment_id: str = "") -> datetime:
+    """When a step written `after: {step: ..., <state>: <delay>}` falls due, its source having reached that
+    state at `reached`: the delay as `remind` counts it, then the step's spread and the send window."""
+    due = _later(reached.astimezone(ZoneInfo(zone)), step.after.delay)
+    if getattr(step, "spread", None) and enrollment_id:
+        due = (due.astimezone(timezone.utc) + spread_offset(enrollment_id, step.spread)).astimezone(due.tzinfo)
+    if pathway.send_window:
+        due = within_window(due, pathway.send_window)
+    return due.astimezone(timezone.utc)
 
 
 def spread_offset(enrollment_id: str, spread: timedelta) -> timedelta:

@@ -165,9 +165,12 @@ def _describe_actions(actions: Any) -> str:
 
 
 def _on_demand(pathway: Pathway) -> list[OnDemand]:
-    """Steps without `at`, each with the rules that start them (send: / call:)."""
+    """Steps without `at`, each with what starts them: the step it comes `after`, rules (send: / call:)."""
     starters: dict[str, list[str]] = {}
     for step in pathway.steps:
+        if step.after is not None:
+            starters.setdefault(step.id, []).append(
+                f"{step.after.step} {step.after.state.replace('_', ' ')} + {format_duration(step.after.delay)}")
         rules = [(f"rule {number}", rule) for number, rule in enumerate(getattr(step, "on", []), start=1)]
         for name in ("on_expire", "on_not_reached"):
             if getattr(step, name, None) is not None:

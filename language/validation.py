@@ -22,6 +22,7 @@ from language.loader import (
 )
 from language.model import (
     CRISIS_POLICY_NAME,
+    FOLLOWABLE_STATES,
     Actions,
     CallStep,
     MessageStep,
@@ -150,7 +151,7 @@ def actions_of(where: Location, step: PathwayStep) -> list[tuple[Location, Actio
 
 def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) -> list[tuple[Location, str]]:
     """Rules across fields that a schema cannot express, each with the field path it concerns."""
-    problems: list[tuple[Location, str]] = []
+    problems: list[tuple[Location, str]] = after_problems(pathway)
     counts = Counter(step.id for step in pathway.steps)
     replaced = Counter(step.replaces for step in pathway.steps if step.replaces)
     for index, step in enumerate(pathway.steps):
@@ -171,6 +172,52 @@ def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) 
                           f"a reminder {timing.format_duration(reminder)} after opening would come after the "
                           f"questionnaire expires ({timing.format_duration(step.expire)})")
                          for number, reminder in enumerate(step.remind) if reminder >= step.expire]
+    return problems
+
+
+def after_problems(pathway: Pathway) -> list[tuple[Location, str]]:
+    """`after` follows one state of an existing step that a touchpoint of its kind can reach, instead of
+    `at`, once per occurrence (no repeat), and no chain of `after` comes back to where it started."""
+    problems: list[tuple[Location, str]] = []
+    kinds = {step.id: step.kind for step in pathway.steps}
+    for index, step in enumerate(pathway.steps):
+        where: Location = ("steps", index)
+        if step.after is None:
+            if isinstance(step, QuestionnaireStep) and step.at is None:
+                problems.append((where, "a questionnaire needs `at` (when it opens) or `after` (the step it follows)"))
+            continue
+        if step.at is not None:
+            problems.append(((*where, "at"), "write `at` or `after`, not both: a step follows the anchor or another step"))
+        if step.repeat is not None:
+            problems.append(((*where, "repeat"), ("a step written `after` another comes once for each occurrence of "
+                                                  "that step reaching the state; leave out `repeat`")))
+        states = list(step.after.states)
+        if len(states) != 1:
+            problems.append(((*where, "after"), ("name one state with its delay, e.g. answered: 2d "
+                                                 f"(found {', '.join(states) or 'none'})")))
+        source = kinds.get(step.after.step)
+        if source is None:
+            hint = difflib.get_close_matches(step.after.step, sorted(kinds), n=1)
+            problems.append(((*where, "after", "step"), f"no step '{step.after.step}' in this pathway"
+                             + (f"; did you mean '{hint[0]}'?" if hint else "")))
+        elif len(states) == 1 and states[0] not in FOLLOWABLE_STATES[source]:
+            problems.append(((*where, "after", states[0]), (f"'{step.after.step}' is a {source} step: it can be "
+                             f"followed once {' or '.join(FOLLOWABLE_STATES[source])}, never {states[0]}")))
+    return problems + _after_cycle_problems(pathway)
+
+
+def _after_cycle_problems(pathway: Pathway) -> list[tuple[Location, str]]:
+    """A step that (through others) follows itself never comes: each waits for the one before it."""
+    follows = {step.id: step.after.step for step in pathway.steps if step.after is not None}
+    problems = []
+    for index, step in enumerate(pathway.steps):
+        chain, current = [step.id], follows.get(step.id)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = follows.get(current)
+        if current == step.id:
+            problems.append((("steps", index, "after", "step"), ("these steps wait for each other and none would "
+                             f"ever come: {' -> '.join([*chain, step.id])}")))
     return problems
 
 

@@ -92,6 +92,8 @@ class TimelineEntry(BaseModel):
     response: ResponseSummary | None = None
     outcome: RuleOutcome | None = None
     attempts: int = 0
+    # For a step written `after` another: the touchpoint whose state it follows (`day3-check#1`).
+    follows: str | None = None
 
     @property
     def key(self) -> str:
