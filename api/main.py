@@ -21,6 +21,7 @@ from api.metrics import instrument
 from api.overload import Overload
 from api.routes import (
     api_keys,
+    appointments,
     audit,
     auth,
     codec,
@@ -56,6 +57,7 @@ api_router.include_router(patients.router)
 api_router.include_router(pathways.router)
 api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)
+api_router.include_router(appointments.router)
 api_router.include_router(responses.router)
 api_router.include_router(forms.router)
 api_router.include_router(teams.router)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from language.model import Pathway, QuestionnaireStep, Step
+from language.model import AppointmentStep, Pathway, QuestionnaireStep, Step
 from language.timing import SendWindow, Timing
 
 ONE_DAY = timedelta(days=1)
@@ -119,6 +119,20 @@ def questionnaire_window(pathway: Pathway, step: QuestionnaireStep, opened: date
         if due.astimezone(timezone.utc) < expires:
             reminders.append(due.astimezone(timezone.utc))
     return reminders, expires
+
+
+def appointment_reminders(pathway: Pathway, step: AppointmentStep, visit: datetime, zone: str) -> list[datetime]:
+    """When the reminders of a visit at `visit` fall due, earliest first: each `remind` before it (whole days
+    keep the local clock), inside the send window; one the window would push to the visit or later is dropped."""
+    local = visit.astimezone(ZoneInfo(zone))
+    reminders = set()
+    for before in step.remind:
+        due = _later(local, -before)
+        if pathway.send_window:
+            due = within_window(due, pathway.send_window)
+        if due < visit:
+            reminders.add(due.astimezone(timezone.utc))
+    return sorted(reminders)
 
 
 def _nth_due(first: datetime, every: timedelta, index: int) -> datetime:

@@ -23,7 +23,9 @@ from language.loader import (
 from language.model import (
     CRISIS_POLICY_NAME,
     FOLLOWABLE_STATES,
+    LINK_PLACEHOLDERS,
     Actions,
+    AppointmentStep,
     CallStep,
     MessageStep,
     MessageTemplate,
@@ -79,7 +81,7 @@ def _shaped(text: str, file: str) -> tuple[LoadedDocument, Pathway]:
         raise DocumentInvalid(schema_problems(document, error, Pathway)) from None
 
 
-PathwayStep = MessageStep | QuestionnaireStep | CallStep
+PathwayStep = MessageStep | QuestionnaireStep | CallStep | AppointmentStep
 
 
 def escalation_problems(pathway: Pathway, teams: Collection[str]) -> list[tuple[Location, str]]:
@@ -142,10 +144,10 @@ def _replaces_problems(index: int, step: PathwayStep, counts: Counter, replaced:
 
 
 def actions_of(where: Location, step: PathwayStep) -> list[tuple[Location, Actions]]:
-    """Every set of actions a step can take (its rules, then on_expire or on_not_reached), with its place."""
+    """Every set of actions a step can take (its rules, then on_expire, on_not_reached or on_missed), with its place."""
     found: list[tuple[Location, Actions | None]] = [((*where, "on", number), rule)
                                                     for number, rule in enumerate(getattr(step, "on", []))]
-    found += [((*where, key), getattr(step, key, None)) for key in ("on_expire", "on_not_reached")]
+    found += [((*where, key), getattr(step, key, None)) for key in ("on_expire", "on_not_reached", "on_missed")]
     return [(place, actions) for place, actions in found if actions is not None]
 
 
@@ -167,11 +169,34 @@ def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) 
                                              _KIND_VARIABLES.get(step.kind, {}), pathway, step.id)
         if isinstance(step, (QuestionnaireStep, CallStep)):
             problems += _rules_problems(index, step, pathway, instruments)
+        if isinstance(step, AppointmentStep):
+            problems += _appointment_problems(index, step, pathway)
         if isinstance(step, QuestionnaireStep):
             problems += [(("steps", index, "remind", number),
                           f"a reminder {timing.format_duration(reminder)} after opening would come after the "
                           f"questionnaire expires ({timing.format_duration(step.expire)})")
                          for number, reminder in enumerate(step.remind) if reminder >= step.expire]
+    return problems
+
+
+def _appointment_problems(index: int, step: AppointmentStep, pathway: Pathway) -> list[tuple[Location, str]]:
+    """The link's placeholders are ids carepath knows, reminders come before the visit, `send:` names messages."""
+    where: Location = ("steps", index)
+    problems: list[tuple[Location, str]] = []
+    try:
+        step.link.format_map({name: "x" for name in LINK_PLACEHOLDERS})
+    except (KeyError, ValueError, IndexError) as error:
+        problems.append(((*where, "link"), f"the link may use {', '.join('{' + n + '}' for n in LINK_PLACEHOLDERS)} "
+                                           f"and nothing else in braces (found: {error})"))
+    problems += [((*where, "remind", number), "a reminder comes some time before the visit: longer than zero")
+                 for number, before in enumerate(step.remind) if before <= timedelta(0)]
+    if step.record_within <= timedelta(0):
+        problems.append(((*where, "record_within"), "staff need some time after the visit to record it: "
+                                                    "longer than zero"))
+    messages = {other.id for other in pathway.steps if isinstance(other, MessageStep)}
+    if step.on_missed is not None:
+        problems += [((*where, "on_missed", "send"), f"'{target}' is not a message step of this pathway")
+                     for target in step.on_missed.send if target not in messages]
     return problems
 
 
@@ -252,7 +277,11 @@ def tags_set_by(pathway: Pathway) -> frozenset[str]:
 
 
 # What a template may use beyond templates.TEMPLATE_VARIABLES, by step kind: delivery supplies it.
-_KIND_VARIABLES = {"questionnaire": {"link": "link (the questionnaire's web form)"}}
+_KIND_VARIABLES = {"questionnaire": {"link": "link (the questionnaire's web form)"},
+                   "appointment": {"link": "link (the booking or video service)",
+                                   "visit": "visit (the visit's local date and time)"}}
+# Of those, what the message cannot do without: the way to the form, or to the visit.
+_REQUIRED_VARIABLES = {"link"}
 
 
 def _templates_problems(where: Location, templates: Mapping[str, MessageTemplate], locales: list[str],
@@ -270,7 +299,8 @@ def _templates_problems(where: Location, templates: Mapping[str, MessageTemplate
             problems += [((*where, locale, part), message) for message in template_problems(source, extra)]
             used |= variables_in(source)
         problems += [((*where, locale), f"the message must contain {{{{ {name} }}}}, "
-                                        "or the patient has no way to reach the form") for name in extra.keys() - used]
+                                        "or the patient has no way to reach the form")
+                     for name in (extra.keys() & _REQUIRED_VARIABLES) - used]
     return problems
 
 

@@ -30,7 +30,7 @@ SCREEN_FREE_TEXT = "screen_free_text"
 ALERT_OPERATIONS = "alert_operations"
 
 TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired",
-                          "reached", "not_reached"]
+                          "reached", "not_reached", "attended", "missed"]
 EnrollmentStatus = Literal["active", "completed", "cancelled", "stopped"]
 ItemValue = bool | int | float | str | None
 
@@ -124,7 +124,8 @@ class Timeline(BaseModel):
 class CarriedAgendaItem(BaseModel):
     """An agenda item as the next run receives it: its entry by position in `CarriedState.entries`."""
 
-    kind: Literal["send", "open_questionnaire", "remind", "expire", "open_call", "escalate"]
+    kind: Literal["send", "open_questionnaire", "remind", "expire", "open_call", "escalate",
+                  "appointment_reminder", "appointment_due", "attendance_deadline"]
     due: AwareDatetime
     entry: int
     sent_by_rule: bool = False
@@ -188,6 +189,13 @@ class FormLink(BaseModel):
     expires: AwareDatetime
 
 
+class AppointmentNotice(BaseModel):
+    """Put the visit's link and time into the message (`{{ link }}`, `{{ visit }}` in the patient's zone)."""
+
+    link: str
+    at: AwareDatetime
+
+
 class MessageDelivery(BaseModel):
     """Deliver one message. (enrollment, step, occurrence, purpose) is the idempotency key."""
 
@@ -201,6 +209,7 @@ class MessageDelivery(BaseModel):
     due: datetime
     templates: dict[str, MessageTemplate]
     form: FormLink | None = None
+    appointment: AppointmentNotice | None = None
 
 
 class QuestionnaireOccurrence(BaseModel):
@@ -322,6 +331,15 @@ class CallOutcome(BaseModel):
     outcome: Literal["reached", "not_reached"]
     staff_id: str
     values: dict[str, ItemValue] = {}
+
+
+class AttendanceReport(BaseModel):
+    """Whether the patient came to an appointment, and who says so (a staff id, or the video service)."""
+
+    step_id: str
+    occurrence: int
+    outcome: Literal["attended", "missed"]
+    recorded_by: str
 
 
 class DeliveryReceipt(BaseModel):

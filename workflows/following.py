@@ -13,7 +13,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from language.plan import followed_due
-    from workflows.agenda import Agenda, first_item
+    from workflows.agenda import Agenda
     from workflows.contracts import EnrollmentRun, TimelineEntry
     from workflows.deliveries import Deliveries
 
@@ -46,7 +46,7 @@ class FollowingSteps:
                 occurrence=1 + sum(1 for other in self._entries if other.step_id == step.id),
                 due=followed_due(pathway, step, workflow.now(), self._run.timezone, self._run.enrollment_id))
             self._entries.append(added)
-            self._agenda.add(first_item(added))
+            self._begin(added)
 
     def _more_may_come(self) -> bool:
         """Beside the agenda, what the run must stay for: a phone task waiting for its outcome, or a message

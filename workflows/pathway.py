@@ -42,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         Remind,
         SendMessage,
         StartEscalation,
-        first_item,
     )
     from workflows.contracts import (
         EXPIRE_QUESTIONNAIRE,
@@ -66,16 +65,12 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         escalation_workflow_id,
     )
+    from workflows.appointments import APPOINTMENT_ITEMS, AppointmentItem, AppointmentSteps
     from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
     from workflows.following import FollowingSteps
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
-    from workflows.payloads import (
-        call_task,
-        escalation_start,
-        form_link,
-        questionnaire_occurrence,
-    )
+    from workflows.payloads import call_task, escalation_start, form_link, questionnaire_occurrence
 
 # Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
 ENROLLMENT_GRACE = timedelta(minutes=15)
@@ -87,11 +82,11 @@ CONTINUE_AS_NEW_PATCH = "continue-as-new-when-history-is-long"
 
 _CARRIED_KINDS: dict[type[AgendaItem], str] = {
     SendMessage: "send", OpenQuestionnaire: "open_questionnaire", Remind: "remind", Expire: "expire",
-    OpenCall: "open_call", StartEscalation: "escalate"}
+    OpenCall: "open_call", StartEscalation: "escalate", **{item: kind for kind, item in APPOINTMENT_ITEMS.items()}}
 
 
 @workflow.defn
-class PathwayWorkflow(FollowingSteps):
+class PathwayWorkflow(FollowingSteps, AppointmentSteps):
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
@@ -120,7 +115,7 @@ class PathwayWorkflow(FollowingSteps):
             self._skip_touchpoints_due_before_enrollment()
             for entry in self._entries:
                 if entry.status == "planned":
-                    self._agenda.add(first_item(entry))
+                    self._begin(entry)
         while self._agenda or self._more_may_come():
             # Between two turns nothing is in flight; an update still running (an outcome waiting for
             # its call to open) needs this run's loop, so the handover waits for a later turn.
@@ -300,7 +295,7 @@ class PathwayWorkflow(FollowingSteps):
         self._agenda.keep_only(lambda item: not (item.entry.key in leaving and item.entry.status == "planned"))
         for entry in self._entries:
             if entry.key in arriving and entry.status == "planned":
-                self._agenda.add(first_item(entry))
+                self._begin(entry)
         self._run = self._run.model_copy(update={"pathway": pathway})
 
     @workflow.query
@@ -388,6 +383,8 @@ class PathwayWorkflow(FollowingSteps):
                 await self._escalate(entry, trigger, escalate)
             case OpenCall():
                 await self._open_call(entry)
+            case AppointmentItem():
+                await self._perform_appointment(item)
 
     async def _deliver(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
@@ -495,4 +492,4 @@ def _restored(item: CarriedAgendaItem, entries: list[TimelineEntry]) -> AgendaIt
             return StartEscalation(item.due, entry, item.trigger or "", item.escalate)
         case kind:
             return {"open_questionnaire": OpenQuestionnaire, "remind": Remind, "expire": Expire,
-                    "open_call": OpenCall}[kind](item.due, entry)
+                    "open_call": OpenCall, **APPOINTMENT_ITEMS}[kind](item.due, entry)

@@ -40,6 +40,7 @@ WHO_MAY = {
     ("POST", "/enrollments"): {CLINICIAN, INTEGRATION},
     ("GET", "/enrollments/{enrollment_id}"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
+    ("POST", "/enrollments/{enrollment_id}/appointments/{step_id}/{occurrence}/attendance"): {CLINICIAN},
     ("POST", "/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses"): {CLINICIAN},
     ("GET", "/f/{token}"): PUBLIC,
     ("POST", "/f/{token}"): PUBLIC,

@@ -45,3 +45,11 @@ def test_the_channels_example_is_valid(tmp_path: Path):
     (tmp_path / "channels-example.yaml").write_text(_block("# Channels example"), encoding="utf-8")
     pathway = SITE.load_pathway(tmp_path / "channels-example.yaml")
     assert {step.channel for step in pathway.steps} == {"wechat", "sms", "push"}
+
+
+def test_the_appointment_example_is_valid(tmp_path: Path):
+    (tmp_path / "appointment-example.yaml").write_text(_block("# Appointment example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "appointment-example.yaml")
+    visit, _, follow_up = pathway.steps
+    assert (visit.kind, visit.mode, visit.on_missed.call) == ("appointment", "video", ["missed-visit-call"])
+    assert (follow_up.after.step, follow_up.after.state) == ("video-check", "attended")

@@ -1,0 +1,78 @@
+"""Recording attendance at an appointment step through the API, against the real Temporal dev server and worker."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+
+from services.principals import Role
+from tests.api.accounts import Accounts
+
+PATHWAY = """\
+id: api-video-visit
+version: 1
+title: API video visit
+anchor: delivery_date
+locales: [en]
+steps:
+  - kind: appointment
+    id: video-visit
+    mode: video
+    at: 2s
+    link: "https://video.example-hospital.test/join?ref={enrollment}-{step}-{occurrence}"
+    remind: [1s]
+    template: {en: {subject: "Your video visit", body: "{{ link }}"}}
+    on_missed: {tag: missed-visit}
+"""
+
+
+async def _enrolled(api: httpx.AsyncClient) -> tuple[str, str]:
+    deployed = await api.post("/pathways", content=PATHWAY.encode(), headers={"Content-Type": "application/yaml"})
+    assert deployed.status_code in (200, 201), deployed.text  # 200: the same source, deployed by an earlier test
+    patient = await api.post("/patients", json={"given_name": "Mei", "family_name": "Chen", "locale": "en",
+                                                "email": f"{uuid.uuid4().hex}@example.test", "timezone": "UTC"})
+    enrollment = await api.post("/enrollments", json={"patient_id": patient.json()["id"],
+                                                      "pathway_id": "api-video-visit",
+                                                      "anchor": datetime.now(UTC).isoformat()})
+    assert enrollment.status_code == 201, enrollment.text
+    return patient.json()["id"], enrollment.json()["id"]
+
+
+async def test_a_missed_visit_is_recorded_audited_and_acted_on_and_cannot_be_recorded_twice(
+        api: httpx.AsyncClient, accounts: Accounts):
+    patient_id, enrollment_id = await _enrolled(api)
+    path = f"/enrollments/{enrollment_id}/appointments/video-visit/1/attendance"
+
+    early = await api.post(path, json={"outcome": "missed"})
+    for _ in range(100):  # the visit is two seconds after enrolling
+        recorded = await api.post(path, json={"outcome": "missed"})
+        if recorded.status_code != 409:
+            break
+        await asyncio.sleep(0.1)
+    twice = await api.post(path, json={"outcome": "attended"})
+
+    assert early.status_code == 409 and "appointment video-visit #1 is at " in early.json()["detail"]
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["tags"] == ["missed-visit"]
+    assert twice.json() == {"detail": "appointment video-visit #1 is already missed"}
+    log = (await (await accounts.with_role(Role.AUDITOR)).get(f"/patients/{patient_id}/access-log")).json()
+    audited = [line["target"] for line in log if line["action"] == "appointment.attendance"]
+    # Every attempt, the refused ones too: an attempt on patient data is an access.
+    assert len(audited) >= 3 and set(audited) == {"video-visit#1 missed", "video-visit#1 attended"}
+
+
+async def test_attendance_names_what_it_takes(api: httpx.AsyncClient):
+    _, enrollment_id = await _enrolled(api)
+    path = f"/enrollments/{enrollment_id}/appointments/video-visit/1/attendance"
+
+    wrong = await api.post(path, json={"outcome": "came"})
+    unknown_step = await api.post(f"/enrollments/{enrollment_id}/appointments/no-visit/1/attendance",
+                                  json={"outcome": "attended"})
+    unknown_enrollment = await api.post("/enrollments/en_nobody/appointments/video-visit/1/attendance",
+                                        json={"outcome": "attended"})
+
+    assert wrong.status_code == 422
+    assert (unknown_step.status_code, unknown_step.json()) == (
+        409, {"detail": "no appointment no-visit #1 in this enrollment"})
+    assert unknown_enrollment.status_code == 404
