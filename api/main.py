@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             site = load_site(settings.PATHWAYS_DIR)
             # Teams before pathways: pathways name them.
             await seed_teams_file(sessions, site.roster, settings.webhook_problem)
-            registry = PathwayRegistry(sessions, site.instruments)
+            registry = PathwayRegistry(sessions, site.instruments, site.calendars)
             await registry.load_directory(site.folder)
             oidc = (OidcVerifier(settings.OIDC_ISSUER, settings.OIDC_AUDIENCE, settings.OIDC_JWKS_URL)
                     if settings.OIDC_ISSUER else None)

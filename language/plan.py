@@ -7,6 +7,7 @@ the preview runs it to show authors the same thing without running anything.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -58,7 +59,7 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
     start = anchor_instant(anchor, zone)
     touchpoints = []
     for order, step in enumerate(pathway.steps):
-        if step.at is None:
+        if step.at is None or step.at.occasion:
             continue
         first = _first_due(start, step.at)
         if getattr(step, "spread", None) and enrollment_id:
@@ -73,6 +74,28 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
                                 Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
                                            due=due.astimezone(timezone.utc))))
     return [entry[-1] for entry in sorted(touchpoints, key=lambda entry: entry[:3])]
+
+
+def occasion_span(pathway: Pathway, anchor: date | datetime, zone: str) -> tuple[date, date]:
+    """The local days birthdays and holidays are looked for: from the anchor's to the last planned touchpoint's."""
+    first = anchor_instant(anchor, zone).date()
+    dues = [touchpoint.due.astimezone(ZoneInfo(zone)).date() for touchpoint in compile_plan(pathway, anchor, zone)]
+    return first, max([first, *dues])
+
+
+def occasion_touchpoints(pathway: Pathway, dates: Mapping[str, Sequence[date]], zone: str) -> list[Touchpoint]:
+    """The touchpoints of steps `at: birthday HH:MM` or `at: holiday ...`: one on each of its occasion's dates."""
+    touchpoints = []
+    for step in pathway.steps:
+        if step.at is None or not step.at.occasion:
+            continue
+        for index, day in enumerate(dates.get(step.at.occasion, ())):
+            due = _wall_clock(datetime.combine(day, step.at.clock, tzinfo=ZoneInfo(zone)))
+            if pathway.send_window:
+                due = within_window(due, pathway.send_window)
+            touchpoints.append(Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
+                                          due=due.astimezone(timezone.utc)))
+    return sorted(touchpoints, key=lambda touchpoint: touchpoint.due)
 
 
 def followed_due(pathway: Pathway, step: Step, reached: datetime, zone: str, enrollment_id: str = "") -> datetime:

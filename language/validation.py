@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from language import timing
 from language.channel_checks import channel_problems
+from language.holidays import HolidayCalendar
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
 from language.loader import (
@@ -36,16 +37,20 @@ from language.model import (
 from language.rule_checks import RuleScope, rule_problems
 from language.schema_errors import schema_problems
 from language.templates import template_problems, variables_in
+from language.timing import BIRTHDAY
 
 
-def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], teams: Collection[str]) -> Pathway:
+def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], teams: Collection[str],
+                  calendars: Mapping[str, HolidayCalendar] | None = None) -> Pathway:
     """Validate a pathway document; raise DocumentInvalid listing every problem found.
 
     Like a compiler: first the shape of every field, then, on the typed pathway, what refers to what.
-    `instruments` are those questionnaire and call steps may use, `teams` those escalations and calls may name.
+    `instruments` are those questionnaire and call steps may use, `teams` those escalations and calls may name,
+    `calendars` the holiday calendars `at: holiday ...` may name.
     """
     document, pathway = _shaped(text, file)
-    problems = reference_problems(pathway, instruments) + escalation_problems(pathway, set(teams))
+    problems = (reference_problems(pathway, instruments) + escalation_problems(pathway, set(teams))
+                + occasion_problems(pathway, calendars or {}))
     if problems:
         raise DocumentInvalid([document.problem(location, message) for location, message in problems])
     return pathway
@@ -200,6 +205,30 @@ def _appointment_problems(index: int, step: AppointmentStep, pathway: Pathway) -
     return problems
 
 
+def occasion_problems(pathway: Pathway, calendars: Mapping[str, HolidayCalendar]) -> list[tuple[Location, str]]:
+    """`at: holiday <calendar>/<holiday>` names a holiday of a site calendar; birthdays and holidays do not repeat."""
+    problems: list[tuple[Location, str]] = []
+    for index, step in enumerate(pathway.steps):
+        if step.at is None or not step.at.occasion:
+            continue
+        where: Location = ("steps", index, "at")
+        if step.repeat is not None:
+            problems.append((("steps", index, "repeat"), "a birthday or holiday step comes on each such day of the "
+                                                         "enrollment by itself; leave out `repeat`"))
+        if step.at.occasion == BIRTHDAY:
+            continue
+        calendar_id, holiday = step.at.occasion.removeprefix("holiday ").split("/")
+        calendar = calendars.get(calendar_id)
+        if calendar is None:
+            problems.append((where, f"no holiday calendar '{calendar_id}' (calendars: "
+                                    f"{', '.join(sorted(calendars)) or 'none'}; pathways/site/holidays/<id>.yaml)"))
+        elif holiday not in calendar.holidays:
+            hint = difflib.get_close_matches(holiday, sorted(calendar.holidays), n=1)
+            problems.append((where, f"holiday calendar '{calendar_id}' has no '{holiday}'; " + (
+                f"did you mean '{hint[0]}'?" if hint else f"it has: {', '.join(sorted(calendar.holidays))}")))
+    return problems
+
+
 def after_problems(pathway: Pathway) -> list[tuple[Location, str]]:
     """`after` follows one state of an existing step that a touchpoint of its kind can reach, instead of
     `at`, once per occurrence (no repeat), and no chain of `after` comes back to where it started."""
@@ -282,6 +311,7 @@ _KIND_VARIABLES = {"questionnaire": {"link": "link (the questionnaire's web form
                                    "visit": "visit (the visit's local date and time)"}}
 # Of those, what the message cannot do without: the way to the form, or to the visit.
 _REQUIRED_VARIABLES = {"link"}
+_LINK_LEADS_TO = {"questionnaire": "the form", "appointment": "the booking or video service"}
 
 
 def _templates_problems(where: Location, templates: Mapping[str, MessageTemplate], locales: list[str],
@@ -299,7 +329,7 @@ def _templates_problems(where: Location, templates: Mapping[str, MessageTemplate
             problems += [((*where, locale, part), message) for message in template_problems(source, extra)]
             used |= variables_in(source)
         problems += [((*where, locale), f"the message must contain {{{{ {name} }}}}, "
-                                        "or the patient has no way to reach the form")
+                                        f"or the patient has no way to reach {_LINK_LEADS_TO[kind]}")
                      for name in (extra.keys() & _REQUIRED_VARIABLES) - used]
     return problems
 

@@ -7,7 +7,7 @@ are ids, and the texts are the pathway's templates, not what a patient wrote.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
@@ -28,6 +28,7 @@ OPEN_CALL_TASK = "open_call_task"
 CLOSE_CALL_TASK = "close_call_task"
 SCREEN_FREE_TEXT = "screen_free_text"
 ALERT_OPERATIONS = "alert_operations"
+RESOLVE_OCCASIONS = "resolve_occasions"
 
 TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired",
                           "reached", "not_reached", "attended", "missed"]
@@ -331,6 +332,23 @@ class CallOutcome(BaseModel):
     outcome: Literal["reached", "not_reached"]
     staff_id: str
     values: dict[str, ItemValue] = {}
+
+
+class OccasionQuery(BaseModel):
+    """Which birthdays and holidays (`birthday`, `holiday cn/spring-festival`) fall in an enrollment's local days."""
+
+    enrollment_id: str
+    occasions: list[str]
+    first: date
+    last: date
+
+
+class OccasionDates(BaseModel):
+    """The dates each occasion falls on in the span, and why any are incomplete. Never the date of birth itself:
+    only the birthdays within the span (a message on one is sent on that day anyway)."""
+
+    dates: dict[str, list[date]]
+    gaps: list[str] = []
 
 
 class AttendanceReport(BaseModel):

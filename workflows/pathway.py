@@ -70,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation import EscalationWorkflow
     from workflows.following import FollowingSteps
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
+    from workflows.occasions import OccasionSteps
     from workflows.payloads import call_task, escalation_start, form_link, questionnaire_occurrence
 
 # Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
@@ -86,7 +87,7 @@ _CARRIED_KINDS: dict[type[AgendaItem], str] = {
 
 
 @workflow.defn
-class PathwayWorkflow(FollowingSteps, AppointmentSteps):
+class PathwayWorkflow(FollowingSteps, AppointmentSteps, OccasionSteps):
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
@@ -112,6 +113,7 @@ class PathwayWorkflow(FollowingSteps, AppointmentSteps):
     @workflow.run
     async def run(self, run: EnrollmentRun) -> Timeline:
         if run.carried is None:
+            await self._plan_occasions()
             self._skip_touchpoints_due_before_enrollment()
             for entry in self._entries:
                 if entry.status == "planned":
