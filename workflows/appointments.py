@@ -12,6 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from language.plan import appointment_reminders
+    from language.timing import format_duration
     from language.rules import Decision
     from workflows.agenda import Agenda, AgendaItem, first_item
     from workflows.contracts import (
@@ -83,7 +84,7 @@ class AppointmentSteps:
                 entry.status, entry.at, entry.closes = "open", workflow.now(), entry.due + step.record_within
                 self._agenda.add(AttendanceDeadline(entry.closes, entry))
             case AttendanceDeadline() if entry.status == "open":
-                self._attend(entry, "missed", f"no attendance recorded by {entry.closes.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+                self._attend(entry, "missed", f"no attendance recorded within {format_duration(step.record_within)}")
 
     @workflow.update
     def record_attendance(self, report: AttendanceReport) -> RuleOutcome:
