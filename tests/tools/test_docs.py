@@ -53,3 +53,9 @@ def test_the_appointment_example_is_valid(tmp_path: Path):
     visit, _, follow_up = pathway.steps
     assert (visit.kind, visit.mode, visit.on_missed.call) == ("appointment", "video", ["missed-visit-call"])
     assert (follow_up.after.step, follow_up.after.state) == ("video-check", "attended")
+
+
+def test_the_occasions_example_is_valid(tmp_path: Path):
+    (tmp_path / "occasions-example.yaml").write_text(_block("# Occasions example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "occasions-example.yaml")
+    assert [step.at.occasion for step in pathway.steps] == ["birthday", "holiday cn/spring-festival", None]
