@@ -1,13 +1,21 @@
 """Recording attendance at an appointment step through the API, against the real Temporal dev server and worker."""
 
 import asyncio
+import hashlib
+import hmac
+import json
+import time
 import uuid
 from datetime import UTC, datetime
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
 
 from services.principals import Role
+from store.db import AccessAudit
 from tests.api.accounts import Accounts
+from tests.api.conftest import RECEIPT_SECRETS
 
 PATHWAY = """\
 id: api-video-visit
@@ -76,3 +84,39 @@ async def test_attendance_names_what_it_takes(api: httpx.AsyncClient):
     assert (unknown_step.status_code, unknown_step.json()) == (
         409, {"detail": "no appointment no-visit #1 in this enrollment"})
     assert unknown_enrollment.status_code == 404
+
+
+def _signed_by_the_video_service(payload: dict, secret: str = RECEIPT_SECRETS["VIDEO_SERVICE_SECRET"]):
+    """Signed as the video service signs, from the documented scheme (not our code)."""
+    body = json.dumps(payload).encode()
+    stamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return body, {"X-Carepath-Timestamp": stamp, "X-Carepath-Signature": f"sha256={digest}",
+                  "Content-Type": "application/json"}
+
+
+async def test_the_video_service_reports_attendance_signed_and_a_forged_report_changes_nothing(
+        api: httpx.AsyncClient, anonymous: httpx.AsyncClient, app: FastAPI):
+    _, enrollment_id = await _enrolled(api)
+    report = {"enrollment_id": enrollment_id, "step_id": "video-visit", "occurrence": 1, "outcome": "attended"}
+
+    body, headers = _signed_by_the_video_service(report, secret="guessed")
+    forged = await anonymous.post("/appointments/attendance", content=body, headers=headers)
+    for _ in range(100):  # the visit is two seconds after enrolling
+        body, headers = _signed_by_the_video_service(report)
+        recorded = await anonymous.post("/appointments/attendance", content=body, headers=headers)
+        if recorded.status_code != 409:
+            break
+        await asyncio.sleep(0.1)
+
+    assert forged.status_code == 403
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["calls"] == [] and recorded.json()["tags"] == []
+    again = await api.post(f"/enrollments/{enrollment_id}/appointments/video-visit/1/attendance",
+                           json={"outcome": "missed"})
+    assert again.json() == {"detail": "appointment video-visit #1 is already attended"}
+    async with app.state.services.sessions() as session:
+        outcomes = (await session.scalars(select(AccessAudit.outcome).where(
+            AccessAudit.action == "appointment.attendance", AccessAudit.actor_kind == "gateway",
+            (AccessAudit.enrollment_id == enrollment_id) | AccessAudit.enrollment_id.is_(None)))).all()
+    assert "denied" in outcomes and "allowed" in outcomes

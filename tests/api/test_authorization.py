@@ -41,6 +41,7 @@ WHO_MAY = {
     ("GET", "/enrollments/{enrollment_id}"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
     ("POST", "/enrollments/{enrollment_id}/appointments/{step_id}/{occurrence}/attendance"): {CLINICIAN},
+    ("POST", "/appointments/attendance"): PUBLIC,
     ("POST", "/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses"): {CLINICIAN},
     ("GET", "/f/{token}"): PUBLIC,
     ("POST", "/f/{token}"): PUBLIC,
