@@ -136,7 +136,8 @@ def _why_not_kept(kept: Kept, current: Pathway, target: Pathway, renamed: dict[s
         return [f"{key} is {kept.status} and version {target.version} no longer has step '{kept.step_id}'"]
     step = current.step(kept.step_id)
     reasons = []
-    for actions in [*getattr(step, "on", []), getattr(step, "on_expire", None), getattr(step, "on_not_reached", None)]:
+    for actions in [*getattr(step, "on", []), *(getattr(step, name, None) for name in ("on_expire", "on_not_reached",
+                                                                                       "on_missed"))]:
         if actions is None:
             continue
         reasons += [f"{key} is {kept.status} and its rules {verb} '{step_id}', which version {target.version} "

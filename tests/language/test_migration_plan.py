@@ -87,3 +87,33 @@ def test_a_touchpoint_already_due_but_not_yet_sent_goes_as_planned():
 
     assert plan.moved == [] and [t.key for t in plan.removed] == ["day21-message#1"]
     assert [t.key for t in plan.added] == ["day14-check#1"]
+
+
+def test_a_visit_waiting_for_attendance_whose_call_the_new_version_lacks_blocks_the_migration():
+    visit = """\
+id: visit-check
+version: {version}
+title: Visit check
+anchor: surgery_date
+locales: [en]
+steps:
+  - kind: appointment
+    id: visit
+    mode: clinic
+    at: day 10 10:00
+    link: "https://booking.example-hospital.test/{{enrollment}}"
+    remind: [1d]
+    template: {{en: {{subject: Visit, body: "{{{{ link }}}}"}}}}
+    on_missed: {{call: missed-visit-call}}
+{call}"""
+    call = ("  - {kind: call, id: missed-visit-call, team: surgical-ward, script: {en: Book another visit.}}\n")
+    current = parse_pathway(visit.format(version=1, call=call), "v1.yaml", SITE.instruments, SITE.teams())
+    target = parse_pathway(visit.format(version=2, call=call.replace("missed-visit-call", "other-call"))
+                           .replace("{call: missed-visit-call}", "{tag: missed}"), "v2.yaml", SITE.instruments,
+                           SITE.teams())
+    day_10_noon = datetime(2027, 3, 11, 12, tzinfo=UTC)
+
+    plan = plan_migration(current, target, _timeline_at(day_10_noon, current, open_steps=("visit",)), ANCHOR, "UTC",
+                          day_10_noon)
+
+    assert plan.blocked == ["visit#1 is open and its rules call 'missed-visit-call', which version 2 does not have"]
