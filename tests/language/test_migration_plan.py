@@ -117,3 +117,30 @@ steps:
                           day_10_noon)
 
     assert plan.blocked == ["visit#1 is open and its rules call 'missed-visit-call', which version 2 does not have"]
+
+
+def test_a_planned_touchpoint_of_a_step_after_another_leaves_only_with_its_step():
+    source = """\
+id: follow-check
+version: {version}
+title: Follow check
+anchor: surgery_date
+locales: [en]
+steps:
+  - {{kind: message, id: welcome, at: day 1 10:00, template: {{en: {{subject: a, body: b}}}}}}
+{follow_up}"""
+    follow_up = "  - {kind: message, id: follow-up, after: {step: welcome, sent: 2d}, template: {en: {subject: a, body: b}}}\n"
+    current = parse_pathway(source.format(version=1, follow_up=follow_up), "v1.yaml", SITE.instruments, SITE.teams())
+    keeping = parse_pathway(source.format(version=2, follow_up=follow_up), "v2.yaml", SITE.instruments, SITE.teams())
+    dropping = parse_pathway(source.format(version=2, follow_up=""), "v2.yaml", SITE.instruments, SITE.teams())
+    day_2 = datetime(2027, 3, 3, 12, tzinfo=UTC)
+    timeline = [TimelineEntry(step_id="welcome", occurrence=1, kind="message", due=datetime(2027, 3, 2, 10, tzinfo=UTC),
+                              status="sent"),
+                TimelineEntry(step_id="follow-up", occurrence=1, kind="message", follows="welcome#1",
+                              due=datetime(2027, 3, 4, 10, tzinfo=UTC))]
+
+    kept = plan_migration(current, keeping, timeline, ANCHOR, "UTC", day_2)
+    dropped = plan_migration(current, dropping, timeline, ANCHOR, "UTC", day_2)
+
+    assert kept.removed == [] and kept.added == []
+    assert [touchpoint.key for touchpoint in dropped.removed] == ["follow-up#1"]
