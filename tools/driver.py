@@ -29,6 +29,7 @@ from services.calls import CallValuesInvalid, read_call_values
 from services.enrollments import Enrolled
 from services.responses import Accepted, QuestionnaireClosed, submit_response
 from workflows.contracts import (
+    AttendanceReport,
     CallOutcome,
     CancelRequest,
     MigrationRequest,
@@ -175,7 +176,14 @@ class Migrate:
     name = "migrate_to"
 
 
-StaffDeed = Cancel | RecordCallOutcome | Acknowledge | Migrate
+@dataclass(frozen=True)
+class RecordAttendance:  # at the appointment step's visit waiting for it
+    step_id: str
+    outcome: Literal["attended", "missed"]
+    name = "attendance"
+
+
+StaffDeed = Cancel | RecordCallOutcome | Acknowledge | Migrate | RecordAttendance
 
 
 @dataclass(frozen=True)
@@ -333,6 +341,16 @@ class _Player:
                 raise PlayFailed(f"{deed.step_id}: no call attempt is open at {self.show_time(now)} "
                                  f"for the outcome {deed.outcome}")
             await self._record_call(entry, deed.outcome, deed.values)
+            return
+        if isinstance(deed, RecordAttendance):
+            visit = next((e for e in timeline.entries if e.kind == "appointment" and e.step_id == deed.step_id
+                          and e.status == "open"), None)
+            if visit is None:
+                raise PlayFailed(f"{deed.step_id}: no visit waits for attendance at {self.show_time(now)}")
+            await self._watched(self.workflow.execute_update(PathwayWorkflow.record_attendance, AttendanceReport(
+                step_id=visit.step_id, occurrence=visit.occurrence, outcome=deed.outcome, recorded_by=STAFF_ID)),
+                "recording attendance")
+            self.happened.append(Happened(now, "staff", f"attendance {visit.key}: {deed.outcome}"))
             return
         for state, handle in await self._escalations(timeline):
             if state.reason == deed.reason and state.status == "open":

@@ -30,6 +30,7 @@ from tools.driver import (
     CallScript,
     Cancel,
     Migrate,
+    RecordAttendance,
     RecordCallOutcome,
     Script,
     StaffDeed,
@@ -37,7 +38,7 @@ from tools.driver import (
     parse_call_script,
 )
 
-ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to")
+ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to", "attendance")
 """Staff actions a scenario can take, by the key that names them in `actions:`."""
 
 
@@ -66,6 +67,11 @@ class CallOutcomeAction(LanguageModel):
                                                         description="what staff measured, e.g. {systolic: 150}")
 
 
+class AttendanceAction(LanguageModel):
+    step: Slug = Field(description="the appointment step's id")
+    outcome: Literal["attended", "missed"] = Field(description="whether the patient came")
+
+
 class Action(LanguageModel):
     """Something staff do during the scenario. Exactly one action per entry."""
 
@@ -81,6 +87,9 @@ class Action(LanguageModel):
     migrate_to: int | None = Field(
         default=None, ge=1, description="migrate the enrollment to this version (one the file's `versions` names)",
         examples=[3])
+    attendance: AttendanceAction | None = Field(
+        default=None, description="record attendance at the appointment step's visit (its time must have come)",
+        examples=[{"step": "video-follow-up", "outcome": "attended"}])
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
@@ -96,6 +105,8 @@ class Action(LanguageModel):
             return Cancel(self.cancel)
         if self.call_outcome is not None:
             return RecordCallOutcome(self.call_outcome.step, self.call_outcome.outcome, self.call_outcome.values)
+        if self.attendance is not None:
+            return RecordAttendance(self.attendance.step, self.attendance.outcome)
         return Acknowledge(self.acknowledge)
 
 
