@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -229,6 +230,9 @@ class DeliveryActivities:
         if request.form:
             context["link"] = self._links.url(request.enrollment_id, request.step_id, request.occurrence,
                                               request.form.expires)
+        if request.appointment:
+            context["link"] = request.appointment.link
+            context["visit"] = f"{request.appointment.at.astimezone(ZoneInfo(patient.timezone)):%Y-%m-%d %H:%M}"
         sms = wechat = None
         if template.sms is not None:
             sms = SmsContent(text=render(template.sms.text, context).strip(), template_code=template.sms.template_code,

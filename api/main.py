@@ -21,6 +21,7 @@ from api.metrics import instrument
 from api.overload import Overload
 from api.routes import (
     api_keys,
+    appointments,
     audit,
     auth,
     codec,
@@ -62,6 +63,8 @@ api_router.include_router(patient_events.router)
 api_router.include_router(pathways.router)
 api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)
+api_router.include_router(appointments.router)
+api_router.include_router(appointments.service_router)
 api_router.include_router(responses.router)
 api_router.include_router(forms.router)
 api_router.include_router(unsubscribe.router)
@@ -112,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             site = load_site(settings.PATHWAYS_DIR)
             # Teams before pathways: pathways name them.
             await seed_teams_file(sessions, site.roster, settings.webhook_problem)
-            registry = PathwayRegistry(sessions, site.instruments)
+            registry = PathwayRegistry(sessions, site.instruments, site.calendars)
             await registry.load_directory(site.folder)
             oidc = (OidcVerifier(settings.OIDC_ISSUER, settings.OIDC_AUDIENCE, settings.OIDC_JWKS_URL)
                     if settings.OIDC_ISSUER else None)

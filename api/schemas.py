@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PastDate,
     PlainValidator,
     StringConstraints,
     WithJsonSchema,
@@ -83,6 +84,8 @@ class PatientCreate(BaseModel):
     wechat_openid: WeChatOpenId | None = None
     locale: Locale = Field(description="the language messages are sent in, e.g. zh-CN or en")
     timezone: ZoneName = Field(description="IANA time zone; pathway times are the patient's local times")
+    birth_date: PastDate | None = Field(default=None, description="date of birth, for birthday messages",
+                                        examples=["1990-03-14"])
 
 
 class PatientPublic(BaseModel):
@@ -97,6 +100,7 @@ class PatientPublic(BaseModel):
     wechat_openid: str | None
     locale: str
     timezone: str
+    birth_date: date | None = None
     created_at: datetime
     deceased_at: datetime | None = Field(default=None, description="set by a `deceased` event: no enrollment since")
 

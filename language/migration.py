@@ -102,8 +102,14 @@ def plan_migration(current: Pathway, target: Pathway, entries: Sequence[Touchpoi
     by_key = {(entry.step_id, entry.occurrence): entry for entry in entries}
     planned_keys = {(t.step_id, t.occurrence) for t in compile_plan(current, anchor, zone)}
     # Still to come under the old version; one already due (late after an outage) goes as it was planned.
-    planned = {key: entry for key, entry in by_key.items()
-               if key in planned_keys and entry.status == "planned" and entry.attempts == 0 and entry.due > now}
+    # A touchpoint of a step with no day of its own (after another step, a birthday, a holiday) is planned by
+    # the run, not the plan: it leaves only with its step.
+    target_ids = {step.id for step in target.steps}
+    unplanned = {(entry.step_id, entry.occurrence) for entry in entries if (entry.step_id, entry.occurrence)
+                 not in planned_keys and _dated_by_the_run(current, entry.step_id)
+                 and renamed.get(entry.step_id, entry.step_id) not in target_ids}
+    planned = {key: entry for key, entry in by_key.items() if key in planned_keys | unplanned
+               and entry.status == "planned" and entry.attempts == 0 and entry.due > now}
     upcoming = [t for t in compile_plan(target, anchor, zone) if t.due > now]
     added, moved, matched = [], [], set()
     for touchpoint in upcoming:
@@ -128,6 +134,11 @@ def plan_migration(current: Pathway, target: Pathway, entries: Sequence[Touchpoi
         first_new_due=min((t.due for t in upcoming), default=None))
 
 
+def _dated_by_the_run(pathway: Pathway, step_id: str) -> bool:
+    step = next((step for step in pathway.steps if step.id == step_id), None)
+    return step is not None and (step.after is not None or (step.at is not None and step.at.occasion is not None))
+
+
 def _why_not_kept(kept: Kept, current: Pathway, target: Pathway, renamed: dict[str, str]) -> list[str]:
     """A touchpoint in progress finishes under its own version's rules; what they do must still exist."""
     key = touchpoint_key(kept.step_id, kept.occurrence)
@@ -136,7 +147,8 @@ def _why_not_kept(kept: Kept, current: Pathway, target: Pathway, renamed: dict[s
         return [f"{key} is {kept.status} and version {target.version} no longer has step '{kept.step_id}'"]
     step = current.step(kept.step_id)
     reasons = []
-    for actions in [*getattr(step, "on", []), getattr(step, "on_expire", None), getattr(step, "on_not_reached", None)]:
+    for actions in [*getattr(step, "on", []), *(getattr(step, name, None) for name in ("on_expire", "on_not_reached",
+                                                                                       "on_missed"))]:
         if actions is None:
             continue
         reasons += [f"{key} is {kept.status} and its rules {verb} '{step_id}', which version {target.version} "

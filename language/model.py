@@ -157,6 +157,50 @@ _WHILE_PAUSED = ("what becomes of an occurrence that falls due while staff have 
                  "latest goes)")
 
 
+# The states a touchpoint of each kind can reach that another step may follow.
+FOLLOWABLE_STATES: dict[str, tuple[str, ...]] = {
+    "message": ("sent",), "questionnaire": ("answered", "expired"), "call": ("reached", "not_reached"),
+    "appointment": ("attended", "missed")}
+
+
+class After(LanguageModel):
+    """Due a time after another step's touchpoint reaches a state: once for each of its occurrences that does."""
+
+    step: Slug = Field(description="the id of the step this one follows", examples=["day3-check"])
+    sent: Duration | None = Field(default=None, description="this long after a message of that step was sent",
+                                  examples=["1d"])
+    answered: Duration | None = Field(default=None, description="this long after that questionnaire was answered",
+                                      examples=["2d"])
+    expired: Duration | None = Field(default=None, description="this long after that questionnaire expired unanswered",
+                                     examples=["1d"])
+    reached: Duration | None = Field(default=None, description="this long after staff reached the patient on that "
+                                                               "call", examples=["7d"])
+    not_reached: Duration | None = Field(default=None, description="this long after that call's last attempt "
+                                                                   "failed", examples=["1d"])
+    attended: Duration | None = Field(default=None, description="this long after the patient came to that "
+                                                                "appointment", examples=["7d"])
+    missed: Duration | None = Field(default=None, description="this long after that appointment was missed",
+                                    examples=["1d"])
+
+    @property
+    def states(self) -> dict[str, timedelta]:
+        """Each state written with its delay; validation requires exactly one."""
+        return {state: getattr(self, state) for states in FOLLOWABLE_STATES.values() for state in states
+                if getattr(self, state, None) is not None}
+
+    @property
+    def state(self) -> str:
+        return next(iter(self.states))
+
+    @property
+    def delay(self) -> timedelta:
+        return next(iter(self.states.values()))
+
+
+AFTER_FIELD_DESCRIPTION = ("instead of `at`: due a time after another step's touchpoint reaches a state (sent, "
+                           "answered, expired, reached, not_reached, attended, missed), e.g. {step: day3-check, answered: 2d}")
+
+
 class MessageStep(LanguageModel):
     """Send a message (education, reminder, instructions) to the patient."""
 
@@ -169,6 +213,8 @@ class MessageStep(LanguageModel):
     at: At | None = Field(
         default=None, description="when the first occurrence is due; leave out for a message that only rules send",
         examples=["day 1 10:00", "day 0 +2h"])
+    after: After | None = Field(default=None, description=AFTER_FIELD_DESCRIPTION,
+                                examples=[{"step": "day3-check", "answered": "2d"}])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
     spread: Duration | None = Field(
@@ -256,8 +302,11 @@ class QuestionnaireStep(LanguageModel):
                                   "enrollments that migrate keep its occurrences instead of losing and re-adding them",
         examples=["day7-check"])
     instrument: Slug = Field(description="id of an instrument in pathways/instruments/", examples=["phq-9"])
-    at: At = Field(description="when the questionnaire opens (the invitation is sent)",
-                       examples=["day 3 10:00"])
+    at: At | None = Field(default=None, description="when the questionnaire opens (the invitation is sent); "
+                                                    "leave out for one that opens `after` another step",
+                          examples=["day 3 10:00"])
+    after: After | None = Field(default=None, description=AFTER_FIELD_DESCRIPTION,
+                                examples=[{"step": "day3-check", "answered": "2d"}])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
     spread: Duration | None = Field(
@@ -304,6 +353,8 @@ class CallStep(LanguageModel):
     at: At | None = Field(
         default=None, description="when the task falls due; leave out for a call that only rules open",
         examples=["day 7 10:00"])
+    after: After | None = Field(default=None, description=AFTER_FIELD_DESCRIPTION,
+                                examples=[{"step": "day3-check", "answered": "2d"}])
     repeat: Repeat | None = Field(default=None, description="optional repetition",
                                   examples=[{"every": "1d", "times": 7}])
     team: Slug = Field(description="the team whose worklist gets the task", examples=["midwives"])
@@ -327,7 +378,48 @@ class CallStep(LanguageModel):
                                       examples=["skip"])
 
 
-STEP_KINDS = ("message", "questionnaire", "call")
+LINK_PLACEHOLDERS = ("enrollment", "step", "occurrence")
+
+
+class AppointmentStep(LanguageModel):
+    """A visit booked for the patient, in clinic or by video: reminders before it carry the hospital's link;
+    then staff (or the video service) record whether the patient came. Nobody recording counts as missed."""
+
+    kind: Literal["appointment"] = Field(description="what this step does")
+    id: Slug = Field(description="unique within the pathway; names the step in timelines and reports")
+    replaces: Slug | None = Field(
+        default=None, description="the id this step had in an earlier version, when it was renamed: running "
+                                  "enrollments that migrate keep its occurrences instead of losing and re-adding them",
+        examples=["video-visit"])
+    mode: Literal["video", "clinic"] = Field(description="by video (the link joins the call) or in clinic (the link "
+                                                         "books or confirms)", examples=["video"])
+    at: At | None = Field(default=None, description="when the visit is", examples=["day 42 10:00"])
+    after: After | None = Field(default=None, description=AFTER_FIELD_DESCRIPTION,
+                                examples=[{"step": "day3-check", "answered": "2d"}])
+    repeat: Repeat | None = Field(default=None, description="optional repetition",
+                                  examples=[{"every": "7d", "times": 4}])
+    link: str = Field(pattern=r"^https://\S+$", max_length=500,
+                      description="the hospital's booking or video service address; {enrollment}, {step} and "
+                                  "{occurrence} are replaced by ids (never a patient's details)",
+                      examples=["https://video.example-hospital.cn/join?ref={enrollment}-{step}-{occurrence}"])
+    channel: Channel = Field(default="email", description="how the reminders reach the patient", examples=["wechat"])
+    template: Templates = Field(description="the reminder per locale; must contain {{ link }}, and may say when with "
+                                            "{{ visit }} (the visit's local date and time)")
+    remind: list[Duration] = Field(min_length=1, description="before the visit, remind the patient (with the link)",
+                                   examples=[["1d", "1h"]])
+    record_within: Duration = Field(
+        default=timedelta(days=1), description="after the visit's time, attendance not recorded by then counts as "
+                                               "missed (so a visit nobody recorded still gets its follow-up call)",
+        examples=["4h"])
+    on_missed: Actions | None = Field(default=None, description="what happens when the patient missed the visit",
+                                      examples=[{"call": "missed-visit-call"}])
+    # A visit that falls in a readmission cannot take place: staff rebook it rather than the patient being
+    # reminded of it from a ward, or counted as having missed it.
+    while_paused: WhilePaused = Field(default="skip", description=_WHILE_PAUSED + "; visits are skipped by default",
+                                      examples=["send_on_resume"])
+
+
+STEP_KINDS = ("message", "questionnaire", "call", "appointment")
 
 
 def _step_kind(value: Any) -> str | None:
@@ -336,7 +428,7 @@ def _step_kind(value: Any) -> str | None:
 
 Step = Annotated[
     Union[Annotated[MessageStep, Tag("message")], Annotated[QuestionnaireStep, Tag("questionnaire")],
-          Annotated[CallStep, Tag("call")]],
+          Annotated[CallStep, Tag("call")], Annotated[AppointmentStep, Tag("appointment")]],
     Discriminator(_step_kind),
 ]
 
@@ -388,7 +480,7 @@ class Pathway(LanguageModel):
                               examples=[[{"kind": "message", "id": "welcome", "at": "day 1 10:00",
                         "template": {"en": {"subject": "Welcome", "body": "Dear {{ patient.first_name }}, ..."}}}]])
 
-    def step(self, step_id: str) -> MessageStep | QuestionnaireStep | CallStep:
+    def step(self, step_id: str) -> MessageStep | QuestionnaireStep | CallStep | AppointmentStep:
         return next(step for step in self.steps if step.id == step_id)
 
 

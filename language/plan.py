@@ -7,12 +7,13 @@ the preview runs it to show authors the same thing without running anything.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from language.model import Pathway, QuestionnaireStep
+from language.model import AppointmentStep, Pathway, QuestionnaireStep, Step
 from language.timing import SendWindow, Timing
 
 ONE_DAY = timedelta(days=1)
@@ -58,7 +59,7 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
     start = anchor_instant(anchor, zone)
     touchpoints = []
     for order, step in enumerate(pathway.steps):
-        if step.at is None:
+        if step.at is None or step.at.occasion:
             continue
         first = _first_due(start, step.at)
         if getattr(step, "spread", None) and enrollment_id:
@@ -73,6 +74,39 @@ def compile_plan(pathway: Pathway, anchor: date | datetime, zone: str | None = N
                                 Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
                                            due=due.astimezone(timezone.utc))))
     return [entry[-1] for entry in sorted(touchpoints, key=lambda entry: entry[:3])]
+
+
+def occasion_span(pathway: Pathway, anchor: date | datetime, zone: str) -> tuple[date, date]:
+    """The local days birthdays and holidays are looked for: from the anchor's to the last planned touchpoint's."""
+    first = anchor_instant(anchor, zone).date()
+    dues = [touchpoint.due.astimezone(ZoneInfo(zone)).date() for touchpoint in compile_plan(pathway, anchor, zone)]
+    return first, max([first, *dues])
+
+
+def occasion_touchpoints(pathway: Pathway, dates: Mapping[str, Sequence[date]], zone: str) -> list[Touchpoint]:
+    """The touchpoints of steps `at: birthday HH:MM` or `at: holiday ...`: one on each of its occasion's dates."""
+    touchpoints = []
+    for step in pathway.steps:
+        if step.at is None or not step.at.occasion:
+            continue
+        for index, day in enumerate(dates.get(step.at.occasion, ())):
+            due = _wall_clock(datetime.combine(day, step.at.clock, tzinfo=ZoneInfo(zone)))
+            if pathway.send_window:
+                due = within_window(due, pathway.send_window)
+            touchpoints.append(Touchpoint(step_id=step.id, occurrence=index + 1, kind=step.kind,
+                                          due=due.astimezone(timezone.utc)))
+    return sorted(touchpoints, key=lambda touchpoint: touchpoint.due)
+
+
+def followed_due(pathway: Pathway, step: Step, reached: datetime, zone: str, enrollment_id: str = "") -> datetime:
+    """When a step written `after: {step: ..., <state>: <delay>}` falls due, its source having reached that
+    state at `reached`: the delay as `remind` counts it, then the step's spread and the send window."""
+    due = _later(reached.astimezone(ZoneInfo(zone)), step.after.delay)
+    if getattr(step, "spread", None) and enrollment_id:
+        due = (due.astimezone(timezone.utc) + spread_offset(enrollment_id, step.spread)).astimezone(due.tzinfo)
+    if pathway.send_window:
+        due = within_window(due, pathway.send_window)
+    return due.astimezone(timezone.utc)
 
 
 def spread_offset(enrollment_id: str, spread: timedelta) -> timedelta:
@@ -108,6 +142,20 @@ def questionnaire_window(pathway: Pathway, step: QuestionnaireStep, opened: date
         if due.astimezone(timezone.utc) < expires:
             reminders.append(due.astimezone(timezone.utc))
     return reminders, expires
+
+
+def appointment_reminders(pathway: Pathway, step: AppointmentStep, visit: datetime, zone: str) -> list[datetime]:
+    """When the reminders of a visit at `visit` fall due, earliest first: each `remind` before it (whole days
+    keep the local clock), inside the send window; one the window would push to the visit or later is dropped."""
+    local = visit.astimezone(ZoneInfo(zone))
+    reminders = set()
+    for before in step.remind:
+        due = _later(local, -before)
+        if pathway.send_window:
+            due = within_window(due, pathway.send_window)
+        if due < visit:
+            reminders.add(due.astimezone(timezone.utc))
+    return sorted(reminders)
 
 
 def _nth_due(first: datetime, every: timedelta, index: int) -> datetime:

@@ -165,17 +165,24 @@ def _describe_actions(actions: Any) -> str:
 
 
 def _on_demand(pathway: Pathway) -> list[OnDemand]:
-    """Steps without `at`, each with the rules that start them (send: / call:)."""
+    """Steps without a day of their own, each with what starts them: a birthday or holiday, the step it comes
+    `after`, rules (send: / call:)."""
     starters: dict[str, list[str]] = {}
     for step in pathway.steps:
+        if step.at is not None and step.at.occasion:
+            starters.setdefault(step.id, []).append(step.at.text)  # its dates are known at enrollment
+        if step.after is not None:
+            starters.setdefault(step.id, []).append(
+                f"{step.after.step} {step.after.state.replace('_', ' ')} + {format_duration(step.after.delay)}")
         rules = [(f"rule {number}", rule) for number, rule in enumerate(getattr(step, "on", []), start=1)]
-        for name in ("on_expire", "on_not_reached"):
+        for name in ("on_expire", "on_not_reached", "on_missed"):
             if getattr(step, name, None) is not None:
                 rules.append((name, getattr(step, name)))
         for where, actions in rules:
             for target in [*actions.send, *getattr(actions, "call", [])]:
                 starters.setdefault(target, []).append(f"{step.id} {where}")
-    return [OnDemand(step.id, step.kind, tuple(starters.get(step.id, ()))) for step in pathway.steps if step.at is None]
+    return [OnDemand(step.id, step.kind, tuple(starters.get(step.id, ()))) for step in pathway.steps
+            if step.at is None or step.at.occasion]
 
 
 # --- text ----------------------------------------------------------------------------------------

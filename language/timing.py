@@ -98,19 +98,34 @@ class Timing:
     offset: timedelta
     # The words the author wrote, kept for JSON and messages; two spellings of one time are equal.
     text: str = field(default="", compare=False)
+    # `birthday` or `holiday <calendar>/<holiday>`: due at `clock` on each such date in the enrollment's span.
+    occasion: str | None = None
 
     def __str__(self) -> str:
         return self.text
 
 
 AT_HELP = ("'day N HH:MM' (e.g. day 3 09:00; a negative N is before the anchor, e.g. day -1 18:00), "
-           "'day N +DURATION' (e.g. day 0 +2h) or a duration (e.g. 30s)")
+           "'day N +DURATION' (e.g. day 0 +2h), a duration (e.g. 30s), 'birthday HH:MM' or "
+           "'holiday CALENDAR/HOLIDAY HH:MM' (e.g. holiday cn/spring-festival 10:00)")
+BIRTHDAY = "birthday"
+_OCCASION_AT = re.compile(r"^(birthday|holiday\s+([a-z0-9-]+)/([a-z0-9-]+))\s+(\d{1,2}):(\d{2})$", re.IGNORECASE)
+
+
+def holiday_occasion(calendar: str, holiday: str) -> str:
+    return f"holiday {calendar}/{holiday}"
 _DAY_AT = re.compile(r"^day\s+(-?\d+)(?:\s+(\d{1,2}):(\d{2})|\s+\+\s*(\S+))?$", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1024)
 def parse_timing(text: str) -> Timing:
     text = text.strip()
+    if occasion := _OCCASION_AT.match(text):
+        whole, calendar, holiday, hour, minute = occasion.groups()
+        if int(hour) > 23 or int(minute) > 59:
+            raise ValueError(f"'{hour}:{minute}' is not a time of day (00:00 to 23:59)")
+        name = holiday_occasion(calendar.lower(), holiday.lower()) if calendar else BIRTHDAY
+        return Timing(0, time(int(hour), int(minute)), timedelta(), text, occasion=name)
     match = _DAY_AT.match(text)
     if match:
         days, hour, minute, offset = match.groups()

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from language import timing
 from language.channel_checks import channel_problems
+from language.holidays import HolidayCalendar
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
 from language.loader import (
@@ -22,7 +23,10 @@ from language.loader import (
 )
 from language.model import (
     CRISIS_POLICY_NAME,
+    FOLLOWABLE_STATES,
+    LINK_PLACEHOLDERS,
     Actions,
+    AppointmentStep,
     CallStep,
     MessageStep,
     MessageTemplate,
@@ -33,16 +37,20 @@ from language.model import (
 from language.rule_checks import RuleScope, rule_problems
 from language.schema_errors import schema_problems
 from language.templates import template_problems, variables_in
+from language.timing import BIRTHDAY
 
 
-def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], teams: Collection[str]) -> Pathway:
+def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], teams: Collection[str],
+                  calendars: Mapping[str, HolidayCalendar] | None = None) -> Pathway:
     """Validate a pathway document; raise DocumentInvalid listing every problem found.
 
     Like a compiler: first the shape of every field, then, on the typed pathway, what refers to what.
-    `instruments` are those questionnaire and call steps may use, `teams` those escalations and calls may name.
+    `instruments` are those questionnaire and call steps may use, `teams` those escalations and calls may name,
+    `calendars` the holiday calendars `at: holiday ...` may name.
     """
     document, pathway = _shaped(text, file)
-    problems = reference_problems(pathway, instruments) + escalation_problems(pathway, set(teams))
+    problems = (reference_problems(pathway, instruments) + escalation_problems(pathway, set(teams))
+                + occasion_problems(pathway, calendars or {}))
     if problems:
         raise DocumentInvalid([document.problem(location, message) for location, message in problems])
     return pathway
@@ -78,7 +86,7 @@ def _shaped(text: str, file: str) -> tuple[LoadedDocument, Pathway]:
         raise DocumentInvalid(schema_problems(document, error, Pathway)) from None
 
 
-PathwayStep = MessageStep | QuestionnaireStep | CallStep
+PathwayStep = MessageStep | QuestionnaireStep | CallStep | AppointmentStep
 
 
 def escalation_problems(pathway: Pathway, teams: Collection[str]) -> list[tuple[Location, str]]:
@@ -141,16 +149,16 @@ def _replaces_problems(index: int, step: PathwayStep, counts: Counter, replaced:
 
 
 def actions_of(where: Location, step: PathwayStep) -> list[tuple[Location, Actions]]:
-    """Every set of actions a step can take (its rules, then on_expire or on_not_reached), with its place."""
+    """Every set of actions a step can take (its rules, then on_expire, on_not_reached or on_missed), with its place."""
     found: list[tuple[Location, Actions | None]] = [((*where, "on", number), rule)
                                                     for number, rule in enumerate(getattr(step, "on", []))]
-    found += [((*where, key), getattr(step, key, None)) for key in ("on_expire", "on_not_reached")]
+    found += [((*where, key), getattr(step, key, None)) for key in ("on_expire", "on_not_reached", "on_missed")]
     return [(place, actions) for place, actions in found if actions is not None]
 
 
 def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) -> list[tuple[Location, str]]:
     """Rules across fields that a schema cannot express, each with the field path it concerns."""
-    problems: list[tuple[Location, str]] = []
+    problems: list[tuple[Location, str]] = after_problems(pathway)
     counts = Counter(step.id for step in pathway.steps)
     replaced = Counter(step.replaces for step in pathway.steps if step.replaces)
     for index, step in enumerate(pathway.steps):
@@ -166,11 +174,104 @@ def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) 
                                              _KIND_VARIABLES.get(step.kind, {}), pathway, step.id)
         if isinstance(step, (QuestionnaireStep, CallStep)):
             problems += _rules_problems(index, step, pathway, instruments)
+        if isinstance(step, AppointmentStep):
+            problems += _appointment_problems(index, step, pathway)
         if isinstance(step, QuestionnaireStep):
             problems += [(("steps", index, "remind", number),
                           f"a reminder {timing.format_duration(reminder)} after opening would come after the "
                           f"questionnaire expires ({timing.format_duration(step.expire)})")
                          for number, reminder in enumerate(step.remind) if reminder >= step.expire]
+    return problems
+
+
+def _appointment_problems(index: int, step: AppointmentStep, pathway: Pathway) -> list[tuple[Location, str]]:
+    """The link's placeholders are ids carepath knows, reminders come before the visit, `send:` names messages."""
+    where: Location = ("steps", index)
+    problems: list[tuple[Location, str]] = []
+    try:
+        step.link.format_map({name: "x" for name in LINK_PLACEHOLDERS})
+    except (KeyError, ValueError, IndexError) as error:
+        problems.append(((*where, "link"), f"the link may use {', '.join('{' + n + '}' for n in LINK_PLACEHOLDERS)} "
+                                           f"and nothing else in braces (found: {error})"))
+    problems += [((*where, "remind", number), "a reminder comes some time before the visit: longer than zero")
+                 for number, before in enumerate(step.remind) if before <= timedelta(0)]
+    if step.record_within <= timedelta(0):
+        problems.append(((*where, "record_within"), "staff need some time after the visit to record it: "
+                                                    "longer than zero"))
+    messages = {other.id for other in pathway.steps if isinstance(other, MessageStep)}
+    if step.on_missed is not None:
+        problems += [((*where, "on_missed", "send"), f"'{target}' is not a message step of this pathway")
+                     for target in step.on_missed.send if target not in messages]
+    return problems
+
+
+def occasion_problems(pathway: Pathway, calendars: Mapping[str, HolidayCalendar]) -> list[tuple[Location, str]]:
+    """`at: holiday <calendar>/<holiday>` names a holiday of a site calendar; birthdays and holidays do not repeat."""
+    problems: list[tuple[Location, str]] = []
+    for index, step in enumerate(pathway.steps):
+        if step.at is None or not step.at.occasion:
+            continue
+        where: Location = ("steps", index, "at")
+        if step.repeat is not None:
+            problems.append((("steps", index, "repeat"), "a birthday or holiday step comes on each such day of the "
+                                                         "enrollment by itself; leave out `repeat`"))
+        if step.at.occasion == BIRTHDAY:
+            continue
+        calendar_id, holiday = step.at.occasion.removeprefix("holiday ").split("/")
+        calendar = calendars.get(calendar_id)
+        if calendar is None:
+            problems.append((where, f"no holiday calendar '{calendar_id}' (calendars: "
+                                    f"{', '.join(sorted(calendars)) or 'none'}; pathways/site/holidays/<id>.yaml)"))
+        elif holiday not in calendar.holidays:
+            hint = difflib.get_close_matches(holiday, sorted(calendar.holidays), n=1)
+            problems.append((where, f"holiday calendar '{calendar_id}' has no '{holiday}'; " + (
+                f"did you mean '{hint[0]}'?" if hint else f"it has: {', '.join(sorted(calendar.holidays))}")))
+    return problems
+
+
+def after_problems(pathway: Pathway) -> list[tuple[Location, str]]:
+    """`after` follows one state of an existing step that a touchpoint of its kind can reach, instead of
+    `at`, once per occurrence (no repeat), and no chain of `after` comes back to where it started."""
+    problems: list[tuple[Location, str]] = []
+    kinds = {step.id: step.kind for step in pathway.steps}
+    for index, step in enumerate(pathway.steps):
+        where: Location = ("steps", index)
+        if step.after is None:
+            if isinstance(step, QuestionnaireStep) and step.at is None:
+                problems.append((where, "a questionnaire needs `at` (when it opens) or `after` (the step it follows)"))
+            continue
+        if step.at is not None:
+            problems.append(((*where, "at"), "write `at` or `after`, not both: a step follows the anchor or another step"))
+        if step.repeat is not None:
+            problems.append(((*where, "repeat"), ("a step written `after` another comes once for each occurrence of "
+                                                  "that step reaching the state; leave out `repeat`")))
+        states = list(step.after.states)
+        if len(states) != 1:
+            problems.append(((*where, "after"), ("name one state with its delay, e.g. answered: 2d "
+                                                 f"(found {', '.join(states) or 'none'})")))
+        source = kinds.get(step.after.step)
+        if source is None:
+            hint = difflib.get_close_matches(step.after.step, sorted(kinds), n=1)
+            problems.append(((*where, "after", "step"), f"no step '{step.after.step}' in this pathway"
+                             + (f"; did you mean '{hint[0]}'?" if hint else "")))
+        elif len(states) == 1 and states[0] not in FOLLOWABLE_STATES[source]:
+            problems.append(((*where, "after", states[0]), (f"'{step.after.step}' is a {source} step: it can be "
+                             f"followed once {' or '.join(FOLLOWABLE_STATES[source])}, never {states[0]}")))
+    return problems + _after_cycle_problems(pathway)
+
+
+def _after_cycle_problems(pathway: Pathway) -> list[tuple[Location, str]]:
+    """A step that (through others) follows itself never comes: each waits for the one before it."""
+    follows = {step.id: step.after.step for step in pathway.steps if step.after is not None}
+    problems = []
+    for index, step in enumerate(pathway.steps):
+        chain, current = [step.id], follows.get(step.id)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = follows.get(current)
+        if current == step.id:
+            problems.append((("steps", index, "after", "step"), ("these steps wait for each other and none would "
+                             f"ever come: {' -> '.join([*chain, step.id])}")))
     return problems
 
 
@@ -205,7 +306,12 @@ def tags_set_by(pathway: Pathway) -> frozenset[str]:
 
 
 # What a template may use beyond templates.TEMPLATE_VARIABLES, by step kind: delivery supplies it.
-_KIND_VARIABLES = {"questionnaire": {"link": "link (the questionnaire's web form)"}}
+_KIND_VARIABLES = {"questionnaire": {"link": "link (the questionnaire's web form)"},
+                   "appointment": {"link": "link (the booking or video service)",
+                                   "visit": "visit (the visit's local date and time)"}}
+# Of those, what the message cannot do without: the way to the form, or to the visit.
+_REQUIRED_VARIABLES = {"link"}
+_LINK_LEADS_TO = {"questionnaire": "the form", "appointment": "the booking or video service"}
 
 
 def _templates_problems(where: Location, templates: Mapping[str, MessageTemplate], locales: list[str],
@@ -223,7 +329,8 @@ def _templates_problems(where: Location, templates: Mapping[str, MessageTemplate
             problems += [((*where, locale, part), message) for message in template_problems(source, extra)]
             used |= variables_in(source)
         problems += [((*where, locale), f"the message must contain {{{{ {name} }}}}, "
-                                        "or the patient has no way to reach the form") for name in extra.keys() - used]
+                                        f"or the patient has no way to reach {_LINK_LEADS_TO[kind]}")
+                     for name in (extra.keys() & _REQUIRED_VARIABLES) - used]
     return problems
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from language.holidays import HolidayCalendar
 from language.instruments.model import Instrument
 from language.loader import DocumentInvalid
 from language.model import Pathway
@@ -61,9 +62,11 @@ def source_digest(source: str) -> str:
 
 
 class PathwayRegistry:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], instruments: Mapping[str, Instrument]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], instruments: Mapping[str, Instrument],
+                 calendars: Mapping[str, HolidayCalendar] | None = None):
         self._sessions = sessions
         self._instruments = instruments
+        self._calendars = calendars or {}
         self._cache: dict[tuple[str, int], DeployedPathway] = {}
 
     @property
@@ -72,7 +75,7 @@ class PathwayRegistry:
 
     async def deploy(self, source: str, file: str) -> Deployment:
         """Store a new version; raise DocumentInvalid or VersionConflict, changing nothing."""
-        pathway = parse_pathway(source, file, self._instruments, await self._teams())
+        pathway = parse_pathway(source, file, self._instruments, await self._teams(), self._calendars)
         if any(step.replaces for step in pathway.steps):
             earlier = [(await self.get(pathway.id, version)).pathway for version in await self.versions(pathway.id)
                        if version < pathway.version]

@@ -119,6 +119,9 @@ class Settings(SiteSettings):
     SMS_WEBHOOK_SECRET: SecretStr | None = None
     PUSH_WEBHOOK_URL: str | None = None
     PUSH_WEBHOOK_SECRET: SecretStr | None = None
+    # The hospital's video visit service: it reports attendance at video appointments to
+    # /appointments/attendance, signed like the webhook receipts with this secret.
+    VIDEO_SERVICE_SECRET: SecretStr | None = None
     # The hospital's WeChat Official Account: its AppID and AppSecret, and the Token set in its server
     # configuration, which signs the events (TEMPLATESENDJOBFINISH) WeChat pushes to /receipts/wechat.
     WECHAT_APP_ID: str | None = None

@@ -6,6 +6,7 @@ them, everything the pathways refer to:
     instruments/<id>.yaml               questionnaires (text-templates/ shows where licensed text goes)
     local/instruments/<id>.<locale>.yaml  a hospital's licensed wording (git-ignored)
     site/teams.yaml                     the team roster that seeds the database (optional)
+    site/holidays/<id>.yaml             holiday calendars for `at: holiday <id>/<holiday> HH:MM` (optional)
     safety/crisis-lexicon.yaml          the crisis words every free-text answer is screened for
 
 The language never touches a file: this module reads them and hands it text.
@@ -18,6 +19,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from language.holidays import HolidayCalendar, parse_calendar
 from language.instruments.checks import parse_instrument
 from language.instruments.local_text import with_local_text
 from language.instruments.model import Instrument
@@ -31,6 +33,7 @@ INSTRUMENTS = Path("instruments")
 TEXT_TEMPLATES = INSTRUMENTS / "text-templates"
 LOCAL_TEXT = Path("local") / "instruments"
 ROSTER = Path("site") / "teams.yaml"
+HOLIDAYS = Path("site") / "holidays"
 LEXICON = Path("safety") / "crisis-lexicon.yaml"
 REQUIRED = (INSTRUMENTS, LEXICON)  # the roster may be left out: teams can come from the API alone
 
@@ -50,8 +53,23 @@ def load_document_file(path: Path | str) -> LoadedDocument:
     return load_document(read_source(path), str(path))
 
 
-def load_pathway_file(path: Path | str, instruments: Mapping[str, Instrument], teams: Collection[str]) -> Pathway:
-    return parse_pathway(read_source(path), str(path), instruments, teams)
+def load_pathway_file(path: Path | str, instruments: Mapping[str, Instrument], teams: Collection[str],
+                      calendars: Mapping[str, HolidayCalendar] | None = None) -> Pathway:
+    return parse_pathway(read_source(path), str(path), instruments, teams, calendars)
+
+
+def load_calendars(directory: Path | str) -> dict[str, HolidayCalendar]:
+    """Every <id>.yaml holiday calendar in `directory` by id (none if there is no such folder); all problems at once."""
+    calendars: dict[str, HolidayCalendar] = {}
+    problems: list[Problem] = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            calendars[path.stem] = parse_calendar(read_source(path), str(path), expected_id=path.stem)
+        except DocumentInvalid as error:
+            problems += error.problems
+    if problems:
+        raise DocumentInvalid(problems)
+    return calendars
 
 
 def local_text_dir(instruments_dir: Path | str) -> Path:
@@ -118,6 +136,7 @@ class Site:
     folder: Path
     instruments: dict[str, Instrument]
     lexicon: CrisisLexicon
+    calendars: dict[str, HolidayCalendar]
 
     @property
     def roster(self) -> Path:
@@ -129,7 +148,7 @@ class Site:
     def load_pathway(self, path: Path | str) -> Pathway:
         """A pathway file checked against this site's instruments and roster file (the CLI's view;
         the API checks teams against the database, where teams can also be added)."""
-        return load_pathway_file(path, self.instruments, self.teams())
+        return load_pathway_file(path, self.instruments, self.teams(), self.calendars)
 
 
 def load_site(folder: Path | str) -> Site:
@@ -142,4 +161,5 @@ def load_site(folder: Path | str) -> Site:
             f"{'is' if len(missing) == 1 else 'are'} missing. A site's folder holds its pathways and, beside them, "
             f"{INSTRUMENTS}/ and {LEXICON} (and usually {ROSTER}); copy them from carepath's own pathways/ and "
             "adapt them.")
-    return Site(folder, load_instruments(folder / INSTRUMENTS), load_crisis_lexicon(folder / LEXICON))
+    return Site(folder, load_instruments(folder / INSTRUMENTS), load_crisis_lexicon(folder / LEXICON),
+                load_calendars(folder / HOLIDAYS))

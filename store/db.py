@@ -6,12 +6,13 @@ Schema changes go through Alembic migrations (store/migrations); `migrate()` app
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -78,6 +79,8 @@ class Patient(Base):
     wechat_openid: Mapped[str | None] = mapped_column(String(128))
     locale: Mapped[str] = mapped_column(String(16))
     timezone: Mapped[str] = mapped_column(String(64))
+    # For birthday steps: an activity reads it and gives the workflow only the birthdays within the enrollment.
+    birth_date: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Recorded by staff or the hospital system: every enrollment stopped for good, no new one, no message.
     deceased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

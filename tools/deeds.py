@@ -85,7 +85,16 @@ class Migrate:
     name = "migrate_to"
 
 
-StaffDeed = Cancel | Pause | Resume | MoveAnchor | RecordCallOutcome | Acknowledge | Migrate
+@dataclass(frozen=True)
+class RecordAttendance:
+    """Whether the patient came to the appointment step's visit waiting for it."""
+
+    step_id: str
+    outcome: Literal["attended", "missed"]
+    name = "attendance"
+
+
+StaffDeed = Cancel | Pause | Resume | MoveAnchor | RecordCallOutcome | Acknowledge | Migrate | RecordAttendance
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,13 @@ from tools.deeds import (
     MoveAnchor,
     Pause,
     Planned,
+    RecordAttendance,
     RecordCallOutcome,
     Resume,
     StaffDeed,
 )
 from workflows.contracts import (
+    AttendanceReport,
     CallOutcome,
     MigrationRequest,
     StaffAction,
@@ -297,6 +299,16 @@ class _Player:
                 raise PlayFailed(f"{deed.step_id}: no call attempt is open at {self.show_time(now)} "
                                  f"for the outcome {deed.outcome}")
             await self._record_call(entry, deed.outcome, deed.values)
+            return
+        if isinstance(deed, RecordAttendance):
+            visit = next((e for e in timeline.entries if e.kind == "appointment" and e.step_id == deed.step_id
+                          and e.status == "open"), None)
+            if visit is None:
+                raise PlayFailed(f"{deed.step_id}: no visit waits for attendance at {self.show_time(now)}")
+            await self._watched(self.workflow.execute_update(PathwayWorkflow.record_attendance, AttendanceReport(
+                step_id=visit.step_id, occurrence=visit.occurrence, outcome=deed.outcome, recorded_by=STAFF_ID)),
+                "recording attendance")
+            self.happened.append(Happened(now, "staff", f"attendance {visit.key}: {deed.outcome}"))
             return
         for state, handle in await self._escalations(timeline):
             if state.reason == deed.reason and state.status == "open":

@@ -31,6 +31,7 @@ from tools.deeds import (
     Migrate,
     MoveAnchor,
     Pause,
+    RecordAttendance,
     RecordCallOutcome,
     Resume,
     StaffDeed,
@@ -43,7 +44,7 @@ from tools.driver import (
     parse_call_script,
 )
 
-ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to", "pause", "resume", "anchor")
+ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to", "pause", "resume", "anchor", "attendance")
 """Staff actions a scenario can take, by the key that names them in `actions:`."""
 
 
@@ -77,6 +78,11 @@ class AnchorAction(LanguageModel):
     reason: str = Field(min_length=1, description="why staff move it", examples=["operation rescheduled"])
 
 
+class AttendanceAction(LanguageModel):
+    step: Slug = Field(description="the appointment step's id")
+    outcome: Literal["attended", "missed"] = Field(description="whether the patient came")
+
+
 class Action(LanguageModel):
     """Something staff do during the scenario. Exactly one action per entry."""
 
@@ -98,6 +104,9 @@ class Action(LanguageModel):
     anchor: AnchorAction | None = Field(
         default=None, description="move the enrollment's anchor: what is to come is recomputed from it",
         examples=[{"to": "day 3 00:00", "reason": "operation rescheduled"}])
+    attendance: AttendanceAction | None = Field(
+        default=None, description="record attendance at the appointment step's visit (its time must have come)",
+        examples=[{"step": "video-follow-up", "outcome": "attended"}])
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
@@ -120,6 +129,8 @@ class Action(LanguageModel):
             return Cancel(self.cancel)
         if self.call_outcome is not None:
             return RecordCallOutcome(self.call_outcome.step, self.call_outcome.outcome, self.call_outcome.values)
+        if self.attendance is not None:
+            return RecordAttendance(self.attendance.step, self.attendance.outcome)
         return Acknowledge(self.acknowledge)
 
 

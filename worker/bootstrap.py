@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 from activities.channels import Channel, EmailChannel, RateLimitedChannel, SmtpSettings
 from activities.delivery import DeliveryActivities
 from activities.escalations import EscalationActivities
+from activities.occasions import OccasionActivities
 from activities.operations import OperationsActivities
 from activities.questionnaires import QuestionnaireActivities
 from services.links import form_links, unsubscribe_links
@@ -54,6 +55,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
                                   require_consent=settings.REQUIRE_CONSENT)
     site = site or load_site(settings.PATHWAYS_DIR)
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
+    occasions = OccasionActivities(sessions, site.calendars)
     async with httpx.AsyncClient(trust_env=False) as http:
         escalations = EscalationActivities(sessions, email, settings.PUBLIC_BASE_URL, http, settings.webhook_problem)
         operations = OperationsActivities(email, settings.OPERATIONS_EMAIL)
@@ -64,6 +66,6 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
                                      questionnaires.screen_free_text, escalations.record_escalation,
                                      escalations.notify_team, escalations.notify_team_by_email,
                                      escalations.notify_team_by_webhook, escalations.open_call_task,
-                                     operations.alert_operations])
+                                     operations.alert_operations, occasions.resolve_occasions])
         finally:
             await engine.dispose()

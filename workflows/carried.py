@@ -17,11 +17,12 @@ from workflows.agenda import (
     SendMessage,
     StartEscalation,
 )
+from workflows.appointments import APPOINTMENT_ITEMS
 from workflows.contracts import CarriedAgendaItem, TimelineEntry
 
 _CARRIED_KINDS: dict[type[AgendaItem], str] = {
     SendMessage: "send", OpenQuestionnaire: "open_questionnaire", Remind: "remind", Expire: "expire",
-    OpenCall: "open_call", StartEscalation: "escalate"}
+    OpenCall: "open_call", StartEscalation: "escalate", **{item: kind for kind, item in APPOINTMENT_ITEMS.items()}}
 
 
 def carried_items(items: Iterable[AgendaItem], entries: list[TimelineEntry]) -> list[CarriedAgendaItem]:
@@ -41,4 +42,4 @@ def restored(item: CarriedAgendaItem, entries: list[TimelineEntry]) -> AgendaIte
             return StartEscalation(item.due, entry, item.trigger or "", item.escalate)
         case kind:
             return {"open_questionnaire": OpenQuestionnaire, "remind": Remind, "expire": Expire,
-                    "open_call": OpenCall}[kind](item.due, entry)
+                    "open_call": OpenCall, **APPOINTMENT_ITEMS}[kind](item.due, entry)

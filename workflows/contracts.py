@@ -7,7 +7,7 @@ are ids, and the texts are the pathway's templates, not what a patient wrote.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
@@ -30,9 +30,10 @@ SCREEN_FREE_TEXT = "screen_free_text"
 ALERT_OPERATIONS = "alert_operations"
 # The error type of a delivery refused because the patient has died: not a failure anyone must fix.
 PATIENT_DECEASED = "PatientDeceased"
+RESOLVE_OCCASIONS = "resolve_occasions"
 
 TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired",
-                          "reached", "not_reached"]
+                          "reached", "not_reached", "attended", "missed"]
 EnrollmentStatus = Literal["active", "completed", "cancelled", "stopped"]
 ItemValue = bool | int | float | str | None
 
@@ -94,6 +95,8 @@ class TimelineEntry(BaseModel):
     response: ResponseSummary | None = None
     outcome: RuleOutcome | None = None
     attempts: int = 0
+    # For a step written `after` another: the touchpoint whose state it follows (`day3-check#1`).
+    follows: str | None = None
 
     @property
     def key(self) -> str:
@@ -126,7 +129,8 @@ class Timeline(BaseModel):
 class CarriedAgendaItem(BaseModel):
     """An agenda item as the next run receives it: its entry by position in `CarriedState.entries`."""
 
-    kind: Literal["send", "open_questionnaire", "remind", "expire", "open_call", "escalate"]
+    kind: Literal["send", "open_questionnaire", "remind", "expire", "open_call", "escalate",
+                  "appointment_reminder", "appointment_due", "attendance_deadline"]
     due: AwareDatetime
     entry: int
     sent_by_rule: bool = False
@@ -226,6 +230,13 @@ class FormLink(BaseModel):
     expires: AwareDatetime
 
 
+class AppointmentNotice(BaseModel):
+    """Put the visit's link and time into the message (`{{ link }}`, `{{ visit }}` in the patient's zone)."""
+
+    link: str
+    at: AwareDatetime
+
+
 class MessageDelivery(BaseModel):
     """Deliver one message. (enrollment, step, occurrence, purpose) is the idempotency key."""
 
@@ -239,6 +250,7 @@ class MessageDelivery(BaseModel):
     due: datetime
     templates: dict[str, MessageTemplate]
     form: FormLink | None = None
+    appointment: AppointmentNotice | None = None
 
 
 class QuestionnaireOccurrence(BaseModel):
@@ -360,6 +372,32 @@ class CallOutcome(BaseModel):
     outcome: Literal["reached", "not_reached"]
     staff_id: str
     values: dict[str, ItemValue] = {}
+
+
+class OccasionQuery(BaseModel):
+    """Which birthdays and holidays (`birthday`, `holiday cn/spring-festival`) fall in an enrollment's local days."""
+
+    enrollment_id: str
+    occasions: list[str]
+    first: date
+    last: date
+
+
+class OccasionDates(BaseModel):
+    """The dates each occasion falls on in the span, and why any are incomplete. Never the date of birth itself:
+    only the birthdays within the span (a message on one is sent on that day anyway)."""
+
+    dates: dict[str, list[date]]
+    gaps: list[str] = []
+
+
+class AttendanceReport(BaseModel):
+    """Whether the patient came to an appointment, and who says so (a staff id, or the video service)."""
+
+    step_id: str
+    occurrence: int
+    outcome: Literal["attended", "missed"]
+    recorded_by: str
 
 
 class DeliveryReceipt(BaseModel):

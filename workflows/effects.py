@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         DELIVER_MESSAGE,
         PATIENT_DECEASED,
         SCREEN_FREE_TEXT,
+        AppointmentNotice,
         DeliveryReceipt,
         EnrollmentRun,
         FormLink,
@@ -45,10 +46,12 @@ DELIVER_THROUGH_OUTAGES = "deliver-through-outages"
 
 
 async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, escalate: Escalating, *, purpose: str, templates,
-               form: FormLink | None = None, due: datetime | None = None) -> bool:
+               form: FormLink | None = None, due: datetime | None = None,
+               appointment: AppointmentNotice | None = None) -> bool:
     """Deliver one message; on final failure record why on the entry, tell operations (by email, and on
     their worklist through `escalate`, the workflow's own) and go on with the pathway."""
-    delivery = message_delivery(run, step, entry, purpose=purpose, templates=templates, due=due or entry.due, form=form)
+    delivery = message_delivery(run, step, entry, purpose=purpose, templates=templates, due=due or entry.due, form=form,
+                                appointment=appointment)
     try:
         if workflow.patched(DELIVER_THROUGH_OUTAGES):
             receipt = await _deliver_through_outages(run, delivery)

@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         Expire,
         Remind,
         StartEscalation,
-        first_item,
     )
     from workflows.carried import restored
     from workflows.contracts import (
@@ -132,7 +131,7 @@ class Lifecycle:
             if entry.due < now - ENROLLMENT_GRACE:
                 self._skip(entry, now, "due before the anchor it was moved to")
             else:
-                self._agenda.add(first_item(entry))
+                self._begin(entry)  # a visit's reminders too
         self._run = self._run.model_copy(update={"anchor": request.anchor})
         direction = "later" if moved_by.total_seconds() > 0 else "earlier"
         self._events.append(TimelineEvent(at=now, kind="anchor", detail=f"anchor moved {format_duration(abs(moved_by))} "

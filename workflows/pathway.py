@@ -42,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         Remind,
         SendMessage,
         StartEscalation,
-        first_item,
     )
     from workflows.carried import carried_items, restored
     from workflows.contracts import (
@@ -66,16 +65,14 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         escalation_workflow_id,
     )
+    from workflows.appointments import AppointmentItem, AppointmentSteps
     from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
     from workflows.lifecycle import ENROLLMENT_GRACE, Lifecycle
+    from workflows.following import FollowingSteps
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
-    from workflows.payloads import (
-        call_task,
-        escalation_start,
-        form_link,
-        questionnaire_occurrence,
-    )
+    from workflows.occasions import OccasionSteps
+    from workflows.payloads import call_task, escalation_start, form_link, questionnaire_occurrence
 
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
 # agenda adds a few dozen events at most.
@@ -84,8 +81,9 @@ HISTORY_EVENTS_PER_RUN = 1000
 CONTINUE_AS_NEW_PATCH = "continue-as-new-when-history-is-long"
 
 
+
 @workflow.defn
-class PathwayWorkflow(Lifecycle):
+class PathwayWorkflow(Lifecycle, FollowingSteps, AppointmentSteps, OccasionSteps):
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
@@ -112,20 +110,22 @@ class PathwayWorkflow(Lifecycle):
     @workflow.run
     async def run(self, run: EnrollmentRun) -> Timeline:
         if run.carried is None:
+            await self._plan_occasions()
             self._skip_touchpoints_due_before_enrollment()
             for entry in self._entries:
                 if entry.status == "planned":
-                    self._agenda.add(first_item(entry))
-        while self._agenda or self._calls_waiting() or self._waiting_for_resume():
+                    self._begin(entry)
+        while self._agenda or self._more_may_come() or self._waiting_for_resume():
             # Between two turns nothing is in flight; an update still running (an outcome waiting for
             # its call to open) needs this run's loop, so the handover waits for a later turn.
             if (self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight
                     and workflow.patched(CONTINUE_AS_NEW_PATCH)):
                 workflow.continue_as_new(self._run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
-                # Only a phone task, or what waits for the end of a pause, is left: the pathway lasts until then.
+                # Only a phone task, a delivery a step follows, or what waits for the end of a pause is left:
+                # the pathway lasts until then.
                 await workflow.wait_condition(
-                    lambda: bool(self._agenda) or not (self._calls_waiting() or self._waiting_for_resume()))
+                    lambda: bool(self._agenda) or not (self._more_may_come() or self._waiting_for_resume()))
                 continue
             next_item = self._agenda.first()
             if await self._sleep_until(next_item.due) and self._agenda.first() is next_item:
@@ -178,7 +178,7 @@ class PathwayWorkflow(Lifecycle):
         entry = self._entry(submission.step_id, submission.occurrence, "questionnaire")
         rules = self.rules_pathway(entry.key)
         step = rules.step(entry.step_id)
-        entry.status, entry.at = "answered", workflow.now()
+        self._reach(entry, "answered", at=workflow.now())
         entry.response = response = ResponseSummary(**submission.model_dump(include=set(ResponseSummary.model_fields)))
         decision = decide(step.on, response_names(rules.parameters, score=response.score,
                                                   band=response.band, flags=response.flags, items=response.items,
@@ -203,14 +203,14 @@ class PathwayWorkflow(Lifecycle):
         entry.at = workflow.now()
         entry.outcome = RuleOutcome()
         if outcome.outcome == "reached":
-            entry.status = "reached"
+            self._reach(entry, "reached")
             names = measured_names(self.rules_pathway(entry.key).parameters, outcome.values, self._tags)
             self._apply(decide(step.on, names), entry, entry.outcome)
         elif entry.attempts < step.retry.times:
             entry.status = "planned"  # `attempts` says how many were made; `detail` keeps who opened it
             self._agenda.add(OpenCall(workflow.now() + step.retry.every, entry))
         else:
-            entry.status = "not_reached"
+            self._reach(entry, "not_reached")
             if step.on_not_reached:
                 trigger = f"not reached in {entry.attempts} attempts"
                 self._apply(Decision.always(step.on_not_reached, trigger), entry, entry.outcome)
@@ -297,7 +297,7 @@ class PathwayWorkflow(Lifecycle):
         self._agenda.keep_only(lambda item: not (item.entry.key in leaving and item.entry.status == "planned"))
         for entry in self._entries:
             if entry.key in arriving and entry.status == "planned":
-                self._agenda.add(first_item(entry))
+                self._begin(entry)
         self._run = self._run.model_copy(update={"pathway": pathway})
 
     @workflow.query
@@ -330,9 +330,6 @@ class PathwayWorkflow(Lifecycle):
         """None if there is no such occurrence of a step of this kind (validators say so)."""
         return next((e for e in self._entries
                      if e.step_id == step_id and e.occurrence == occurrence and e.kind == kind), None)
-
-    def _calls_waiting(self) -> bool:
-        return any(entry.kind == "call" and entry.status == "open" for entry in self._entries)
 
     def _skip_touchpoints_due_before_enrollment(self) -> None:
         """A patient enrolled on day 10 must not receive days 1-9 in one burst.
@@ -386,11 +383,13 @@ class PathwayWorkflow(Lifecycle):
                 await self._escalate(entry, trigger, escalate)
             case OpenCall():
                 await self._open_call(entry)
+            case AppointmentItem():
+                await self._perform_appointment(item)
 
     async def _deliver(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
         sent = await effects.send(self._run, entry, step, self._escalate, purpose="scheduled", templates=step.template)
-        entry.status = "sent" if sent else "failed"
+        self._reach(entry, "sent" if sent else "failed")
 
     async def _send(self, entry: TimelineEntry, step, **message) -> None:
         await self._in_flight.start(entry.key, effects.send(self._run, entry, step, self._escalate, **message))
@@ -416,7 +415,7 @@ class PathwayWorkflow(Lifecycle):
 
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
-        entry.status, entry.at = "expired", workflow.now()
+        self._reach(entry, "expired", at=workflow.now())
         await effects.bookkeeping(self._run, EXPIRE_QUESTIONNAIRE, questionnaire_occurrence(self._run, step, entry, opens=entry.due))
         if step.on_expire:
             expired = Decision.always(step.on_expire, "no answer before expiry")

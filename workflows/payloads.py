@@ -10,6 +10,7 @@ from datetime import datetime
 
 from language.model import (
     CRISIS_POLICY_NAME,
+    AppointmentStep,
     CallStep,
     Escalate,
     EscalationPolicy,
@@ -19,6 +20,7 @@ from language.model import (
     crisis_policy,
 )
 from workflows.contracts import (
+    AppointmentNotice,
     CallTask,
     EnrollmentRun,
     EscalationStart,
@@ -41,10 +43,18 @@ def undelivered(entry: TimelineEntry) -> Escalate:
 
 
 def message_delivery(run: EnrollmentRun, step, entry: TimelineEntry, *, purpose: str,
-                     templates: dict[str, MessageTemplate], due: datetime, form: FormLink | None) -> MessageDelivery:
+                     templates: dict[str, MessageTemplate], due: datetime, form: FormLink | None,
+                     appointment: AppointmentNotice | None = None) -> MessageDelivery:
     return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id,
                            pathway_title=run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
-                           purpose=purpose, channel=step.channel, due=due, templates=templates, form=form)
+                           purpose=purpose, channel=step.channel, due=due, templates=templates, form=form,
+                           appointment=appointment)
+
+
+def appointment_notice(run: EnrollmentRun, step: AppointmentStep, entry: TimelineEntry) -> AppointmentNotice:
+    """The step's link with ids in its placeholders: the video service knows the visit, nobody learns the patient."""
+    link = step.link.format_map({"enrollment": run.enrollment_id, "step": step.id, "occurrence": entry.occurrence})
+    return AppointmentNotice(link=link, at=entry.due)
 
 
 def form_link(step: QuestionnaireStep, entry: TimelineEntry) -> FormLink:

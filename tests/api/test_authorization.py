@@ -47,6 +47,8 @@ WHO_MAY = {
     ("POST", "/enrollments/{enrollment_id}/anchor"): {CLINICIAN},
     # Staff on the ward, and the hospital system's admission, discharge and death messages.
     ("POST", "/patients/{patient_id}/events"): {CLINICIAN, INTEGRATION},
+    ("POST", "/enrollments/{enrollment_id}/appointments/{step_id}/{occurrence}/attendance"): {CLINICIAN},
+    ("POST", "/appointments/attendance"): PUBLIC,
     ("POST", "/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses"): {CLINICIAN},
     ("GET", "/f/{token}"): PUBLIC,
     ("POST", "/f/{token}"): PUBLIC,

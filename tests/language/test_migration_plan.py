@@ -87,3 +87,60 @@ def test_a_touchpoint_already_due_but_not_yet_sent_goes_as_planned():
 
     assert plan.moved == [] and [t.key for t in plan.removed] == ["day21-message#1"]
     assert [t.key for t in plan.added] == ["day14-check#1"]
+
+
+def test_a_visit_waiting_for_attendance_whose_call_the_new_version_lacks_blocks_the_migration():
+    visit = """\
+id: visit-check
+version: {version}
+title: Visit check
+anchor: surgery_date
+locales: [en]
+steps:
+  - kind: appointment
+    id: visit
+    mode: clinic
+    at: day 10 10:00
+    link: "https://booking.example-hospital.test/{{enrollment}}"
+    remind: [1d]
+    template: {{en: {{subject: Visit, body: "{{{{ link }}}}"}}}}
+    on_missed: {{call: missed-visit-call}}
+{call}"""
+    call = ("  - {kind: call, id: missed-visit-call, team: surgical-ward, script: {en: Book another visit.}}\n")
+    current = parse_pathway(visit.format(version=1, call=call), "v1.yaml", SITE.instruments, SITE.teams())
+    target = parse_pathway(visit.format(version=2, call=call.replace("missed-visit-call", "other-call"))
+                           .replace("{call: missed-visit-call}", "{tag: missed}"), "v2.yaml", SITE.instruments,
+                           SITE.teams())
+    day_10_noon = datetime(2027, 3, 11, 12, tzinfo=UTC)
+
+    plan = plan_migration(current, target, _timeline_at(day_10_noon, current, open_steps=("visit",)), ANCHOR, "UTC",
+                          day_10_noon)
+
+    assert plan.blocked == ["visit#1 is open and its rules call 'missed-visit-call', which version 2 does not have"]
+
+
+def test_a_planned_touchpoint_of_a_step_after_another_leaves_only_with_its_step():
+    source = """\
+id: follow-check
+version: {version}
+title: Follow check
+anchor: surgery_date
+locales: [en]
+steps:
+  - {{kind: message, id: welcome, at: day 1 10:00, template: {{en: {{subject: a, body: b}}}}}}
+{follow_up}"""
+    follow_up = "  - {kind: message, id: follow-up, after: {step: welcome, sent: 2d}, template: {en: {subject: a, body: b}}}\n"
+    current = parse_pathway(source.format(version=1, follow_up=follow_up), "v1.yaml", SITE.instruments, SITE.teams())
+    keeping = parse_pathway(source.format(version=2, follow_up=follow_up), "v2.yaml", SITE.instruments, SITE.teams())
+    dropping = parse_pathway(source.format(version=2, follow_up=""), "v2.yaml", SITE.instruments, SITE.teams())
+    day_2 = datetime(2027, 3, 3, 12, tzinfo=UTC)
+    timeline = [TimelineEntry(step_id="welcome", occurrence=1, kind="message", due=datetime(2027, 3, 2, 10, tzinfo=UTC),
+                              status="sent"),
+                TimelineEntry(step_id="follow-up", occurrence=1, kind="message", follows="welcome#1",
+                              due=datetime(2027, 3, 4, 10, tzinfo=UTC))]
+
+    kept = plan_migration(current, keeping, timeline, ANCHOR, "UTC", day_2)
+    dropped = plan_migration(current, dropping, timeline, ANCHOR, "UTC", day_2)
+
+    assert kept.removed == [] and kept.added == []
+    assert [touchpoint.key for touchpoint in dropped.removed] == ["follow-up#1"]

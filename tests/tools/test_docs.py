@@ -51,3 +51,17 @@ def test_the_pause_example_is_valid(tmp_path: Path):
     (tmp_path / "wound-follow-up.yaml").write_text(_block("# Pause example"), encoding="utf-8")
     pathway = SITE.load_pathway(tmp_path / "wound-follow-up.yaml")
     assert [step.while_paused for step in pathway.steps] == ["skip", "send_on_resume"]
+
+
+def test_the_appointment_example_is_valid(tmp_path: Path):
+    (tmp_path / "appointment-example.yaml").write_text(_block("# Appointment example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "appointment-example.yaml")
+    visit, _, follow_up = pathway.steps
+    assert (visit.kind, visit.mode, visit.on_missed.call) == ("appointment", "video", ["missed-visit-call"])
+    assert (follow_up.after.step, follow_up.after.state) == ("video-check", "attended")
+
+
+def test_the_occasions_example_is_valid(tmp_path: Path):
+    (tmp_path / "occasions-example.yaml").write_text(_block("# Occasions example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "occasions-example.yaml")
+    assert [step.at.occasion for step in pathway.steps] == ["birthday", "holiday cn/spring-festival", None]

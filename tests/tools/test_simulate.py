@@ -17,7 +17,8 @@ def _simulate(*arguments: str) -> subprocess.CompletedProcess:
 
 
 def test_simulate_json_lists_every_delivery_of_the_shipped_post_surgery_pathway():
-    run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", ANCHOR.isoformat(), "--json")
+    # Nobody records attendance at the day-10 video follow-up: the ward's call about it is reached.
+    run = _simulate("pathways/post-surgery-recovery.yaml", "--anchor", ANCHOR.isoformat(), "--json", "--calls", "reached")
 
     assert run.returncode == 0, run.stderr
     deliveries = json.loads(run.stdout)
@@ -32,6 +33,9 @@ def test_simulate_json_lists_every_delivery_of_the_shipped_post_surgery_pathway(
     assert {d["channel"] for d in deliveries} == {"email"} and all(d["subject"] for d in deliveries)
     invitations = [d for d in deliveries if d["purpose"] == "invitation"]
     assert [d["step"] for d in invitations] == ["postop-check"] * 3 + ["postop-check-weekly"] * 2 + ["satisfaction"]
+    visit_reminders = [datetime.fromisoformat(d["due"]) for d in deliveries if d["step"] == "video-follow-up"]
+    assert [due.isoformat() for due in visit_reminders] == [f"{ANCHOR + timedelta(days=9)}T15:00:00+08:00",
+                                                            f"{ANCHOR + timedelta(days=10)}T14:00:00+08:00"]
 
 
 def test_simulate_with_answers_shows_the_branch_each_answer_took(tmp_path):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from store.db import Enrollment, TouchpointRecord
 from language.plan import spread_offset
 from language.validation import parse_pathway
-from workflows.contracts import CancelRequest
+from workflows.contracts import AttendanceReport, CancelRequest
 from workflows.pathway import PathwayWorkflow
 from services.settings import PROJECT_ROOT
 from services.site import load_site
@@ -38,6 +38,10 @@ async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_sk
     pathway = SITE.load_pathway(SHIPPED / "post-surgery-recovery.yaml")
     patient = await stack.add_patient(given_name="Mei", locale="zh-CN", timezone="Asia/Shanghai")
     enrolled = await stack.enroll(patient, pathway, await _tomorrow(time_skipping))
+    [visit] = [e for e in (await enrolled.workflow.query(PathwayWorkflow.timeline)).entries if e.kind == "appointment"]
+    await time_skipping.sleep(visit.due + timedelta(minutes=20) - await time_skipping.get_current_time())
+    await enrolled.workflow.execute_update(PathwayWorkflow.record_attendance, AttendanceReport(
+        step_id=visit.step_id, occurrence=1, outcome="attended", recorded_by="st_surgeon"))
 
     timeline = await enrolled.workflow.result()
 
@@ -48,8 +52,8 @@ async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_sk
     # Nobody answers in this test: every questionnaire expires, and the weekly ones say so with a tag.
     assert [e.status for e in questionnaires] == ["expired"] * 6 and timeline.tags == ["no-response"]
     subjects = [mail.subject for mail in _patient_mail(stack)]
-    # 11 messages, 6 invitations, and reminders for the weekly checks (2) and satisfaction (1).
-    assert len(subjects) == 11 + 6 + 3
+    # 11 messages, 6 invitations, reminders for the weekly checks (2) and satisfaction (1), and the video visit's 2.
+    assert len(subjects) == 11 + 6 + 3 + 2 and subjects.count("术后视频复诊提醒") == 2
     assert subjects[0] == "Mei，您的出院须知"
     assert subjects.count("术后第 3 天自我检查提醒") == 1
     assert subjects.count("术后自我检查（约 1 分钟）") == 3 + 2 + 2
@@ -59,7 +63,7 @@ async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_sk
         enrollment = await session.get(Enrollment, enrolled.enrollment.id)
         records = (await session.scalars(select(TouchpointRecord))).all()
     assert enrollment.status == "completed" and enrollment.ended_at is not None
-    assert len(records) == 20 and {r.status for r in records} == {"sent"} and {r.attempts for r in records} == {1}
+    assert len(records) == 22 and {r.status for r in records} == {"sent"} and {r.attempts for r in records} == {1}
 
 
 async def test_cancel_stops_every_touchpoint_left(time_skipping, stack):
