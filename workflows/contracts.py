@@ -30,7 +30,7 @@ SCREEN_FREE_TEXT = "screen_free_text"
 ALERT_OPERATIONS = "alert_operations"
 
 TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired",
-                          "reached", "not_reached"]
+                          "reached", "not_reached", "received"]
 EnrollmentStatus = Literal["active", "completed", "cancelled", "stopped"]
 ItemValue = bool | int | float | str | None
 
@@ -100,7 +100,7 @@ class TimelineEntry(BaseModel):
 
 class TimelineEvent(BaseModel):
     at: AwareDatetime
-    kind: Literal["tag", "escalation", "stop", "screening_failed", "migration"]
+    kind: Literal["tag", "escalation", "stop", "screening_failed", "migration", "event"]
     detail: str
     escalation_id: str | None = None
 
@@ -319,6 +319,15 @@ class CallOutcome(BaseModel):
     occurrence: int
     outcome: Literal["reached", "not_reached"]
     staff_id: str
+    values: dict[str, ItemValue] = {}
+
+
+class EnrollmentEvent(BaseModel):
+    """An event into a running enrollment (a lab result). `values` are those its rules compare, never text:
+    the event itself, with its notes and when it happened, is stored in the database under `event_id`."""
+
+    event_id: str
+    type: str
     values: dict[str, ItemValue] = {}
 
 

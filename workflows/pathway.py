@@ -68,13 +68,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
+    from workflows.events import EventHandling
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
-    from workflows.payloads import (
-        call_task,
-        escalation_start,
-        form_link,
-        questionnaire_occurrence,
-    )
+    from workflows.payloads import call_task, escalation_start, form_link, questionnaire_occurrence
 
 # Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
 ENROLLMENT_GRACE = timedelta(minutes=15)
@@ -90,7 +86,7 @@ _CARRIED_KINDS: dict[type[AgendaItem], str] = {
 
 
 @workflow.defn
-class PathwayWorkflow:
+class PathwayWorkflow(EventHandling):
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
