@@ -26,6 +26,7 @@ from api.routes import (
     codec,
     enrollments,
     escalations,
+    events,
     forms,
     health,
     migrations,
@@ -56,6 +57,7 @@ api_router.include_router(patients.router)
 api_router.include_router(pathways.router)
 api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)
+api_router.include_router(events.router)
 api_router.include_router(responses.router)
 api_router.include_router(forms.router)
 api_router.include_router(teams.router)

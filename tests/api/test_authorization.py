@@ -40,6 +40,8 @@ WHO_MAY = {
     ("POST", "/enrollments"): {CLINICIAN, INTEGRATION},
     ("GET", "/enrollments/{enrollment_id}"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/cancel"): {CLINICIAN},
+    ("POST", "/enrollments/{enrollment_id}/events"): {CLINICIAN, INTEGRATION},
+    ("GET", "/enrollments/{enrollment_id}/events"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses"): {CLINICIAN},
     ("GET", "/f/{token}"): PUBLIC,
     ("POST", "/f/{token}"): PUBLIC,
