@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from language.events import EventInvalid, values_for_rules
 from language.model import Pathway
 from language.timing import parse_duration
 from services.calls import CallValuesInvalid, read_call_values
@@ -31,6 +32,7 @@ from services.responses import Accepted, QuestionnaireClosed, submit_response
 from workflows.contracts import (
     CallOutcome,
     CancelRequest,
+    EnrollmentEvent,
     MigrationRequest,
     StaffAction,
     Timeline,
@@ -175,7 +177,14 @@ class Migrate:
     name = "migrate_to"
 
 
-StaffDeed = Cancel | RecordCallOutcome | Acknowledge | Migrate
+@dataclass(frozen=True)
+class SendEvent:
+    """An event into the enrollment (a lab result), as POST /enrollments/{id}/events sends it."""
+    type: str
+    values: dict = field(default_factory=dict)
+
+
+StaffDeed = Cancel | RecordCallOutcome | Acknowledge | Migrate | SendEvent
 
 
 @dataclass(frozen=True)
@@ -324,6 +333,15 @@ class _Player:
             return
         if isinstance(deed, Migrate):
             await self._migrate(deed.pathway, now)
+            return
+        if isinstance(deed, SendEvent):  # checked and cut down to what rules compare, as the API does
+            try:
+                values = values_for_rules(self.pathway, deed.type, deed.values)
+                await self._watched(self.workflow.execute_update(PathwayWorkflow.record_event, EnrollmentEvent(
+                    event_id=f"ev_scenario_{len(self.happened)}", type=deed.type, values=values)), "sending an event")
+            except (EventInvalid, WorkflowUpdateFailedError) as refused:  # a refusal is what happened
+                why = _one_line(getattr(refused, "cause", None) or refused)
+                self.happened.append(Happened(now, "staff", f"event {deed.type} refused: {why}"))
             return
         timeline = await self.workflow.query(PathwayWorkflow.timeline)
         if isinstance(deed, RecordCallOutcome):

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
+from language.events import EventInvalid, read_event
 from language.loader import DocumentInvalid, Location
 from language.model import At, LanguageModel, Locale, Pathway, Slug, ZoneName
 from language.plan import compile_plan, questionnaire_window
@@ -32,12 +33,13 @@ from tools.driver import (
     Migrate,
     RecordCallOutcome,
     Script,
+    SendEvent,
     StaffDeed,
     parse_answer_script,
     parse_call_script,
 )
 
-ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to")
+ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to", "event")
 """Staff actions a scenario can take, by the key that names them in `actions:`."""
 
 
@@ -66,6 +68,12 @@ class CallOutcomeAction(LanguageModel):
                                                         description="what staff measured, e.g. {systolic: 150}")
 
 
+class EventAction(LanguageModel):
+    type: Slug = Field(description="an event the pathway declares", examples=["bp-reading"])
+    values: dict[str, bool | int | float | str] = Field(default_factory=dict,
+                                                        description="its fields, e.g. {systolic: 150, diastolic: 95}")
+
+
 class Action(LanguageModel):
     """Something staff do during the scenario. Exactly one action per entry."""
 
@@ -81,6 +89,9 @@ class Action(LanguageModel):
     migrate_to: int | None = Field(
         default=None, ge=1, description="migrate the enrollment to this version (one the file's `versions` names)",
         examples=[3])
+    event: EventAction | None = Field(
+        default=None, description="send an event into the enrollment, as a hospital system does",
+        examples=[{"type": "bp-reading", "values": {"systolic": 152, "diastolic": 96}}])
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
@@ -94,6 +105,8 @@ class Action(LanguageModel):
             return Migrate(versions[self.migrate_to])
         if self.cancel is not None:
             return Cancel(self.cancel)
+        if self.event is not None:
+            return SendEvent(self.event.type, self.event.values)
         if self.call_outcome is not None:
             return RecordCallOutcome(self.call_outcome.step, self.call_outcome.outcome, self.call_outcome.values)
         return Acknowledge(self.acknowledge)
@@ -214,6 +227,7 @@ def load_scenarios(path: Path | str, site: Site) -> Loaded:
         calls, wrong_calls = _call_script(pathway, scenario, index, site.instruments)
         scripts.append(Script(answers, calls))
         found += _unknown_versions(scenario, index, versions)
+        found += _event_problems(pathway, scenario, index)
         found += wrong_calls + (wrong or (_coinciding_answers(pathway, spec, scenario, answers, where) if spec else []))
     problems += [document.problem(location, message) for location, message in found]
     if problems or spec is None:
@@ -240,6 +254,18 @@ def _versions(path: Path, data: dict, pathway: Pathway, site: Site) -> tuple[dic
             continue
         versions[number] = version
     return versions, problems
+
+
+def _event_problems(pathway: Pathway, scenario: Scenario, index: int) -> list[tuple[Location, str]]:
+    """An event action is one the pathway takes, with values that fit it: checked as the API checks it."""
+    problems = []
+    for number, action in enumerate(scenario.actions):
+        if action.event is not None:
+            try:
+                read_event(pathway, action.event.type, action.event.values)
+            except EventInvalid as invalid:
+                problems.append((("scenarios", index, "actions", number, "event"), str(invalid)))
+    return problems
 
 
 def _unknown_versions(scenario: Scenario, index: int, versions: dict[int, Pathway]) -> list[tuple[Location, str]]:

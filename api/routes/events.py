@@ -20,7 +20,7 @@ from api.routes.enrollments import UPDATE_TIMEOUT, enrollment_or_404
 from api.routes.escalations import workflow_update
 from api.schemas import EnrollmentEventPublic, EventCreate, Message
 from api.security import Access, allow
-from language.events import EventInvalid, read_event, values_for_rules
+from language.events import EventInvalid, values_for_rules
 from services.principals import Role
 from store.db import EnrollmentEventRecord, utcnow
 from workflows.contracts import EnrollmentEvent, workflow_id_for
@@ -71,7 +71,7 @@ async def send_event(enrollment_id: str, body: EventCreate, response: Response, 
                             {"message": "the event has not happened yet", "errors": {"occurred_at": "in the future"}})
     pathway = (await registry.get(enrollment.pathway_id, enrollment.pathway_version)).pathway
     try:
-        values = read_event(pathway, body.type, body.values)
+        for_rules = values_for_rules(pathway, body.type, body.values)
     except EventInvalid as invalid:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": invalid.message, "errors": invalid.errors}
                             if invalid.errors else invalid.message) from None
@@ -80,8 +80,7 @@ async def send_event(enrollment_id: str, body: EventCreate, response: Response, 
     handle = temporal.get_workflow_handle_for(PathwayWorkflow.run, workflow_id_for(enrollment.id))
     outcome = await workflow_update(
         handle.execute_update(PathwayWorkflow.record_event,
-                              EnrollmentEvent(event_id=event_id, type=body.type,
-                                              values=values_for_rules(pathway, body.type, values)),
+                              EnrollmentEvent(event_id=event_id, type=body.type, values=for_rules),
                               id=event_id, rpc_timeout=UPDATE_TIMEOUT),
         f"the enrollment {enrollment.id} has ended; it takes no more events")
     stored = EnrollmentEventRecord(public_id=event_id, enrollment_id=enrollment.id, idempotency_key=key,

@@ -55,9 +55,11 @@ def test_an_undeclared_event_is_refused_naming_those_declared():
 
 
 def test_only_the_values_rules_compare_reach_the_workflow_and_never_text():
-    values = read_event(PATHWAY, "lab-result", {"hb_g_dl": 9.1, "test": "hb", "comment": "haemolysed sample?"})
+    values = {"hb_g_dl": 9.1, "test": "hb", "comment": "haemolysed sample?"}
 
     assert values_for_rules(PATHWAY, "lab-result", values) == {"hb_g_dl": 9.1}
+    with pytest.raises(EventInvalid):
+        values_for_rules(PATHWAY, "lab-result", values | {"hb_g_dl": "9.1"})
 
 
 def test_the_workflow_refuses_text_undeclared_fields_and_wrong_types():
