@@ -45,3 +45,9 @@ def test_the_channels_example_is_valid(tmp_path: Path):
     (tmp_path / "channels-example.yaml").write_text(_block("# Channels example"), encoding="utf-8")
     pathway = SITE.load_pathway(tmp_path / "channels-example.yaml")
     assert {step.channel for step in pathway.steps} == {"wechat", "sms", "push"}
+
+
+def test_the_events_example_is_valid(tmp_path: Path):
+    (tmp_path / "events-example.yaml").write_text(_block("# Events example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "events-example.yaml")
+    assert set(pathway.events) == {"lab-result", "appointment"} and len(pathway.on_event) == 2
