@@ -47,13 +47,14 @@ class Recording:
 
 # Together they issue every kind of command the workflows have: messages to completion, answers
 # firing rules and starting escalations, a cancellation, a call with its outcome, an escalation
-# notified, acknowledged and resolved, and a migration to a newer version mid-way.
+# notified, acknowledged and resolved, a migration to a newer version mid-way, and events firing a rule.
 RECORDINGS = [
     Recording("post-surgery-recovery", "smooth recovery, no rule fires"),
     Recording("postnatal-42d", "everything at once fires every postnatal-check rule"),
     Recording("postnatal-42d", "cancelled on day 10, readmitted"),
     Recording("postnatal-42d", "reached by phone at day 50 with raised blood pressure, acknowledged by a midwife"),
     Recording("post-surgery-recovery", "enrolled on version 2, moved to version 3 on day 10"),
+    Recording("postnatal-42d", "the clinic sends a raised blood pressure on day 10, a normal one on day 12"),
 ]
 
 
