@@ -93,12 +93,12 @@ def rules_for(pathway: Pathway, event_type: str) -> list[EventRule]:
 def values_for_rules(pathway: Pathway, event_type: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """Of an event's values, read as `read_event` reads them (and refused as it refuses them), those its rules
     compare: what the workflow is given."""
+    values = read_event(pathway, event_type, values)
     read: set[str] = set()
     for rule in rules_for(pathway, event_type):
         read |= names_in(rule.when)
     fields = pathway.events[event_type].fields
-    return {name: value for name, value in read_event(pathway, event_type, values).items()
-            if name in read and fields[name].type != "text"}
+    return {name: value for name, value in values.items() if name in read and fields[name].type != "text"}
 
 
 def rule_values_problem(pathway: Pathway, event_type: str, values: Mapping[str, Any]) -> str | None:

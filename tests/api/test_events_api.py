@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from services.principals import Role
+from tests.workflows.test_history_has_no_phi import histories
+from workflows.contracts import workflow_id_for
 
 PATHWAY = """\
 id: api-events
@@ -72,7 +75,8 @@ async def _event_entries(api: httpx.AsyncClient, enrollment_id: str) -> list[tup
 
 
 async def test_a_hospital_system_sends_a_low_haemoglobin_and_the_rule_acts(as_role, api: httpx.AsyncClient,
-                                                                          enrollment_id: str, patient: dict):
+                                                                          enrollment_id: str, patient: dict,
+                                                                          temporal: WorkflowEnvironment):
     hospital = await as_role(Role.INTEGRATION)
 
     response = await hospital.post(f"/enrollments/{enrollment_id}/events", json=LOW_HB, headers=key())
@@ -88,6 +92,9 @@ async def test_a_hospital_system_sends_a_low_haemoglobin_and_the_rule_acts(as_ro
     assert await _event_entries(api, enrollment_id) == [("lab-result", 1, "received")]
     log = (await api.get(f"/patients/{patient['id']}/access-log")).json()
     assert {"enrollment.event", "enrollment.events"} <= {line["action"] for line in log}
+    raw, decoded = await histories(temporal.client, workflow_id_for(enrollment_id))
+    assert b"8.4" in decoded, "the value the rule compares is in the workflow's history"
+    assert b"repeat in a week" not in raw + decoded, "the note stays in the database"
 
 
 async def test_the_same_idempotency_key_sends_the_event_once(api: httpx.AsyncClient, enrollment_id: str):

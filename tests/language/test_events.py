@@ -49,9 +49,10 @@ def test_a_number_must_be_there_a_number_and_plausible(values: dict, why: str):
     assert refused.value.errors == {"hb_g_dl": why}
 
 
-def test_an_undeclared_event_is_refused_naming_those_declared():
+@pytest.mark.parametrize("reading", [read_event, values_for_rules])
+def test_an_undeclared_event_is_refused_naming_those_declared(reading):
     with pytest.raises(EventInvalid, match="takes no event 'discharge' \\(it takes: appointment, lab-result\\)"):
-        read_event(PATHWAY, "discharge", {})
+        reading(PATHWAY, "discharge", {})
 
 
 def test_only_the_values_rules_compare_reach_the_workflow_and_never_text():
