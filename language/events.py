@@ -50,13 +50,24 @@ def declaration(pathway: Pathway, event_type: str) -> EventDeclaration:
     return declared
 
 
+def _finite(value: Any) -> float | None:
+    """The value as a finite float, or None: text, booleans, infinities and integers beyond any float are no number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _value_problem(field: EventField, value: Any) -> str | None:
     if value is None:
         return "required" if field.required else None
     match field.type:
         case "number":
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                return f"expected a number, not {value!r}"
+            if _finite(value) is None:
+                return f"expected a number, not {value!r}"[:200]
             if field.min is not None and value < field.min:
                 return f"{value:g} is below the lowest plausible value, {field.min:g}"
             if field.max is not None and value > field.max:

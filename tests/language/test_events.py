@@ -42,6 +42,8 @@ def test_each_wrong_field_is_named_with_what_is_wrong():
     ({"hb_g_dl": True, "test": "hb"}, "expected a number, not True"),
     ({"hb_g_dl": "9", "test": "hb"}, "expected a number, not '9'"),
     ({"hb_g_dl": 2, "test": "hb"}, "2 is below the lowest plausible value, 3"),
+    ({"hb_g_dl": 10**400, "test": "hb"}, f"expected a number, not {10**400!r}"[:200]),
+    ({"hb_g_dl": float("inf"), "test": "hb"}, "expected a number, not inf"),
 ])
 def test_a_number_must_be_there_a_number_and_plausible(values: dict, why: str):
     with pytest.raises(EventInvalid) as refused:
