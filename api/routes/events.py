@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.deps import RegistryDep, SessionDep, TemporalDep
 from api.routes.enrollments import UPDATE_TIMEOUT, enrollment_or_404
@@ -88,7 +89,11 @@ async def send_event(enrollment_id: str, body: EventCreate, response: Response, 
                                    received_at=utcnow(), recorded_by=access.principal.id,
                                    outcome=outcome.model_dump(mode="json"))
     session.add(stored)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:  # the same request twice at once: one update (its id), and the other's row
+        await session.rollback()
+        stored = await session.scalar(select(EnrollmentEventRecord).where(EnrollmentEventRecord.public_id == event_id))
     return present(stored)
 
 

@@ -1,6 +1,7 @@
 """POST /enrollments/{id}/events: a hospital system sends a lab result into a running enrollment, against
 the real workflow and worker (see conftest), on each kind of database."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -107,6 +108,17 @@ async def test_the_same_idempotency_key_sends_the_event_once(api: httpx.AsyncCli
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
     assert (other.status_code, other.json()) == (409, {"detail": "this Idempotency-Key was used for another event"})
+    assert await _event_entries(api, enrollment_id) == [("lab-result", 1, "received")]
+
+
+async def test_the_same_event_sent_twice_at_once_is_recorded_once(api: httpx.AsyncClient, enrollment_id: str):
+    headers = key()
+    sent = await asyncio.gather(*(api.post(f"/enrollments/{enrollment_id}/events", json=LOW_HB, headers=headers)
+                                  for _ in range(2)))
+
+    assert {response.status_code for response in sent} <= {200, 201}, [response.text for response in sent]
+    assert sent[0].json() == sent[1].json()
+    assert len((await api.get(f"/enrollments/{enrollment_id}/events")).json()) == 1
     assert await _event_entries(api, enrollment_id) == [("lab-result", 1, "received")]
 
 
