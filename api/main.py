@@ -28,6 +28,7 @@ from api.routes import (
     consent,
     enrollments,
     escalations,
+    events,
     forms,
     health,
     inbound,
@@ -65,6 +66,7 @@ api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)
 api_router.include_router(appointments.router)
 api_router.include_router(appointments.service_router)
+api_router.include_router(events.router)
 api_router.include_router(responses.router)
 api_router.include_router(forms.router)
 api_router.include_router(unsubscribe.router)

@@ -414,3 +414,30 @@ class AccessLogLine(BaseModel):
     target: str | None
     client_ip: str | None
     reason: str | None = Field(description="why, when the caller said (X-Access-Reason)")
+
+
+EventValue = Annotated[
+    bool | int | float | Annotated[str, StringConstraints(max_length=1000, pattern=r"^[^\x00]*$")] | None,
+    Field(description="a number, true/false, a code, or a note (text never reaches the pathway's rules)"),
+]
+
+
+class EventCreate(BaseModel):
+    type: Slug = Field(description="an event the enrollment's pathway declares under `events:`", examples=["lab-result"])
+    values: dict[ParameterName, EventValue] = Field(
+        default_factory=dict, description="the event's fields, by the names its declaration gives them",
+        examples=[{"hb_g_dl": 9.1, "test": "hb"}])
+    occurred_at: AwareDatetime = Field(description="when it happened (the sample was taken, the reading made); "
+                                                   "stored, never sent to the pathway's workflow",
+                                       examples=["2026-11-28T09:30:00+08:00"])
+
+
+class EnrollmentEventPublic(BaseModel):
+    id: str = Field(examples=["ev_0123456789abcdef01234567"])
+    enrollment_id: str
+    type: str
+    values: dict[str, bool | int | float | str | None]
+    occurred_at: datetime
+    received_at: datetime
+    recorded_by: str = Field(description="the staff member or API key that sent it")
+    outcome: RuleOutcome = Field(description="what the pathway's on_event rules did")

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from language.events import rules_for
 from language.model import CRISIS_POLICY_NAME, Pathway
 from language.plan import Touchpoint, compile_plan, touchpoint_key
 
@@ -162,7 +163,8 @@ def _why_not_kept(kept: Kept, current: Pathway, target: Pathway, renamed: dict[s
 
 
 def _rules_changed(current: Pathway, target: Pathway, was_id: dict[str, str]) -> list[str]:
-    """Steps of the new version whose rules differ from those of the step they continue (or that are new)."""
+    """Steps of the new version whose rules differ from those of the step they continue (or that are new), then
+    events whose rules differ (`on_event lab-result`)."""
     def rules(step) -> tuple:
         return tuple(getattr(step, field, None) for field in ("on", "on_expire", "on_not_reached"))
     old_steps = {step.id: step for step in current.steps}
@@ -171,6 +173,9 @@ def _rules_changed(current: Pathway, target: Pathway, was_id: dict[str, str]) ->
         old = old_steps.get(was_id.get(step.id, step.id))
         if any(rules(step)) and (old is None or rules(old) != rules(step)):
             changed.append(step.id)
+    # An event's rules (on_event) decide the events that arrive after the migration: a change there counts too.
+    changed += [f"on_event {event}" for event in dict.fromkeys([*current.events, *target.events])
+                if rules_for(current, event) != rules_for(target, event)]
     return changed
 
 

@@ -447,6 +447,49 @@ class Parameter(LanguageModel):
                         examples=["Kroenke, Spitzer & Williams, J Gen Intern Med 2001: PHQ-9 >= 10 moderate depression"])
 
 
+EventFieldType = Literal["number", "boolean", "code", "text"]
+
+
+def _type_alone(value: Any) -> Any:
+    """`test: text` is the field in full with that type: code then sees one shape."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+class EventField(LanguageModel):
+    """One value an event carries. Rules read numbers, booleans and codes; text is kept for staff only."""
+
+    type: EventFieldType = Field(
+        description="number, boolean, code (one of `codes`) or text (a note for staff: stored, never read by "
+                    "rules, so it stays out of the workflow)", examples=["number"])
+    min: float | None = Field(default=None, description="number only: the lowest plausible value; lower is refused",
+                              examples=[3])
+    max: float | None = Field(default=None, description="number only: the highest plausible value; higher is refused",
+                              examples=[25])
+    codes: list[Slug] = Field(default_factory=list, description="code only: the values the field may take",
+                              examples=[["hb", "ferritin"]])
+    required: bool = Field(default=True, description="whether every event of this type must carry the field",
+                           examples=[False])
+
+
+class EventDeclaration(LanguageModel):
+    """An event a hospital system or staff may send into a running enrollment: a lab result, a clinic reading."""
+
+    fields: dict[ParameterName, Annotated[EventField, BeforeValidator(_type_alone, json_schema_input_type=
+                                                                       EventFieldType | EventField)]] = Field(
+        default_factory=dict, description="the values the event carries: each a type alone (number, boolean, "
+                                          "text) or in full; rules name them",
+        examples=[{"hb_g_dl": {"type": "number", "min": 3, "max": 25}, "test": "text"}])
+
+
+class EventRule(Rule):
+    """`when` an event of this type arrives and the expression holds over its fields, the actions happen."""
+
+    event: Slug = Field(description="the declared event (under `events:`) this rule listens to",
+                        examples=["lab-result"])
+    when: str = Field(min_length=1, description="an expression over the event's fields, parameters and tags",
+                      examples=["hb_g_dl < hb_threshold_g_dl"])
+
+
 class Pathway(LanguageModel):
     """A care pathway: what happens to an enrolled patient, and when, relative to an anchor date."""
 
@@ -476,6 +519,13 @@ class Pathway(LanguageModel):
         default=DEFAULT_SMS_MAX_SEGMENTS, ge=1, le=10,
         description="an SMS text that would take more segments (counting a form link as 140 characters) is refused",
         examples=[DEFAULT_SMS_MAX_SEGMENTS])
+    events: dict[Slug, EventDeclaration] = Field(
+        default_factory=dict, description="events the pathway listens to while it runs, with what each carries",
+        examples=[{"lab-result": {"fields": {"hb_g_dl": {"type": "number", "min": 3, "max": 25}}}}])
+    on_event: list[EventRule] = Field(
+        default_factory=list, description="rules evaluated on each event, in order; every matching rule fires",
+        examples=[[{"event": "lab-result", "when": "hb_g_dl < hb_threshold_g_dl", "tag": "anaemia",
+                    "call": "anaemia-call"}]])
     steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing",
                               examples=[[{"kind": "message", "id": "welcome", "at": "day 1 10:00",
                         "template": {"en": {"subject": "Welcome", "body": "Dear {{ patient.first_name }}, ..."}}}]])

@@ -35,12 +35,15 @@ MAX_COMBINATIONS = 20_000
 class RuleScope:
     """What the rules of one step can name: its instrument's values, the pathway's parameters and tags."""
 
-    kind: str  # "questionnaire" (a response's score, band, flags and items) or "call" (staff's values)
+    kind: str  # "questionnaire" (a response's score, band, flags and items), "call" (staff's values) or "event"
     instrument: Instrument | None
     parameters: Mapping[str, float | int]
     tags: frozenset[str]  # the tags some action of the pathway sets
+    fields: Mapping[str, Item] | None = None  # an event's values, as the items of an instrument would be
 
     def items(self) -> dict[str, Item]:
+        if self.fields is not None:
+            return dict(self.fields)
         if self.instrument is None:
             return {}
         return {item.id: item for item in self.instrument.items if item.kind != "free_text"}

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from language import timing
 from language.channel_checks import channel_problems
 from language.holidays import HolidayCalendar
+from language.events import event_problems
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
 from language.loader import (
@@ -50,7 +51,7 @@ def parse_pathway(text: str, file: str, instruments: Mapping[str, Instrument], t
     """
     document, pathway = _shaped(text, file)
     problems = (reference_problems(pathway, instruments) + escalation_problems(pathway, set(teams))
-                + occasion_problems(pathway, calendars or {}))
+                + occasion_problems(pathway, calendars or {}) + event_problems(pathway, tags_set_by(pathway)))
     if problems:
         raise DocumentInvalid([document.problem(location, message) for location, message in problems])
     return pathway
@@ -117,20 +118,20 @@ def escalation_problems(pathway: Pathway, teams: Collection[str]) -> list[tuple[
     for index, step in enumerate(pathway.steps):
         if isinstance(step, CallStep):
             team_problem(("steps", index, "team"), step.team)
-        for place, actions in actions_of(("steps", index), step):
-            escalate = actions.escalate
-            if escalate is not None and any(mark in escalate.reason for mark in "\r\n"):
-                problems.append(((*place, "escalate", "reason"),
-                                 "write the reason on one line: it becomes the subject of the team's email, and a "
-                                 "YAML `>` or `|` block keeps a line break (quote it, or fold it with `>-`)"))
-            if escalate is not None and escalate.policy not in pathway.escalation_policies \
-                    and escalate.policy != CRISIS_POLICY_NAME:
-                declared = ", ".join(pathway.escalation_policies) or "none"
-                where = (*place, "escalate", "policy") if "policy" in escalate.model_fields_set else (*place, "escalate")
-                problems.append((where, f"no escalation policy '{escalate.policy}' in escalation_policies "
-                                        f"(declared: {declared})"))
-            problems += [((*place, "call"), f"'{target}' is not a call step of this pathway")
-                         for target in actions.call if target not in call_steps]
+    for place, actions in every_action(pathway):
+        escalate = actions.escalate
+        if escalate is not None and any(mark in escalate.reason for mark in "\r\n"):
+            problems.append(((*place, "escalate", "reason"),
+                             "write the reason on one line: it becomes the subject of the team's email, and a "
+                             "YAML `>` or `|` block keeps a line break (quote it, or fold it with `>-`)"))
+        if escalate is not None and escalate.policy not in pathway.escalation_policies \
+                and escalate.policy != CRISIS_POLICY_NAME:
+            declared = ", ".join(pathway.escalation_policies) or "none"
+            where = (*place, "escalate", "policy") if "policy" in escalate.model_fields_set else (*place, "escalate")
+            problems.append((where, f"no escalation policy '{escalate.policy}' in escalation_policies "
+                                    f"(declared: {declared})"))
+        problems += [((*place, "call"), f"'{target}' is not a call step of this pathway")
+                     for target in actions.call if target not in call_steps]
     return problems
 
 
@@ -299,10 +300,15 @@ def _rules_problems(index: int, step: QuestionnaireStep | CallStep, pathway: Pat
     return problems
 
 
+def every_action(pathway: Pathway) -> list[tuple[Location, Actions]]:
+    """The actions of every step, then those of every on_event rule, each with its place."""
+    return [*(found for index, step in enumerate(pathway.steps) for found in actions_of(("steps", index), step)),
+            *((("on_event", number), rule) for number, rule in enumerate(pathway.on_event))]
+
+
 def tags_set_by(pathway: Pathway) -> frozenset[str]:
-    """Every tag some rule, on_expire or on_not_reached of the pathway can set."""
-    return frozenset(tag for index, step in enumerate(pathway.steps)
-                     for _, actions in actions_of(("steps", index), step) for tag in actions.tag)
+    """Every tag some rule, on_expire, on_not_reached or on_event rule of the pathway can set."""
+    return frozenset(tag for _, actions in every_action(pathway) for tag in actions.tag)
 
 
 # What a template may use beyond templates.TEMPLATE_VARIABLES, by step kind: delivery supplies it.

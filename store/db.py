@@ -464,3 +464,23 @@ class ConsentRecord(Base):
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+class EnrollmentEventRecord(Base):
+    """An event sent into an enrollment (a lab result): every value and note it carried, when it happened,
+    who sent it and what the pathway's rules did. Its workflow was given only the values rules compare."""
+
+    __tablename__ = "enrollment_events"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "idempotency_key", name="uq_enrollment_event_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The workflow update's id too: a retry of the same request is the same update.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(64))
+    values: Mapped[dict] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[dict] = mapped_column(JSON)

@@ -94,7 +94,16 @@ class RecordAttendance:
     name = "attendance"
 
 
-StaffDeed = Cancel | Pause | Resume | MoveAnchor | RecordCallOutcome | Acknowledge | Migrate | RecordAttendance
+@dataclass(frozen=True)
+class SendEvent:
+    """An event into the enrollment (a lab result), as POST /enrollments/{id}/events sends it."""
+
+    type: str
+    values: dict = field(default_factory=dict)
+
+
+StaffDeed = (Cancel | Pause | Resume | MoveAnchor | RecordCallOutcome | Acknowledge | Migrate | RecordAttendance
+             | SendEvent)
 
 
 @dataclass(frozen=True)

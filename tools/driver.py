@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from language.events import EventInvalid, values_for_rules
 from language.model import Pathway
 from language.timing import parse_duration
 from services.calls import CallValuesInvalid, read_call_values
@@ -38,11 +39,13 @@ from tools.deeds import (
     RecordAttendance,
     RecordCallOutcome,
     Resume,
+    SendEvent,
     StaffDeed,
 )
 from workflows.contracts import (
     AttendanceReport,
     CallOutcome,
+    EnrollmentEvent,
     MigrationRequest,
     StaffAction,
     Timeline,
@@ -290,6 +293,15 @@ class _Player:
             return
         if isinstance(deed, Migrate):
             await self._migrate(deed.pathway, now)
+            return
+        if isinstance(deed, SendEvent):  # checked and cut down to what rules compare, as the API does
+            try:
+                values = values_for_rules(self.pathway, deed.type, deed.values)
+                await self._watched(self.workflow.execute_update(PathwayWorkflow.record_event, EnrollmentEvent(
+                    event_id=f"ev_scenario_{len(self.happened)}", type=deed.type, values=values)), "sending an event")
+            except (EventInvalid, WorkflowUpdateFailedError) as refused:  # a refusal is what happened
+                why = _one_line(getattr(refused, "cause", None) or refused)
+                self.happened.append(Happened(now, "staff", f"event {deed.type} refused: {why}"))
             return
         timeline = await self.workflow.query(PathwayWorkflow.timeline)
         if isinstance(deed, RecordCallOutcome):

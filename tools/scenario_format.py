@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
+from language.events import EventInvalid, read_event
 from language.loader import DocumentInvalid, Location
 from language.model import At, LanguageModel, Locale, Pathway, Slug, ZoneName
 from language.plan import compile_plan, questionnaire_window
@@ -34,6 +35,7 @@ from tools.deeds import (
     RecordAttendance,
     RecordCallOutcome,
     Resume,
+    SendEvent,
     StaffDeed,
 )
 from tools.driver import (
@@ -44,10 +46,9 @@ from tools.driver import (
     parse_call_script,
 )
 
-ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to", "pause", "resume", "anchor", "attendance")
+ACTIONS = ("cancel", "call_outcome", "acknowledge", "migrate_to", "pause", "resume", "anchor", "attendance",
+           "event")
 """Staff actions a scenario can take, by the key that names them in `actions:`."""
-
-
 
 
 def _check_anchor(text: str) -> str:
@@ -83,6 +84,12 @@ class AttendanceAction(LanguageModel):
     outcome: Literal["attended", "missed"] = Field(description="whether the patient came")
 
 
+class EventAction(LanguageModel):
+    type: Slug = Field(description="an event the pathway declares", examples=["bp-reading"])
+    values: dict[str, bool | int | float | str] = Field(default_factory=dict,
+                                                        description="its fields, e.g. {systolic: 150, diastolic: 95}")
+
+
 class Action(LanguageModel):
     """Something staff do during the scenario. Exactly one action per entry."""
 
@@ -107,6 +114,9 @@ class Action(LanguageModel):
     attendance: AttendanceAction | None = Field(
         default=None, description="record attendance at the appointment step's visit (its time must have come)",
         examples=[{"step": "video-follow-up", "outcome": "attended"}])
+    event: EventAction | None = Field(
+        default=None, description="send an event into the enrollment, as a hospital system does",
+        examples=[{"type": "bp-reading", "values": {"systolic": 152, "diastolic": 96}}])
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
@@ -127,6 +137,8 @@ class Action(LanguageModel):
             return Migrate(versions[self.migrate_to])
         if self.cancel is not None:
             return Cancel(self.cancel)
+        if self.event is not None:
+            return SendEvent(self.event.type, self.event.values)
         if self.call_outcome is not None:
             return RecordCallOutcome(self.call_outcome.step, self.call_outcome.outcome, self.call_outcome.values)
         if self.attendance is not None:
@@ -249,6 +261,7 @@ def load_scenarios(path: Path | str, site: Site) -> Loaded:
         calls, wrong_calls = _call_script(pathway, scenario, index, site.instruments)
         scripts.append(Script(answers, calls))
         found += _unknown_versions(scenario, index, versions)
+        found += _event_problems(pathway, scenario, index)
         found += wrong_calls + (wrong or (_coinciding_answers(pathway, spec, scenario, answers, where) if spec else []))
     problems += [document.problem(location, message) for location, message in found]
     if problems or spec is None:
@@ -275,6 +288,18 @@ def _versions(path: Path, data: dict, pathway: Pathway, site: Site) -> tuple[dic
             continue
         versions[number] = version
     return versions, problems
+
+
+def _event_problems(pathway: Pathway, scenario: Scenario, index: int) -> list[tuple[Location, str]]:
+    """An event action is one the pathway takes, with values that fit it: checked as the API checks it."""
+    problems = []
+    for number, action in enumerate(scenario.actions):
+        if action.event is not None:
+            try:
+                read_event(pathway, action.event.type, action.event.values)
+            except EventInvalid as invalid:
+                problems.append((("scenarios", index, "actions", number, "event"), str(invalid)))
+    return problems
 
 
 def _unknown_versions(scenario: Scenario, index: int, versions: dict[int, Pathway]) -> list[tuple[Location, str]]:

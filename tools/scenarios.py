@@ -117,7 +117,7 @@ class ScenarioResult:
 
 # Within one minute, what happened first is shown first: the cause, then what it led to.
 RANK = {"staff": 0, "sent": 1, "answered": 2, "refused": 2, "rule": 3, "expired": 4, "tag": 5, "call": 5, "escalation": 6,
-        "sent by rule": 7, "stop": 8, "cancelled": 9, "migration": 1}
+        "sent by rule": 7, "stop": 8, "cancelled": 9, "migration": 1, "event": 2}
 
 
 async def run_scenario(environment: WorkflowEnvironment, stack: Stack, loaded: Loaded, index: int) -> ScenarioResult:
@@ -203,8 +203,7 @@ async def _record_outcome(run: ScenarioRun, timeline: Timeline) -> None:
     for event in timeline.events:
         if event.kind in ("pause", "resume", "anchor"):
             continue  # the staff line that did it says so
-        name = {"tag": "tag", "escalation": "escalation", "stop": "stop", "migration": "migration"}[event.kind]
-        run.record(event.at, RANK[name], f"{name:<11} {event.detail}")
+        run.record(event.at, RANK[event.kind], f"{event.kind:<11} {event.detail}")
 
 
 def _response(response) -> str:

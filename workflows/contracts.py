@@ -33,7 +33,7 @@ PATIENT_DECEASED = "PatientDeceased"
 RESOLVE_OCCASIONS = "resolve_occasions"
 
 TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", "open", "answered", "expired",
-                          "reached", "not_reached", "attended", "missed"]
+                          "reached", "not_reached", "attended", "missed", "received"]
 EnrollmentStatus = Literal["active", "completed", "cancelled", "stopped"]
 ItemValue = bool | int | float | str | None
 
@@ -105,7 +105,7 @@ class TimelineEntry(BaseModel):
 
 class TimelineEvent(BaseModel):
     at: AwareDatetime
-    kind: Literal["tag", "escalation", "stop", "screening_failed", "migration", "pause", "resume", "anchor"]
+    kind: Literal["tag", "escalation", "stop", "screening_failed", "migration", "pause", "resume", "anchor", "event"]
     detail: str
     escalation_id: str | None = None
 
@@ -398,6 +398,15 @@ class AttendanceReport(BaseModel):
     occurrence: int
     outcome: Literal["attended", "missed"]
     recorded_by: str
+
+
+class EnrollmentEvent(BaseModel):
+    """An event into a running enrollment (a lab result). `values` are those its rules compare, never text:
+    the event itself, with its notes and when it happened, is stored in the database under `event_id`."""
+
+    event_id: str
+    type: str
+    values: dict[str, ItemValue] = {}
 
 
 class DeliveryReceipt(BaseModel):

@@ -68,8 +68,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.appointments import AppointmentItem, AppointmentSteps
     from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
-    from workflows.lifecycle import ENROLLMENT_GRACE, Lifecycle
+    from workflows.events import EventHandling
     from workflows.following import FollowingSteps
+    from workflows.lifecycle import ENROLLMENT_GRACE, Lifecycle
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
     from workflows.occasions import OccasionSteps
     from workflows.payloads import call_task, escalation_start, form_link, questionnaire_occurrence
@@ -81,9 +82,8 @@ HISTORY_EVENTS_PER_RUN = 1000
 CONTINUE_AS_NEW_PATCH = "continue-as-new-when-history-is-long"
 
 
-
 @workflow.defn
-class PathwayWorkflow(Lifecycle, FollowingSteps, AppointmentSteps, OccasionSteps):
+class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps, OccasionSteps):
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run

@@ -49,6 +49,8 @@ WHO_MAY = {
     ("POST", "/patients/{patient_id}/events"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/appointments/{step_id}/{occurrence}/attendance"): {CLINICIAN},
     ("POST", "/appointments/attendance"): PUBLIC,
+    ("POST", "/enrollments/{enrollment_id}/events"): {CLINICIAN, INTEGRATION},
+    ("GET", "/enrollments/{enrollment_id}/events"): {CLINICIAN, INTEGRATION},
     ("POST", "/enrollments/{enrollment_id}/questionnaires/{step_id}/{occurrence}/responses"): {CLINICIAN},
     ("GET", "/f/{token}"): PUBLIC,
     ("POST", "/f/{token}"): PUBLIC,

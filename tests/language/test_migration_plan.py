@@ -13,6 +13,7 @@ from workflows.contracts import TimelineEntry
 SITE = load_site(PROJECT_ROOT / "pathways")
 V2 = parse_pathway(VERSION_2, "v2.yaml", SITE.instruments, SITE.teams())
 V3 = parse_pathway(VERSION_3, "v3.yaml", SITE.instruments, SITE.teams())
+POSTNATAL = SITE.load_pathway(PROJECT_ROOT / "pathways" / "postnatal-42d.yaml")
 ANCHOR = date(2027, 3, 1)
 DAY_10_NOON = datetime(2027, 3, 11, 12, tzinfo=UTC)
 
@@ -144,3 +145,18 @@ steps:
 
     assert kept.removed == [] and kept.added == []
     assert [touchpoint.key for touchpoint in dropped.removed] == ["follow-up#1"]
+
+
+def test_a_change_to_an_events_rules_is_named_in_the_plan():
+    with_events = V3.model_copy(update={"events": POSTNATAL.events, "on_event": POSTNATAL.on_event, "version": 4})
+    stricter = with_events.model_copy(update={"version": 5, "on_event": [
+        rule.model_copy(update={"when": "systolic >= bp_systolic_mmhg"}) for rule in POSTNATAL.on_event]})
+
+    added = plan_migration(V3, with_events, _timeline_at(DAY_10_NOON, V3), ANCHOR, "UTC", DAY_10_NOON)
+    changed = plan_migration(with_events, stricter, _timeline_at(DAY_10_NOON, V3), ANCHOR, "UTC", DAY_10_NOON)
+    same = plan_migration(with_events, with_events.model_copy(update={"version": 5}), _timeline_at(DAY_10_NOON, V3),
+                          ANCHOR, "UTC", DAY_10_NOON)
+
+    assert "on_event bp-reading" in added.rules_changed and "on_event bp-reading" in changed.rules_changed
+    assert "  rules    on_event bp-reading change" in describe(changed, "UTC")
+    assert not [name for name in same.rules_changed if name.startswith("on_event")]

@@ -34,7 +34,7 @@ def _lines(text: str) -> list[str]:
 def test_text_lists_every_touchpoint_window_and_reminder_by_day_and_local_time():
     lines = _lines(to_text(preview(SITE.load_pathway(POSTNATAL), ANCHOR)))
 
-    assert lines[0] == "Postnatal follow-up, 42 days (postnatal-42d v3)"
+    assert lines[0] == "Postnatal follow-up, 42 days (postnatal-42d v4)"
     assert lines[1] == ("Anchor delivery_date: 2026-12-01 Tue 00:00; times in Asia/Shanghai; "
                         "send window 09:00-20:00")
     for expected in [

@@ -47,8 +47,8 @@ class Recording:
 
 # Together they issue every kind of command the workflows have: messages to completion, answers
 # firing rules and starting escalations, a cancellation, a call with its outcome, an escalation
-# notified, acknowledged and resolved, a migration to a newer version mid-way, a pause with its resume, and
-# an anchor moved.
+# notified, acknowledged and resolved, a migration to a newer version mid-way, a pause with its resume,
+# an anchor moved, and events firing a rule.
 RECORDINGS = [
     Recording("post-surgery-recovery", "smooth recovery, no rule fires"),
     Recording("postnatal-42d", "everything at once fires every postnatal-check rule"),
@@ -57,6 +57,7 @@ RECORDINGS = [
     Recording("post-surgery-recovery", "enrolled on version 2, moved to version 3 on day 10"),
     Recording("post-surgery-recovery", "readmitted on day 2, home again on day 4"),
     Recording("post-surgery-recovery", "discharge postponed by two days, noticed on day 1"),
+    Recording("postnatal-42d", "the clinic sends a raised blood pressure on day 10, a normal one on day 12"),
 ]
 
 

@@ -65,3 +65,9 @@ def test_the_occasions_example_is_valid(tmp_path: Path):
     (tmp_path / "occasions-example.yaml").write_text(_block("# Occasions example"), encoding="utf-8")
     pathway = SITE.load_pathway(tmp_path / "occasions-example.yaml")
     assert [step.at.occasion for step in pathway.steps] == ["birthday", "holiday cn/spring-festival", None]
+
+
+def test_the_events_example_is_valid(tmp_path: Path):
+    (tmp_path / "events-example.yaml").write_text(_block("# Events example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "events-example.yaml")
+    assert set(pathway.events) == {"lab-result", "appointment"} and len(pathway.on_event) == 2

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from language.events import rules_for
 from language.loader import DocumentInvalid
 from services.site import load_site
 from tools.scenario_format import golden_path, load_scenarios
@@ -44,7 +45,7 @@ def test_shipped_scenarios_pass(path: Path):
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
 def test_shipped_scenarios_fire_every_rule_and_every_on_expire(path: Path):
-    """Every `when` of every questionnaire and call, every on_expire and on_not_reached, happens in
+    """Every `when` of every questionnaire, call and event, every on_expire and on_not_reached, happens in
     at least one scenario."""
     loaded = load_scenarios(path, SITE)
     lines = "\n".join(line for section in read_golden(golden_path(path)).values() for line in section)
@@ -62,6 +63,10 @@ def test_shipped_scenarios_fire_every_rule_and_every_on_expire(path: Path):
         if getattr(step, "on_not_reached", None) and not re.search(
                 rf"\({re.escape(step.id)}#\d+, not reached in \d+ attempts\)", lines):
             missing.append(f"{step.id} on_not_reached")
+    for event in loaded.pathway.events:
+        for number, rule in enumerate(rules_for(loaded.pathway, event), start=1):
+            if not re.search(rf"\({re.escape(event)}#\d+, rule {number}: {re.escape(rule.when)}\)", lines):
+                missing.append(f"on_event {event} rule {number}: {rule.when}")
     assert not missing, f"no scenario in {path.name} makes these happen: {missing}"
 
 
@@ -311,6 +316,20 @@ scenarios:
     assert found == [
         (5, "scenarios[0].calls.check", "'check' is not a call step of small; its call steps: none"),
         (6, "scenarios[0].actions[0].call_outcome.step", "'bye' is not a call step of small; its call steps: none")]
+
+
+def test_events_must_be_declared_and_fit_their_declaration(tmp_path: Path):
+    path = _small(tmp_path, """\
+scenarios:
+  - name: a lab result the pathway does not declare
+    actions:
+      - {at: day 2 10:00, event: {type: lab-result, values: {hb_g_dl: 9}}}
+""")
+    with pytest.raises(DocumentInvalid) as invalid:
+        load_scenarios(path, SITE)
+    found = [(p.line, p.field, p.message) for p in invalid.value.problems]
+    assert found == [(6, "scenarios[0].actions[0].event", "pathway small v1 takes no event 'lab-result' "
+                                                          "(it takes: none)")]
 
 
 def test_versions_a_scenario_names_must_be_files_of_the_same_pathway(tmp_path: Path):
