@@ -34,11 +34,15 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320,
                                          pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
                   Field(examples=["li.wei@example.com"])]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 ()-]{3,38}$"),
-                  Field(examples=["+86 138 0013 8000"])]
-WeChatOpenId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
-                                                pattern=r"^[A-Za-z0-9_-]+$"),
-                         Field(description="the patient's openid for the hospital's WeChat Official Account",
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
+                  Field(description="with its country code (+86 138 0013 8000), or without it as a number of the "
+                                    "site's region (CAREPATH_DEFAULT_PHONE_REGION, CN unless set); stored and "
+                                    "returned in E.164 (+8613800138000)", examples=["+86 138 0013 8000"])]
+# WeChat documents no length: the openids it issues are 28 characters of URL-safe base64. The bounds catch
+# what is plainly something else (a phone number, an email address, a name).
+WeChatOpenId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_-]{20,64}$"),
+                         Field(description="the patient's openid for the hospital's WeChat Official Account "
+                                           "(20 to 64 letters, digits, - and _; 28 as WeChat issues them)",
                                examples=["oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"])]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
 

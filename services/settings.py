@@ -122,6 +122,9 @@ class Settings(SiteSettings):
     WECHAT_APP_SECRET: SecretStr | None = None
     WECHAT_TOKEN: SecretStr | None = None
     WECHAT_API_BASE: str = "https://api.weixin.qq.com"
+    # Where a phone number given without its country code is from (ISO 3166 code): patients' numbers
+    # are stored in E.164 (services/phones.py), and `carepath db upgrade` reads old rows the same way.
+    DEFAULT_PHONE_REGION: str = "CN"
 
     @model_validator(mode="after")
     def _single_sign_on_complete(self) -> "Settings":
@@ -139,6 +142,15 @@ class Settings(SiteSettings):
         missing = [f"CAREPATH_{name}" for name in required if not getattr(self, name)]
         if missing:
             raise ValueError(f"a patient channel's settings are incomplete: set {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _phone_region_known(self) -> Settings:
+        from services.phones import is_region
+
+        if not is_region(self.DEFAULT_PHONE_REGION):
+            raise ValueError(f"CAREPATH_DEFAULT_PHONE_REGION is '{self.DEFAULT_PHONE_REGION}', which is not a region "
+                             "code phone numbers know (ISO 3166, upper case: CN, HK, SG, GB)")
         return self
 
     @model_validator(mode="after")
