@@ -18,6 +18,7 @@ from pydantic import (
 
 from language.model import Locale, ParameterName, Pathway, Priority, Slug, ZoneName
 from services.principals import Role as AccessRole
+from services.receipts import DeliveryStatus
 from workflows.contracts import (
     EnrollmentStatus,
     EscalationState,
@@ -146,6 +147,27 @@ class CancelBody(BaseModel):
     reason: Reason = Field(examples=["patient readmitted"])
 
 
+class DeliveryPublic(BaseModel):
+    """One message of a touchpoint: the channel it went by, whether the gateway took it, and what the
+    gateway's receipt later said became of it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    step_id: str
+    occurrence: int
+    purpose: str = Field(description="scheduled (a message), invitation or reminder-N (a questionnaire's)")
+    channel: str
+    status: Literal["sending", "sent", "failed"] = Field(
+        description="sent: the gateway took it; failed: it could not be handed over (last_error says why)")
+    sent_at: datetime | None
+    last_error: str | None
+    delivery_status: DeliveryStatus | None = Field(
+        description="what the gateway's receipt said: delivered, or undelivered (delivery_reason says why); "
+                    "null until a receipt comes, and for email, which has none")
+    delivery_reason: str | None
+    delivery_reported_at: datetime | None
+
+
 class EnrollmentPublic(BaseModel):
     id: str
     patient_id: str
@@ -160,6 +182,9 @@ class EnrollmentPublic(BaseModel):
     workflow_id: str
     timeline: Timeline | None = Field(
         description="every touchpoint and what became of it; null when no worker answered in time")
+    deliveries: list[DeliveryPublic] = Field(
+        default=[], description="every message sent or attempted, by touchpoint (step_id, occurrence), in the order "
+                                "due; given by GET /enrollments/{id} (the answers to create and cancel leave it empty)")
 
 
 # Teams and staff ------------------------------------------------------------------------------

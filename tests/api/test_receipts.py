@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -163,3 +164,44 @@ async def test_alibaba_status_reports(app, anonymous: httpx.AsyncClient, touchpo
     delivered, failed = await stored(app, delivered_id), await stored(app, failed_id)
     assert delivered.delivery_status == "delivered"
     assert (failed.delivery_status, failed.delivery_reason) == ("undelivered", "MK:0001 空号")
+
+
+async def test_the_enrollment_shows_each_messages_channel_and_what_its_receipt_said(
+        app, api: httpx.AsyncClient, anonymous: httpx.AsyncClient, patient: dict):
+    enrolled = await api.post("/enrollments", headers={"Idempotency-Key": str(uuid.uuid4())}, json={
+        "patient_id": patient["id"], "pathway_id": "api-follow-up",
+        "anchor": (utcnow() + timedelta(days=30)).date().isoformat()})
+    assert enrolled.status_code == 201, enrolled.text
+    enrollment_id = enrolled.json()["id"]
+    # What delivery records as each gateway answers (activities/delivery.py): WeChat refused the first
+    # day's message for good, then SMS took it; the SMS gateway took the second day's.
+    due = utcnow()
+    async with app.state.services.sessions.begin() as session:
+        session.add_all([
+            TouchpointRecord(enrollment_id=enrollment_id, step_id="check-in", occurrence=1, purpose="scheduled",
+                             channel="wechat", status="failed", due_at=due, attempts=1,
+                             last_error="WeChat refused the message: 43004 require subscribe"),
+            TouchpointRecord(enrollment_id=enrollment_id, step_id="check-in", occurrence=2, purpose="scheduled",
+                             channel="sms", status="sent", due_at=due + timedelta(days=1), sent_at=due, attempts=1,
+                             provider_message_id="sms-undelivered"),
+            TouchpointRecord(enrollment_id=enrollment_id, step_id="check-in", occurrence=3, purpose="scheduled",
+                             channel="sms", status="sent", due_at=due + timedelta(days=2), sent_at=due, attempts=1,
+                             provider_message_id="sms-delivered")])
+    for provider_id, outcome in (("sms-undelivered", {"status": "undelivered", "reason": "number not in service"}),
+                                 ("sms-delivered", {"status": "delivered"})):
+        body, headers = signed(RECEIPT_SECRETS["SMS_WEBHOOK_SECRET"], {"id": provider_id} | outcome)
+        assert (await anonymous.post("/receipts/sms/webhook", content=body, headers=headers)).status_code == 200
+
+    read = await api.get(f"/enrollments/{enrollment_id}")
+    assert read.status_code == 200, read.text
+    shown = [{key: delivery[key] for key in ("occurrence", "channel", "status", "last_error", "delivery_status",
+                                             "delivery_reason")} for delivery in read.json()["deliveries"]]
+    assert shown == [
+        {"occurrence": 1, "channel": "wechat", "status": "failed",
+         "last_error": "WeChat refused the message: 43004 require subscribe", "delivery_status": None,
+         "delivery_reason": None},
+        {"occurrence": 2, "channel": "sms", "status": "sent", "last_error": None, "delivery_status": "undelivered",
+         "delivery_reason": "number not in service"},
+        {"occurrence": 3, "channel": "sms", "status": "sent", "last_error": None, "delivery_status": "delivered",
+         "delivery_reason": None}]
+    assert all(delivery["delivery_reported_at"] for delivery in read.json()["deliveries"][1:])
