@@ -97,14 +97,23 @@ class AlibabaSms(LocalGateway):
                      "BizId": f"{next(self._biz_ids)}^0"}
 
 
+# WeChat's documented longest value of a subscription notification's field, by the type its name begins
+# with (订阅通知 参数值内容限制): a thing 20 characters, a phrase 5 Chinese characters, and so on.
+SUBSCRIBE_VALUE_LIMITS = {"thing": 20, "number": 32, "letter": 32, "symbol": 5, "character_string": 32,
+                          "phone_number": 17, "car_number": 8, "phrase": 5}
+
+
 class WeChat(LocalGateway):
     """An Official Account's API: /cgi-bin/token issues tokens for the right AppID and AppSecret, and a new
     token ends the one before it (as WeChat does); template/send wants a live token, a known template,
-    a follower's openid."""
+    a follower's openid; subscribe/bizsend a live token and a patient who agreed to that template
+    (`subscriptions`: (openid, template id)), and refuses a field value longer than its type allows."""
 
-    def __init__(self, app_id: str, app_secret: str, templates: set[str], followers: set[str]):
+    def __init__(self, app_id: str, app_secret: str, templates: set[str], followers: set[str],
+                 subscriptions: frozenset[tuple[str, str]] = frozenset()):
         super().__init__()
         self.app_id, self.app_secret, self.templates, self.followers = app_id, app_secret, templates, followers
+        self.subscriptions = subscriptions
         self.live_token: str | None = None
         self.tokens_issued = 0
         self._msg_ids = itertools.count(200228332)
@@ -121,17 +130,25 @@ class WeChat(LocalGateway):
             self.tokens_issued += 1
             self.live_token = f"token-{self.tokens_issued}"
             return 200, {"access_token": self.live_token, "expires_in": 7200}
-        if path == "/cgi-bin/message/template/send" and method == "POST":
-            message = json.loads(body)
-            self.requests.append({"access_token": query.get("access_token"), **message})
-            if query.get("access_token") != self.live_token:
-                return 200, {"errcode": 42001, "errmsg": "access_token expired"}
+        if path not in ("/cgi-bin/message/template/send", "/cgi-bin/message/subscribe/bizsend") or method != "POST":
+            return 404, {"errcode": 404, "errmsg": "not found"}
+        message = json.loads(body)
+        self.requests.append({"path": path, "access_token": query.get("access_token"), **message})
+        if query.get("access_token") != self.live_token:
+            return 200, {"errcode": 42001, "errmsg": "access_token expired"}
+        if path == "/cgi-bin/message/template/send":
             if message.get("template_id") not in self.templates:
                 return 200, {"errcode": 40037, "errmsg": "invalid template_id"}
             if message.get("touser") not in self.followers:
                 return 200, {"errcode": 43004, "errmsg": "require subscribe"}
-            return 200, {"errcode": 0, "errmsg": "ok", "msgid": next(self._msg_ids)}
-        return 404, {"errcode": 404, "errmsg": "not found"}
+        else:
+            if (message.get("touser"), message.get("template_id")) not in self.subscriptions:
+                return 200, {"errcode": 43101, "errmsg": "user refuse to accept the msg"}
+            for name, field in message.get("data", {}).items():
+                limit = SUBSCRIBE_VALUE_LIMITS.get(name.rstrip("0123456789"))
+                if limit is not None and len(field.get("value", "")) > limit:
+                    return 200, {"errcode": 47003, "errmsg": f"argument invalid! data.{name}.value"}
+        return 200, {"errcode": 0, "errmsg": "ok", "msgid": next(self._msg_ids)}
 
 
 class SignedWebhook(LocalGateway):

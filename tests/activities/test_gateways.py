@@ -162,6 +162,60 @@ async def test_wechat_refusals(sessions):
     assert bad_secret.value.non_retryable and "token 40001" in bad_secret.value.message
 
 
+SUBSCRIBE_TEMPLATE_ID = "bDmywsp2oEHjwAadTGKkUHpC0RgBVPvfAKyDIZ5gXhE"
+SUBSCRIBED = MessageTemplate(
+    subject="近况问卷", body="请填写：{{ link }}",
+    wechat=WeChatTemplate(kind="subscribe", template_id=SUBSCRIBE_TEMPLATE_ID,
+                          fields={"thing1": "{{ pathway.title }}问卷", "name2": "{{ patient.first_name }}",
+                                  "thing3": "点击填写，约需三分钟"}))
+
+
+async def deliver_subscribed(sessions, channel, step_id: str = "check-in") -> TouchpointRecord:
+    activities = DeliveryActivities(sessions, {"wechat": channel}, Links())
+    try:
+        await ActivityEnvironment().run(activities.deliver_message, request("wechat", step_id).model_copy(
+            update={"templates": {"zh-CN": SUBSCRIBED}}))
+    finally:
+        async with sessions() as session:
+            stored = await session.scalar(select(TouchpointRecord).where(TouchpointRecord.step_id == step_id))
+    return stored
+
+
+async def test_a_wechat_subscription_notification_goes_to_a_patient_who_agreed_and_opens_the_form(sessions):
+    with WeChat("wx-app", "wx-secret", set(), set(), subscriptions={(OPENID, SUBSCRIBE_TEMPLATE_ID)}) as wechat:
+        channel = WeChatTemplateChannel("wx-app", "wx-secret", api_base=wechat.url)
+        stored = await deliver_subscribed(sessions, channel)
+    [sent] = wechat.requests
+    assert sent["path"] == "/cgi-bin/message/subscribe/bizsend" and sent["access_token"] == "token-1"
+    assert (sent["touser"], sent["template_id"], sent["page"]) == (OPENID, SUBSCRIBE_TEMPLATE_ID, LINK)
+    assert sent["data"] == {"thing1": {"value": "产后随访问卷"}, "name2": {"value": "伟"},
+                            "thing3": {"value": "点击填写，约需三分钟"}}
+    assert (stored.status, stored.provider_message_id) == ("sent", "200228332")
+
+
+async def test_a_patient_who_did_not_agree_refuses_a_subscription_notification_for_good(sessions):
+    with WeChat("wx-app", "wx-secret", {SUBSCRIBE_TEMPLATE_ID}, {OPENID}) as wechat:
+        channel = WeChatTemplateChannel("wx-app", "wx-secret", api_base=wechat.url)
+        with pytest.raises(ApplicationError) as refused:
+            await deliver_subscribed(sessions, channel)
+    assert refused.value.non_retryable and "43101" in refused.value.message
+    async with sessions() as session:
+        assert (await session.scalar(select(TouchpointRecord))).status == "failed"
+
+
+async def test_wechat_refuses_a_subscription_field_longer_than_its_type_allows(sessions):
+    """What validation prevents for the pathway's own words (language/channel_checks.py), a long
+    pathway title can still cause at send time: WeChat's 47003, not retried."""
+    long_title = request("wechat").model_copy(update={"templates": {"zh-CN": SUBSCRIBED},
+                                                      "pathway_title": "产后四十二天母婴健康随访计划第二阶段（线上）"})
+    with WeChat("wx-app", "wx-secret", set(), set(), subscriptions={(OPENID, SUBSCRIBE_TEMPLATE_ID)}) as wechat:
+        activities = DeliveryActivities(sessions, {"wechat": WeChatTemplateChannel("wx-app", "wx-secret",
+                                                                                   api_base=wechat.url)}, Links())
+        with pytest.raises(ApplicationError) as refused:
+            await ActivityEnvironment().run(activities.deliver_message, long_title)
+    assert refused.value.non_retryable and "47003" in refused.value.message
+
+
 async def test_sms_through_the_hospital_gateway(sessions):
     with SignedWebhook(SECRET, answer_id=lambda payload: "gw-7781") as gateway:
         channel = SmsWebhookChannel(gateway.url + "/sms", partial(signed_webhook_headers, SECRET))
