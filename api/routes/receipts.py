@@ -129,8 +129,9 @@ async def wechat_server_check(services: ServicesDep, request: Request, signature
 @router.post("/wechat", response_class=PlainTextResponse, responses={403: {}, 404: {}})
 async def wechat_event(services: ServicesDep, request: Request, signature: WeChatSigned = None,
                        timestamp: WeChatSigned = None, nonce: WeChatSigned = None) -> str:
-    """Events WeChat pushes (plaintext mode); TEMPLATESENDJOBFINISH reports a template message's fate.
-    Others (subscriptions, replies) are not ours to handle yet: taken and ignored."""
+    """Events WeChat pushes (plaintext mode); TEMPLATESENDJOBFINISH reports a template message's fate,
+    subscribe_msg_sent_event each subscription notification's. Others (follows, replies) are not ours to
+    handle yet: taken and ignored."""
     await _verify_wechat(services, request, signature, timestamp, nonce)
     body = await request.body()
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
@@ -139,14 +140,28 @@ async def wechat_event(services: ServicesDep, request: Request, signature: WeCha
         event = ElementTree.fromstring(body)
     except ElementTree.ParseError:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the event is not XML") from None
-    if event.findtext("Event") != "TEMPLATESENDJOBFINISH" or not event.findtext("MsgID"):
+    receipts = _wechat_receipts(event)
+    if not receipts:
         return "success"
-    outcome = (event.findtext("Status") or "").strip()
-    receipt = Receipt(event.findtext("MsgID").strip(), "delivered" if outcome == "success" else "undelivered",
-                      None if outcome == "success" else outcome.removeprefix("failed:").strip() or outcome)
     async with services.sessions() as session:
-        unknown = await apply_receipts(session, "wechat", [receipt], request.client.host if request.client else None,
+        unknown = await apply_receipts(session, "wechat", receipts, request.client.host if request.client else None,
                                        "wechat")
     if unknown:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no WeChat message with id {receipt.provider_message_id} (yet)")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no WeChat message with id {', '.join(unknown)} (yet)")
     return "success"
+
+
+def _wechat_receipts(event: ElementTree.Element) -> list[Receipt]:
+    if event.findtext("Event") == "TEMPLATESENDJOBFINISH" and event.findtext("MsgID"):
+        outcome = (event.findtext("Status") or "").strip()
+        return [Receipt(event.findtext("MsgID").strip(), "delivered" if outcome == "success" else "undelivered",
+                        None if outcome == "success" else outcome.removeprefix("failed:").strip() or outcome)]
+    receipts = []
+    if event.findtext("Event") == "subscribe_msg_sent_event":
+        # One List per notification sent; ErrorCode 0 is delivered, any other says why not (ErrorStatus).
+        for item in event.iterfind("SubscribeMsgSentEvent/List"):
+            msg_id, code = (item.findtext("MsgID") or "").strip(), (item.findtext("ErrorCode") or "").strip()
+            if msg_id:
+                receipts.append(Receipt(msg_id, "delivered" if code == "0" else "undelivered", None if code == "0"
+                                        else (item.findtext("ErrorStatus") or "").strip() or f"error {code}"))
+    return receipts

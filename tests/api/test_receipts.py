@@ -132,6 +132,29 @@ async def test_wechat_reports_a_template_message(app, anonymous: httpx.AsyncClie
     assert (blocked.delivery_status, blocked.delivery_reason) == ("undelivered", "user block")
 
 
+def subscription_notifications_sent(*outcomes: tuple[str, str, str]) -> str:
+    """WeChat's subscribe_msg_sent_event: one List per notification (MsgID, ErrorCode, ErrorStatus)."""
+    items = "".join(f"<List><TemplateId><![CDATA[bDmywsp2oEHjwAadTGKkUHpC0RgBVPvfAKyDIZ5gXhE]]></TemplateId>"
+                    f"<MsgID>{msg_id}</MsgID><ErrorCode>{code}</ErrorCode>"
+                    f"<ErrorStatus><![CDATA[{status}]]></ErrorStatus></List>" for msg_id, code, status in outcomes)
+    return (f"<xml><ToUserName><![CDATA[gh_123456789abc]]></ToUserName>"
+            f"<FromUserName><![CDATA[otFpruAK8D-E6EfStSYonYSBZ8_4]]></FromUserName><CreateTime>1610969468</CreateTime>"
+            f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe_msg_sent_event]]></Event>"
+            f"<SubscribeMsgSentEvent>{items}</SubscribeMsgSentEvent></xml>")
+
+
+async def test_wechat_reports_subscription_notifications(app, anonymous: httpx.AsyncClient, touchpoint):
+    delivered_id, delivered_msg = await touchpoint("wechat")
+    refused_id, refused_msg = await touchpoint("wechat")
+    response = await anonymous.post("/receipts/wechat", params=wechat_query(RECEIPT_SECRETS["WECHAT_TOKEN"]),
+                                    content=subscription_notifications_sent((delivered_msg, "0", "success"),
+                                                                             (refused_msg, "20004", "user reject")))
+    assert (response.status_code, response.text) == (200, "success")
+    delivered, refused = await stored(app, delivered_id), await stored(app, refused_id)
+    assert (delivered.delivery_status, delivered.delivery_reason) == ("delivered", None)
+    assert (refused.delivery_status, refused.delivery_reason) == ("undelivered", "user reject")
+
+
 async def test_wechat_server_check_and_forged_events(app, anonymous: httpx.AsyncClient, touchpoint):
     token = RECEIPT_SECRETS["WECHAT_TOKEN"]
     check = await anonymous.get("/receipts/wechat", params={**wechat_query(token), "echostr": "5837397520665436492"})
