@@ -104,12 +104,20 @@ class Settings(SiteSettings):
     # worker only when its settings are complete. SMS goes through Alibaba Cloud or the hospital's own
     # gateway (SMS_PROVIDER); Alibaba's status reports come to /receipts/sms/alibaba?token=<ALIBABA_SMS_REPORT_TOKEN>,
     # for Alibaba signs neither its reports nor lets us sign the address: the token is the credential.
-    SMS_PROVIDER: Literal["alibaba", "webhook"] | None = None
+    SMS_PROVIDER: Literal["alibaba", "tencent", "webhook"] | None = None
     ALIBABA_SMS_ACCESS_KEY_ID: str | None = None
     ALIBABA_SMS_ACCESS_KEY_SECRET: SecretStr | None = None
     ALIBABA_SMS_SIGN_NAME: str | None = None
     ALIBABA_SMS_ENDPOINT: str = "https://dysmsapi.aliyuncs.com/"
     ALIBABA_SMS_REPORT_TOKEN: SecretStr | None = None
+    # Tencent Cloud SMS (SendSms 2021-01-11): the API key, the SMS application's SdkAppId, the approved
+    # signature; its region and endpoint (a proxy, say).
+    TENCENT_SMS_SECRET_ID: str | None = None
+    TENCENT_SMS_SECRET_KEY: SecretStr | None = None
+    TENCENT_SMS_SDK_APP_ID: str | None = None
+    TENCENT_SMS_SIGN_NAME: str | None = None
+    TENCENT_SMS_REGION: str = "ap-guangzhou"
+    TENCENT_SMS_ENDPOINT: str = "https://sms.tencentcloudapi.com"
     # The hospital's SMS gateway and app push service: JSON POSTs signed with HMAC-SHA256 of the secret,
     # and their receipts signed back with the same secret.
     SMS_WEBHOOK_URL: str | None = None
@@ -136,6 +144,8 @@ class Settings(SiteSettings):
     def _patient_channels_complete(self) -> Settings:
         required = {"alibaba": ("ALIBABA_SMS_ACCESS_KEY_ID", "ALIBABA_SMS_ACCESS_KEY_SECRET", "ALIBABA_SMS_SIGN_NAME",
                                 "ALIBABA_SMS_REPORT_TOKEN"),
+                    "tencent": ("TENCENT_SMS_SECRET_ID", "TENCENT_SMS_SECRET_KEY", "TENCENT_SMS_SDK_APP_ID",
+                                "TENCENT_SMS_SIGN_NAME"),
                     "webhook": ("SMS_WEBHOOK_URL", "SMS_WEBHOOK_SECRET")}.get(self.SMS_PROVIDER or "", ())
         pairs = [("WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_TOKEN"), ("PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_SECRET")]
         required += tuple(name for group in pairs if any(getattr(self, name) for name in group) for name in group)

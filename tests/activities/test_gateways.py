@@ -14,12 +14,18 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.delivery import DeliveryActivities
 from activities.gateways.alibaba_sms import AlibabaSmsChannel
+from activities.gateways.tencent_sms import TencentSmsChannel
 from activities.gateways.webhooks import PushWebhookChannel, SmsWebhookChannel
 from activities.gateways.wechat import WeChatTemplateChannel
 from language.model import SmsTemplate, WeChatTemplate
 from services.gateway_signatures import signed_webhook_headers
 from store.db import Enrollment, Patient, TouchpointRecord, utcnow
-from tests.activities.gateway_servers import AlibabaSms, SignedWebhook, WeChat
+from tests.activities.gateway_servers import (
+    AlibabaSms,
+    SignedWebhook,
+    TencentSms,
+    WeChat,
+)
 from workflows.contracts import FormLink, MessageDelivery, MessageTemplate
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
@@ -120,6 +126,45 @@ async def test_an_unreachable_gateway_is_retried(sessions):
     with pytest.raises(ApplicationError) as failed:
         await deliver(sessions, "sms", channel)
     assert not failed.value.non_retryable and failed.value.type == "AlibabaSmsUnavailable"
+
+
+def tencent(gateway: TencentSms, secret_key: str = "tencent-secret-key") -> TencentSmsChannel:
+    return TencentSmsChannel("AKIDtencent", secret_key, "1400787878", "市妇幼", endpoint=gateway.url)
+
+
+async def test_sms_through_tencent_cloud(sessions):
+    with TencentSms("AKIDtencent", "tencent-secret-key", "1400787878", "市妇幼", {"SMS_150575871"}) as gateway:
+        stored = await deliver(sessions, "sms", tencent(gateway))
+    [sent] = gateway.requests
+    assert (sent["PhoneNumberSet"], sent["TemplateId"], sent["SignName"], sent["SmsSdkAppId"]) == (
+        ["+8613800138000"], "SMS_150575871", "市妇幼", "1400787878")
+    # The template's {1} and {2}, in the order the pathway gives its params.
+    assert sent["TemplateParamSet"] == ["伟", LINK]
+    assert sent["headers"]["X-TC-Action"] == "SendSms" and sent["headers"]["X-TC-Region"] == "ap-guangzhou"
+    assert (stored.status, stored.provider_message_id) == ("sent", "5000:1045710669157053657849499619")
+
+
+async def test_tencent_checks_our_signature_and_refuses_for_good(sessions):
+    with TencentSms("AKIDtencent", "the-real-key", "1400787878", "市妇幼", {"SMS_150575871"}) as gateway, \
+            pytest.raises(ApplicationError) as forged:
+        await deliver(sessions, "sms", tencent(gateway, secret_key="a-wrong-key"))
+    assert forged.value.non_retryable and "AuthFailure.SignatureFailure" in forged.value.message
+    with TencentSms("AKIDtencent", "tencent-secret-key", "1400787878", "市妇幼", {"SMS_OTHER"}) as gateway, \
+            pytest.raises(ApplicationError) as unapproved:
+        await deliver(sessions, "sms", tencent(gateway), step_id="second")
+    assert unapproved.value.non_retryable and "TemplateIncorrectOrUnapproved" in unapproved.value.message
+    # Only the code reaches the error (and workflow history): not Tencent's words, nor the number.
+    assert "模板" not in unapproved.value.message and "138" not in unapproved.value.message
+
+
+async def test_tencent_being_busy_is_retried(sessions):
+    with TencentSms("AKIDtencent", "tencent-secret-key", "1400787878", "市妇幼", {"SMS_150575871"}) as gateway:
+        gateway.failures.append((200, {"Response": {"Error": {"Code": "InternalError.Timeout", "Message": "busy"},
+                                                    "RequestId": "x"}}))
+        with pytest.raises(ApplicationError) as busy:
+            await deliver(sessions, "sms", tencent(gateway))
+        assert not busy.value.non_retryable
+        assert (await deliver(sessions, "sms", tencent(gateway))).status == "sent"
 
 
 async def test_wechat_template_message_opens_the_form(sessions):
