@@ -18,6 +18,9 @@ def to_e164(text: str, region: str) -> str:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as refused:
         raise PhoneRefused(f"'{text}' is not a phone number: {refused.args[0]}") from None
+    if number.extension:
+        # E.164 has no extension, and no message reaches one: storing the number without it would lose it.
+        raise PhoneRefused(f"'{text}' has an extension ({number.extension}); give a number that reaches the patient")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if not phonenumbers.is_valid_number(number):
         raise PhoneRefused(f"'{text}' is not a valid phone number (read as {e164}, without a country code as "

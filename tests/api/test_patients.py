@@ -92,7 +92,7 @@ async def test_phones_are_stored_in_e164_national_ones_read_in_the_sites_region(
 async def test_a_number_that_is_no_phone_is_refused_naming_the_field(api: httpx.AsyncClient, as_role, app):
     system = await as_role(Role.INTEGRATION)
     number = f"MRN-{uuid.uuid4().hex[:8]}"
-    for typed in ("12345", "call me", "+86 138 0013"):
+    for typed in ("12345", "call me", "+86 138 0013", "+86 10 6552 9988 ext. 12"):
         for refused in (await api.post("/patients", json=NEW_PATIENT | {"phone": typed}),
                         await system.put(f"/patients/by-hospital-number/{number}", json=NEW_PATIENT | {"phone": typed})):
             assert refused.status_code == 422, (typed, refused.text)
