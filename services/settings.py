@@ -116,6 +116,9 @@ class Settings(SiteSettings):
     TENCENT_SMS_SECRET_KEY: SecretStr | None = None
     TENCENT_SMS_SDK_APP_ID: str | None = None
     TENCENT_SMS_SIGN_NAME: str | None = None
+    # Tencent signs nothing it pushes either: its status callbacks come to
+    # /receipts/sms/tencent?token=<TENCENT_SMS_REPORT_TOKEN>, set as the callback address in its console.
+    TENCENT_SMS_REPORT_TOKEN: SecretStr | None = None
     TENCENT_SMS_REGION: str = "ap-guangzhou"
     TENCENT_SMS_ENDPOINT: str = "https://sms.tencentcloudapi.com"
     # The hospital's SMS gateway and app push service: JSON POSTs signed with HMAC-SHA256 of the secret,
@@ -145,7 +148,7 @@ class Settings(SiteSettings):
         required = {"alibaba": ("ALIBABA_SMS_ACCESS_KEY_ID", "ALIBABA_SMS_ACCESS_KEY_SECRET", "ALIBABA_SMS_SIGN_NAME",
                                 "ALIBABA_SMS_REPORT_TOKEN"),
                     "tencent": ("TENCENT_SMS_SECRET_ID", "TENCENT_SMS_SECRET_KEY", "TENCENT_SMS_SDK_APP_ID",
-                                "TENCENT_SMS_SIGN_NAME"),
+                                "TENCENT_SMS_SIGN_NAME", "TENCENT_SMS_REPORT_TOKEN"),
                     "webhook": ("SMS_WEBHOOK_URL", "SMS_WEBHOOK_SECRET")}.get(self.SMS_PROVIDER or "", ())
         pairs = [("WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_TOKEN"), ("PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_SECRET")]
         required += tuple(name for group in pairs if any(getattr(self, name) for name in group) for name in group)

@@ -1,10 +1,10 @@
 """Delivery receipts from the patient channels' gateways: public (a gateway has no account), and each
 verified the gateway's way before anything is read from it: HMAC-SHA256 of the body for our webhooks,
-WeChat's token signature, the secret report address for Alibaba Cloud (which signs nothing). A receipt
+WeChat's token signature, the secret report address for Alibaba and Tencent Cloud (which sign nothing). A receipt
 that does not verify is answered 403, audited, and changes nothing.
 
 A receipt naming a message we do not know (yet: it can overtake the commit that records the gateway's
-id) is answered so that the gateway sends it again: 404, or Alibaba's non-zero code.
+id) is answered so that the gateway sends it again: 404, or Alibaba's or Tencent's non-zero code.
 """
 
 from __future__ import annotations
@@ -84,14 +84,27 @@ async def push_receipt(services: ServicesDep, request: Request) -> Acknowledged:
     return await _webhook_receipt(services, request, "push", _secret(services.settings.PUSH_WEBHOOK_SECRET))
 
 
+async def _verify_report_token(services: ServicesDep, request: Request, token: str, expected: SecretStr | None,
+                               gateway: str) -> None:
+    """A provider that signs nothing it pushes is configured with a secret report address: the token is the credential."""
+    secret = _secret(expected)
+    if not secret or not hmac.compare_digest(token.encode(), secret.encode()):
+        raise await _refuse(services, request, gateway)
+
+
+async def _apply_reports(services: ServicesDep, request: Request, receipts: list[Receipt], gateway: str) -> list[str]:
+    async with services.sessions() as session:
+        return await apply_receipts(session, "sms", receipts, request.client.host if request.client else None, gateway)
+
+
+ReportToken = Annotated[str, Query(max_length=200)]
+
+
 @router.post("/sms/alibaba", responses={403: {}})
-async def alibaba_sms_report(services: ServicesDep, request: Request,
-                             token: Annotated[str, Query(max_length=200)] = "") -> dict[str, Any]:
+async def alibaba_sms_report(services: ServicesDep, request: Request, token: ReportToken = "") -> dict[str, Any]:
     """Alibaba Cloud's SMS status reports (SmsReport, pushed over HTTP as a JSON list): each names the
     BizId SendSms answered. Answered the way Alibaba expects: code 0 when taken, else it sends again."""
-    expected = _secret(services.settings.ALIBABA_SMS_REPORT_TOKEN)
-    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise await _refuse(services, request, "sms-alibaba")
+    await _verify_report_token(services, request, token, services.settings.ALIBABA_SMS_REPORT_TOKEN, "sms-alibaba")
     try:
         reports = json.loads(await request.body())
         receipts = [Receipt(str(report["biz_id"]), "delivered" if report["success"] else "undelivered",
@@ -99,12 +112,27 @@ async def alibaba_sms_report(services: ServicesDep, request: Request,
                     for report in reports]
     except (ValueError, TypeError, KeyError):
         return {"code": 1, "msg": "expected a JSON list of reports, each with biz_id and success"}
-    async with services.sessions() as session:
-        unknown = await apply_receipts(session, "sms", receipts, request.client.host if request.client else None,
-                                       "sms-alibaba")
-    if unknown:
+    if unknown := await _apply_reports(services, request, receipts, "sms-alibaba"):
         return {"code": 1, "msg": f"{len(unknown)} reports name no message of ours yet"}
     return {"code": 0, "msg": "成功"}
+
+
+@router.post("/sms/tencent", responses={403: {}})
+async def tencent_sms_report(services: ServicesDep, request: Request, token: ReportToken = "") -> dict[str, Any]:
+    """Tencent Cloud's SMS status callbacks (a JSON list): each names by `sid` the SerialNo SendSms answered,
+    `report_status` SUCCESS or FAIL. Answered the way Tencent expects: result 0 when taken, else it sends again."""
+    await _verify_report_token(services, request, token, services.settings.TENCENT_SMS_REPORT_TOKEN, "sms-tencent")
+    try:
+        reports = json.loads(await request.body())
+        receipts = [Receipt(str(report["sid"]), "delivered" if report["report_status"] == "SUCCESS" else "undelivered",
+                            None if report["report_status"] == "SUCCESS"
+                            else f"{report.get('errmsg')} {report.get('description') or ''}".strip())
+                    for report in reports]
+    except (ValueError, TypeError, KeyError):
+        return {"result": 1, "errmsg": "expected a JSON list of reports, each with sid and report_status"}
+    if unknown := await _apply_reports(services, request, receipts, "sms-tencent"):
+        return {"result": 1, "errmsg": f"{len(unknown)} reports name no message of ours yet"}
+    return {"result": 0, "errmsg": "OK"}
 
 
 WeChatSigned = Annotated[str | None, Query(max_length=100)]

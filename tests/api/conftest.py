@@ -101,6 +101,7 @@ RECEIPT_SECRETS = {
     "PUSH_WEBHOOK_URL": "http://127.0.0.1:9/push", "PUSH_WEBHOOK_SECRET": "push-service-secret",
     "WECHAT_APP_ID": "wx-app", "WECHAT_APP_SECRET": "wx-secret", "WECHAT_TOKEN": "wechat-server-token",
     "WECHAT_API_BASE": "http://127.0.0.1:9", "ALIBABA_SMS_REPORT_TOKEN": "alibaba-report-token",
+    "TENCENT_SMS_REPORT_TOKEN": "tencent-report-token",
 }
 
 

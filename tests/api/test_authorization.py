@@ -69,6 +69,7 @@ WHO_MAY = {
     ("POST", "/receipts/sms/webhook"): PUBLIC,
     ("POST", "/receipts/push"): PUBLIC,
     ("POST", "/receipts/sms/alibaba"): PUBLIC,
+    ("POST", "/receipts/sms/tencent"): PUBLIC,
     ("GET", "/receipts/wechat"): PUBLIC,
     ("POST", "/receipts/wechat"): PUBLIC,
     # The staff console (api/console/): pages over the same functions, with the same policies.

@@ -189,6 +189,30 @@ async def test_alibaba_status_reports(app, anonymous: httpx.AsyncClient, touchpo
     assert (failed.delivery_status, failed.delivery_reason) == ("undelivered", "MK:0001 空号")
 
 
+async def test_tencent_status_callbacks(app, anonymous: httpx.AsyncClient, touchpoint):
+    delivered_id, delivered_serial = await touchpoint("sms")
+    failed_id, failed_serial = await touchpoint("sms")
+    reports = [
+        {"user_receive_time": "2026-11-28 10:00:08", "nationcode": "86", "mobile": "13800138000",
+         "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "用户短信送达成功", "sid": delivered_serial},
+        {"user_receive_time": "2026-11-28 10:00:09", "nationcode": "86", "mobile": "13800138001",
+         "report_status": "FAIL", "errmsg": "MK:0001", "description": "空号", "sid": failed_serial},
+    ]
+    forged = await anonymous.post("/receipts/sms/tencent", params={"token": "guess"}, json=reports)
+    assert forged.status_code == 403
+    assert (await stored(app, delivered_id)).delivery_status is None
+    token = {"token": RECEIPT_SECRETS["TENCENT_SMS_REPORT_TOKEN"]}
+    response = await anonymous.post("/receipts/sms/tencent", params=token, json=reports)
+    assert response.json() == {"result": 0, "errmsg": "OK"}
+    delivered, failed = await stored(app, delivered_id), await stored(app, failed_id)
+    assert delivered.delivery_status == "delivered"
+    assert (failed.delivery_status, failed.delivery_reason) == ("undelivered", "MK:0001 空号")
+    unknown = await anonymous.post("/receipts/sms/tencent", params=token, json=[reports[0] | {"sid": "5000:unknown"}])
+    assert unknown.json()["result"] == 1, "Tencent sends a report naming no message of ours again"
+    malformed = await anonymous.post("/receipts/sms/tencent", params=token, json=[{"sid": delivered_serial}])
+    assert malformed.json()["result"] == 1 and "report_status" in malformed.json()["errmsg"]
+
+
 async def test_the_enrollment_shows_each_messages_channel_and_what_its_receipt_said(
         app, api: httpx.AsyncClient, anonymous: httpx.AsyncClient, patient: dict):
     enrolled = await api.post("/enrollments", headers={"Idempotency-Key": str(uuid.uuid4())}, json={
