@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Literal, Protocol
 
 import aiosmtplib
 from limits import RateLimitItem
@@ -61,6 +61,8 @@ class WeChatContent:
     template_id: str
     fields: dict[str, str]
     url: str | None = None
+    # A template message, or a subscription notification (language/model.py WeChatTemplate.kind).
+    kind: Literal["template", "subscribe"] = "template"
 
 
 class Channel(Protocol):

@@ -238,7 +238,7 @@ class DeliveryActivities:
             sms = SmsContent(text=render(template.sms.text, context).strip(), template_code=template.sms.template_code,
                              params={name: render(source, context) for name, source in template.sms.params.items()})
         if template.wechat is not None:
-            wechat = WeChatContent(template_id=template.wechat.template_id, url=context.get("link"),
+            wechat = WeChatContent(template_id=template.wechat.template_id, url=context.get("link"), kind=template.wechat.kind,
                                    fields={name: render(source, context) for name, source in template.wechat.fields.items()})
         return OutgoingMessage(
             subject=render(template.subject, context).strip(),

@@ -20,6 +20,7 @@ from pydantic import (
 from language.model import Locale, ParameterName, Pathway, Priority, Slug, ZoneName
 from services.lifecycle import PatientEventType
 from services.principals import Role as AccessRole
+from services.receipts import DeliveryStatus
 from workflows.contracts import (
     EnrollmentStatus,
     EscalationState,
@@ -36,11 +37,15 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320,
                                          pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"),
                   Field(examples=["li.wei@example.com"])]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 ()-]{3,38}$"),
-                  Field(examples=["+86 138 0013 8000"])]
-WeChatOpenId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
-                                                pattern=r"^[A-Za-z0-9_-]+$"),
-                         Field(description="the patient's openid for the hospital's WeChat Official Account",
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
+                  Field(description="with its country code (+86 138 0013 8000), or without it as a number of the "
+                                    "site's region (CAREPATH_DEFAULT_PHONE_REGION, CN unless set); stored and "
+                                    "returned in E.164 (+8613800138000)", examples=["+86 138 0013 8000"])]
+# WeChat documents no length: the openids it issues are 28 characters of URL-safe base64. The bounds catch
+# what is plainly something else (a phone number, an email address, a name).
+WeChatOpenId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_-]{20,64}$"),
+                         Field(description="the patient's openid for the hospital's WeChat Official Account "
+                                           "(20 to 64 letters, digits, - and _; 28 as WeChat issues them)",
                                examples=["oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"])]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
 
@@ -190,6 +195,27 @@ class PatientEventResult(BaseModel):
     enrollments: list[EnrollmentChange]
 
 
+class DeliveryPublic(BaseModel):
+    """One message of a touchpoint: the channel it went by, whether the gateway took it, and what the
+    gateway's receipt later said became of it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    step_id: str
+    occurrence: int
+    purpose: str = Field(description="scheduled (a message), invitation or reminder-N (a questionnaire's)")
+    channel: str
+    status: Literal["sending", "sent", "failed"] = Field(
+        description="sent: the gateway took it; failed: it could not be handed over (last_error says why)")
+    sent_at: datetime | None
+    last_error: str | None
+    delivery_status: DeliveryStatus | None = Field(
+        description="what the gateway's receipt said: delivered, or undelivered (delivery_reason says why); "
+                    "null until a receipt comes, and for email, which has none")
+    delivery_reason: str | None
+    delivery_reported_at: datetime | None
+
+
 class EnrollmentPublic(BaseModel):
     id: str
     patient_id: str
@@ -204,6 +230,9 @@ class EnrollmentPublic(BaseModel):
     workflow_id: str
     timeline: Timeline | None = Field(
         description="every touchpoint and what became of it; null when no worker answered in time")
+    deliveries: list[DeliveryPublic] = Field(
+        default=[], description="every message sent or attempted, by touchpoint (step_id, occurrence), in the order "
+                                "due; given by GET /enrollments/{id} (the answers to create and cancel leave it empty)")
 
 
 # Teams and staff ------------------------------------------------------------------------------

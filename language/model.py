@@ -60,14 +60,22 @@ class SmsTemplate(LanguageModel):
 
 
 class WeChatTemplate(LanguageModel):
-    """The message as a WeChat Official Account template message; a questionnaire's opens its form."""
+    """The message as a WeChat Official Account template message (模板消息) or subscription notification
+    (订阅通知, which the patient agreed to receive); a questionnaire's opens its form."""
 
+    kind: Literal["template", "subscribe"] = Field(
+        default="template",
+        description="template: a template message (fields first, keyword1, ..., remark); subscribe: a subscription "
+                    "notification, whose fields are named by their type (thing1, time2, phrase3, ...) and sized by it "
+                    "(a thing at most 20 characters, a phrase 5 Chinese characters, ...)",
+        examples=["subscribe"])
     template_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$",
                              description="the template's id in the hospital's Official Account",
                              examples=["ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY"])
     fields: dict[FieldName, str] = Field(
         min_length=1, description="every data field the template declares, each a Jinja2 text",
-        examples=[{"first": "{{ patient.first_name }}，您好", "keyword1": "产后随访问卷", "remark": "请点击填写"}])
+        examples=[{"first": "{{ patient.first_name }}，您好", "keyword1": "产后随访问卷", "remark": "请点击填写"},
+                  {"thing1": "产后随访问卷", "time2": "今天 18:00 前", "thing3": "请点击填写"}])
 
 
 class MessageTemplate(LanguageModel):

@@ -33,7 +33,8 @@ async def search_patients(session: AsyncSession, principal: Principal, text: str
                (Patient.family_name + " " + Patient.given_name).ilike(pattern),
                Patient.hospital_number.ilike(pattern)]
     if len(digits) >= 4:
-        # Phones are kept as typed (`+86 138 0013-8000`): compare their digits alone.
+        # Phones are stored in E.164, but one the migration could not read stays as typed (`+86 138 0013-8000`),
+        # and staff type numbers with separators: compare digits alone.
         phone_digits = Patient.phone
         for separator in (" ", "-", "(", ")", "+"):
             phone_digits = func.replace(phone_digits, separator, "")

@@ -51,6 +51,12 @@ async def apply_receipts(session: AsyncSession, channel: str, receipts: list[Rec
     return unknown
 
 
+async def deliveries_of(session: AsyncSession, enrollment_id: str) -> list[TouchpointRecord]:
+    """Every message of the enrollment that was sent or attempted, with its receipt, in the order due."""
+    return list(await session.scalars(select(TouchpointRecord).where(TouchpointRecord.enrollment_id == enrollment_id)
+                                      .order_by(TouchpointRecord.due_at, TouchpointRecord.id)))
+
+
 async def record_forged(session: AsyncSession, gateway: str, client_ip: str | None,
                         action: str = "touchpoint.receipt") -> None:
     """A receipt (or a patient's reply) whose signature does not verify: refused, and audited as a refused attempt."""

@@ -107,12 +107,23 @@ class Settings(SiteSettings):
     # worker only when its settings are complete. SMS goes through Alibaba Cloud or the hospital's own
     # gateway (SMS_PROVIDER); Alibaba's status reports come to /receipts/sms/alibaba?token=<ALIBABA_SMS_REPORT_TOKEN>,
     # for Alibaba signs neither its reports nor lets us sign the address: the token is the credential.
-    SMS_PROVIDER: Literal["alibaba", "webhook"] | None = None
+    SMS_PROVIDER: Literal["alibaba", "tencent", "webhook"] | None = None
     ALIBABA_SMS_ACCESS_KEY_ID: str | None = None
     ALIBABA_SMS_ACCESS_KEY_SECRET: SecretStr | None = None
     ALIBABA_SMS_SIGN_NAME: str | None = None
     ALIBABA_SMS_ENDPOINT: str = "https://dysmsapi.aliyuncs.com/"
     ALIBABA_SMS_REPORT_TOKEN: SecretStr | None = None
+    # Tencent Cloud SMS (SendSms 2021-01-11): the API key, the SMS application's SdkAppId, the approved
+    # signature; its region and endpoint (a proxy, say).
+    TENCENT_SMS_SECRET_ID: str | None = None
+    TENCENT_SMS_SECRET_KEY: SecretStr | None = None
+    TENCENT_SMS_SDK_APP_ID: str | None = None
+    TENCENT_SMS_SIGN_NAME: str | None = None
+    # Tencent signs nothing it pushes either: its status callbacks come to
+    # /receipts/sms/tencent?token=<TENCENT_SMS_REPORT_TOKEN>, set as the callback address in its console.
+    TENCENT_SMS_REPORT_TOKEN: SecretStr | None = None
+    TENCENT_SMS_REGION: str = "ap-guangzhou"
+    TENCENT_SMS_ENDPOINT: str = "https://sms.tencentcloudapi.com"
     # The hospital's SMS gateway and app push service: JSON POSTs signed with HMAC-SHA256 of the secret,
     # and their receipts signed back with the same secret.
     SMS_WEBHOOK_URL: str | None = None
@@ -128,6 +139,9 @@ class Settings(SiteSettings):
     WECHAT_APP_SECRET: SecretStr | None = None
     WECHAT_TOKEN: SecretStr | None = None
     WECHAT_API_BASE: str = "https://api.weixin.qq.com"
+    # Where a phone number given without its country code is from (ISO 3166 code): patients' numbers
+    # are stored in E.164 (services/phones.py), and `carepath db upgrade` reads old rows the same way.
+    DEFAULT_PHONE_REGION: str = "CN"
 
     @model_validator(mode="after")
     def _single_sign_on_complete(self) -> "Settings":
@@ -139,12 +153,23 @@ class Settings(SiteSettings):
     def _patient_channels_complete(self) -> Settings:
         required = {"alibaba": ("ALIBABA_SMS_ACCESS_KEY_ID", "ALIBABA_SMS_ACCESS_KEY_SECRET", "ALIBABA_SMS_SIGN_NAME",
                                 "ALIBABA_SMS_REPORT_TOKEN"),
+                    "tencent": ("TENCENT_SMS_SECRET_ID", "TENCENT_SMS_SECRET_KEY", "TENCENT_SMS_SDK_APP_ID",
+                                "TENCENT_SMS_SIGN_NAME", "TENCENT_SMS_REPORT_TOKEN"),
                     "webhook": ("SMS_WEBHOOK_URL", "SMS_WEBHOOK_SECRET")}.get(self.SMS_PROVIDER or "", ())
         pairs = [("WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_TOKEN"), ("PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_SECRET")]
         required += tuple(name for group in pairs if any(getattr(self, name) for name in group) for name in group)
         missing = [f"CAREPATH_{name}" for name in required if not getattr(self, name)]
         if missing:
             raise ValueError(f"a patient channel's settings are incomplete: set {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _phone_region_known(self) -> Settings:
+        from services.phones import is_region
+
+        if not is_region(self.DEFAULT_PHONE_REGION):
+            raise ValueError(f"CAREPATH_DEFAULT_PHONE_REGION is '{self.DEFAULT_PHONE_REGION}', which is not a region "
+                             "code phone numbers know (ISO 3166, upper case: CN, HK, SG, GB)")
         return self
 
     @model_validator(mode="after")

@@ -194,10 +194,13 @@ class SchemaNotCurrent(RuntimeError):
                    "run `carepath db upgrade`")
 
 
-def _alembic_config(url: str):
+def _alembic_config(url: str, phone_region: str | None = None):
     from alembic.config import Config
 
     config = Config()
+    if phone_region:
+        # Where a phone number typed without its country code is from, for the migration to E.164.
+        config.attributes["phone_region"] = phone_region
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     # Alembic's config is a ConfigParser: a percent-encoded URL (a password, a socket path) would be read as
     # interpolation unless its % are doubled.
@@ -205,14 +208,15 @@ def _alembic_config(url: str):
     return config
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "head", *, phone_region: str | None = None) -> None:
     """Bring the schema at `url` up to the newest migration, or to `revision` (blocking). Only
-    `carepath db upgrade` runs it in a deployment: the API and the worker refuse a schema not at head."""
+    `carepath db upgrade` runs it in a deployment: the API and the worker refuse a schema not at head.
+    `phone_region`: the site's, for numbers stored without a country code (CN if None)."""
     from alembic import command
 
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(_alembic_config(url), revision)
+    command.upgrade(_alembic_config(url, phone_region), revision)
 
 
 def unmigrate(url: str, revision: str) -> None:

@@ -413,9 +413,10 @@ app.add_typer(db, name="db")
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the schema to what this code needs: once per release, before the API and the worker start."""
-    url = load_settings().DATABASE_URL
+    settings = load_settings()
+    url = settings.DATABASE_URL
     with _database_errors(url):
-        migrate(url)
+        migrate(url, phone_region=settings.DEFAULT_PHONE_REGION)
         typer.echo(f"database schema is at {asyncio.run(_current_revision(url))} (head)")
 
 

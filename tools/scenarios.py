@@ -35,7 +35,12 @@ from services.enrollments import Enrolled
 from services.site import Site
 from tools.driver import Planned, PlayFailed, Script, abandon, play
 from tools.scenario_format import Expect, ExpectedEscalation, Loaded, Scenario
-from tools.simulation import Stack, local_stack, time_skipping_environment
+from tools.simulation import (
+    SIMULATED_ADDRESSES,
+    Stack,
+    local_stack,
+    time_skipping_environment,
+)
 from workflows.contracts import Timeline
 
 # --- running --------------------------------------------------------------------------------------
@@ -130,7 +135,7 @@ async def run_scenario(environment: WorkflowEnvironment, stack: Stack, loaded: L
     shift = equivalent_shift(anchor, zone, _span_days(pathway, written_anchor, zone, scenario),
                              await environment.get_current_time() + timedelta(days=1))
     run_anchor = anchor + shift if isinstance(anchor, date) and not isinstance(anchor, datetime) else _wall(written_anchor, shift)
-    patient = await stack.add_patient(locale=locale, timezone=zone)
+    patient = await stack.add_patient(locale=locale, timezone=zone, **SIMULATED_ADDRESSES)
     enrolled = await stack.enroll(patient, pathway, run_anchor)
     run = ScenarioRun(stack, enrolled, ZoneInfo(zone), written_anchor, shift)
     script = loaded.scripts[index]

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.channels import OutgoingMessage, Recipient
+from activities.channels import EmailChannel, OutgoingMessage, Recipient
 from language.instruments.model import Instrument
 from language.model import Pathway
 from services.enrollments import Enrolled, enroll
@@ -33,7 +33,8 @@ from store.db import Base, Patient, TouchpointRecord, create_engine, session_fac
 from tools.binaries import installed_binary
 from tools.driver import Happened, Script, abandon, play
 from tools.smtp_sink import SmtpSink
-from worker.bootstrap import build_worker
+from worker.bootstrap import build_worker, smtp_settings
+from worker.channels import patient_channels
 from workflows.contracts import Timeline
 
 
@@ -76,23 +77,25 @@ class Stack:
     client: Client
     sessions: async_sessionmaker[AsyncSession]
     inbox: SmtpSink
-    console: list[OutgoingMessage]
+    # What the channels without a gateway in the settings carried (see local_stack), as the patient sees it.
+    carried: dict[str, str]
     task_queue: str
     instruments: dict[str, Instrument]
 
     async def add_patient(self, *, given_name: str = "Alex", family_name: str = "Example",
                           email: str | None = "patient@example.test", locale: str = "en",
-                          timezone: str = "UTC", phone: str | None = None) -> Patient:
+                          timezone: str = "UTC", phone: str | None = None, wechat_openid: str | None = None,
+                          hospital_number: str | None = None) -> Patient:
         async with self.sessions.begin() as session:
             patient = Patient(given_name=given_name, family_name=family_name, email=email, phone=phone,
+                              wechat_openid=wechat_openid, hospital_number=hospital_number,
                               locale=locale, timezone=timezone)
             session.add(patient)
         return patient
 
     async def deliveries(self, enrollment_id: str, zone: ZoneInfo) -> list[Delivered]:
         """What the channels carried for an enrollment, in due order, joined by Message-ID."""
-        subjects = {mail.message_id: mail.subject for mail in self.inbox.messages}
-        subjects |= {message.message_id: message.subject for message in self.console}
+        subjects = {mail.message_id: mail.subject for mail in self.inbox.messages} | self.carried
         async with self.sessions() as session:
             records = await session.scalars(
                 select(TouchpointRecord).where(TouchpointRecord.enrollment_id == enrollment_id,
@@ -110,12 +113,27 @@ class Stack:
                                 anchor=anchor, timezone=timezone)
 
 
-class _RecordingConsole:
-    def __init__(self, sink: list[OutgoingMessage]):
+class _Recording:
+    """A channel that keeps what the patient would see, by Message-ID: an SMS's text, a WeChat message's
+    fields, a notification's title."""
+
+    def __init__(self, sink: dict[str, str]):
         self._sink = sink
 
     async def send(self, recipient: Recipient, message: OutgoingMessage) -> None:
-        self._sink.append(message)
+        if message.sms:
+            shown = message.sms.text
+        elif message.wechat:
+            shown = " / ".join(message.wechat.fields.values())
+        else:
+            shown = message.subject
+        self._sink[message.message_id] = shown
+
+
+# The simulated patient can be reached on every channel, so that each step shows the channel it names.
+SIMULATED_ADDRESSES = {"email": "patient@example.test", "phone": "+8613800138000",
+                       "wechat_openid": "o-simulated-patient-openid00", "hospital_number": "MRN-SIMULATED"}
+RECORDED_CHANNELS = ("console", "sms", "wechat", "push")
 
 
 OPERATIONS_EMAIL = "operations@carepath.localhost"
@@ -142,14 +160,16 @@ async def local_stack(client: Client, workdir: Path, site: Site | None = None,
         # Every roster team, as the site wrote it: the worker below still refuses, at send time, any webhook
         # but loopback, so a simulation never pages anyone.
         await seed_teams(session_factory(engine), site.teams(), webhook_problem=lambda _url: None)
-        console: list[OutgoingMessage] = []
+        # Channels whose gateway the settings name (a test's local gateway server) go there; the others
+        # are recorded, so that a pathway using them simulates without one.
+        configured = patient_channels(settings, EmailChannel(smtp_settings(settings)))
+        carried: dict[str, str] = {}
+        recorded = {name: _Recording(carried) for name in RECORDED_CHANNELS if name == "console" or name not in configured}
         task_queue = f"carepath-{uuid.uuid4()}"
         try:
-            async with build_worker(client, settings, task_queue, {"console": _RecordingConsole(console)},
-                                    site, build_id="carepath-simulation") as worker:
-                async with worker:
-                    yield Stack(settings, client, session_factory(engine), inbox, console, task_queue,
-                                site.instruments)
+            async with build_worker(client, settings, task_queue, recorded, site,
+                                    build_id="carepath-simulation") as worker, worker:
+                yield Stack(settings, client, session_factory(engine), inbox, carried, task_queue, site.instruments)
         finally:
             await engine.dispose()
 
@@ -172,7 +192,8 @@ async def simulate(pathway: Pathway, anchor: date | datetime, *, timezone: str |
     zone = ZoneInfo(timezone or pathway.timezone)
     with tempfile.TemporaryDirectory(prefix="carepath-simulate-") as workdir:
         async with time_skipping_environment() as environment, local_stack(environment.client, Path(workdir), site) as stack:
-            patient = await stack.add_patient(locale=locale or pathway.locales[0], timezone=zone.key)
+            patient = await stack.add_patient(locale=locale or pathway.locales[0], timezone=zone.key,
+                                              **SIMULATED_ADDRESSES)
             enrolled = await stack.enroll(patient, pathway, anchor)
             try:
                 played = await play(environment, stack, pathway, enrolled, script or Script(),

@@ -10,6 +10,7 @@ from functools import partial
 
 from activities.channels import Channel, ConsoleChannel, EmailChannel
 from activities.gateways.alibaba_sms import AlibabaSmsChannel
+from activities.gateways.tencent_sms import TencentSmsChannel
 from activities.gateways.webhooks import PushWebhookChannel, SmsWebhookChannel
 from activities.gateways.wechat import WeChatTemplateChannel
 from services.gateway_signatures import signed_webhook_headers
@@ -27,6 +28,10 @@ def patient_channels(settings: Settings, email: EmailChannel) -> dict[str, Chann
         channels["sms"] = AlibabaSmsChannel(settings.ALIBABA_SMS_ACCESS_KEY_ID,
                                             _secret(settings.ALIBABA_SMS_ACCESS_KEY_SECRET),
                                             settings.ALIBABA_SMS_SIGN_NAME, endpoint=settings.ALIBABA_SMS_ENDPOINT)
+    elif settings.SMS_PROVIDER == "tencent":
+        channels["sms"] = TencentSmsChannel(settings.TENCENT_SMS_SECRET_ID, _secret(settings.TENCENT_SMS_SECRET_KEY),
+                                            settings.TENCENT_SMS_SDK_APP_ID, settings.TENCENT_SMS_SIGN_NAME,
+                                            endpoint=settings.TENCENT_SMS_ENDPOINT, region=settings.TENCENT_SMS_REGION)
     elif settings.SMS_PROVIDER == "webhook":
         channels["sms"] = SmsWebhookChannel(settings.SMS_WEBHOOK_URL,
                                             partial(signed_webhook_headers, _secret(settings.SMS_WEBHOOK_SECRET)))

@@ -90,7 +90,7 @@ WORDS: dict[str, dict[str, str]] = {
     "cancel_reason": {"en": "Why", "zh-CN": "终止原因"},
     "timeline": {"en": "Timeline", "zh-CN": "时间线"},
     "step": {"en": "Step", "zh-CN": "步骤"},
-    "channel": {"en": "Channel", "zh-CN": "渠道"},
+    "delivery": {"en": "Channel and delivery", "zh-CN": "渠道与送达"},
     "score": {"en": "Score", "zh-CN": "得分"},
     "band": {"en": "Band", "zh-CN": "分级"},
     "events": {"en": "Rules that fired", "zh-CN": "触发的规则"},

@@ -1,5 +1,5 @@
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -12,6 +12,7 @@ from api.deps import RegistryDep, SessionDep, SettingsDep, TemporalDep
 from api.schemas import (
     AnchorBody,
     CancelBody,
+    DeliveryPublic,
     EnrollmentCreate,
     EnrollmentPublic,
     Message,
@@ -22,9 +23,10 @@ from language.teams import teams_named
 from services import lifecycle
 from services.enrollments import EnrollmentConflict, enroll
 from services.principals import Role
+from services.receipts import deliveries_of
 from services.registry import UnknownPathway
 from services.scope import may_see_enrollment, sees_everything
-from store.db import Enrollment, Patient
+from store.db import Enrollment, Patient, TouchpointRecord
 from workflows.contracts import CancelRequest, Timeline, workflow_id_for
 from workflows.pathway import PathwayWorkflow
 
@@ -92,10 +94,11 @@ async def create_enrollment(
 @router.get("/{enrollment_id}", response_model=EnrollmentPublic, responses={404: {"model": Message}})
 async def read_enrollment(enrollment_id: str, session: SessionDep, temporal: TemporalDep,
                           access: Enrolls) -> EnrollmentPublic:
-    """Read an enrollment with its timeline: every touchpoint and what became of it."""
+    """Read an enrollment with its timeline: every touchpoint and what became of it, and each message's
+    channel and delivery (the gateway's receipt)."""
     enrollment = await enrollment_or_404(session, enrollment_id, access)
     await access.read(session, "enrollment.read", patient_id=enrollment.patient_id, enrollment_id=enrollment.id)
-    return present(enrollment, await read_timeline(temporal, enrollment))
+    return present(enrollment, await read_timeline(temporal, enrollment), await deliveries_of(session, enrollment.id))
 
 
 @router.post(
@@ -204,7 +207,8 @@ async def _why_not_running(temporal: Client, enrollment: Enrollment) -> str:
     return f"the enrollment is already {timeline.status}"
 
 
-def present(enrollment: Enrollment, timeline: Timeline | None) -> EnrollmentPublic:
+def present(enrollment: Enrollment, timeline: Timeline | None,
+            deliveries: Sequence[TouchpointRecord] = ()) -> EnrollmentPublic:
     """The stored enrollment, with the live status and timeline when the workflow answered."""
     return EnrollmentPublic(
         id=enrollment.id, patient_id=enrollment.patient_id, pathway_id=enrollment.pathway_id,
@@ -212,5 +216,5 @@ def present(enrollment: Enrollment, timeline: Timeline | None) -> EnrollmentPubl
         timezone=enrollment.timezone, status=timeline.status if timeline else enrollment.status,
         status_reason=timeline.cancel_reason if timeline else enrollment.status_reason,
         created_at=enrollment.created_at, ended_at=enrollment.ended_at, workflow_id=workflow_id_for(enrollment.id),
-        timeline=timeline,
+        timeline=timeline, deliveries=[DeliveryPublic.model_validate(delivery) for delivery in deliveries],
     )

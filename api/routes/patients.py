@@ -3,10 +3,11 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.paging import PageDep
 from api.schemas import (
     AccessLogLine,
@@ -16,6 +17,7 @@ from api.schemas import (
     PatientPublic,
 )
 from api.security import Access, allow
+from services.phones import PhoneRefused, to_e164
 from services.principals import Role
 from services.scope import may_see_patient
 from store.db import AccessAudit, Patient
@@ -29,9 +31,9 @@ Auditor = Annotated[Access, Depends(allow(Role.AUDITOR))]
 
 
 @router.post("", response_model=PatientPublic, status_code=status.HTTP_201_CREATED)
-async def create_patient(body: PatientCreate, session: SessionDep, access: Registers) -> Patient:
+async def create_patient(body: PatientCreate, session: SessionDep, settings: SettingsDep, access: Registers) -> Patient:
     """Register a patient, who can then be enrolled in pathways."""
-    patient = Patient(**body.model_dump())
+    patient = Patient(**stored_details(body, settings.DEFAULT_PHONE_REGION))
     session.add(patient)
     try:
         await session.flush()
@@ -48,14 +50,17 @@ async def create_patient(body: PatientCreate, session: SessionDep, access: Regis
                        201: {"model": PatientPublic, "description": "Registered."},
                        422: {"description": "A malformed field, or a body naming another hospital number."}})
 async def upsert_patient(hospital_number: HospitalNumber, body: PatientCreate, response: Response,
-                         session: SessionDep, access: Integration) -> Patient:
-    """Register a patient by the hospital's number, or bring their details up to date: what a hospital
-    system sends on admission or discharge, safe to repeat."""
+                         session: SessionDep, settings: SettingsDep, access: Integration) -> Patient:
+    """Register a patient by the hospital's number (MRN), or bring their details up to date: what a hospital
+    system sends on admission or discharge, safe to repeat. The number is one patient's, however many
+    systems send it at once."""
     if body.hospital_number not in (None, hospital_number):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"the body names hospital number {body.hospital_number}, the URL {hospital_number}")
-    details = body.model_dump() | {"hospital_number": hospital_number}
-    for _ in range(2):  # the same number sent twice at once: the second insert finds the first's row
+    details = stored_details(body, settings.DEFAULT_PHONE_REGION) | {"hospital_number": hospital_number}
+    # The same number sent twice at once: both may find no row; the unique index lets one insert, and the
+    # other, rolled back, finds that row and updates it.
+    for _ in range(2):
         patient = await session.scalar(select(Patient).where(Patient.hospital_number == hospital_number))
         created = patient is None
         if created:
@@ -71,7 +76,7 @@ async def upsert_patient(hospital_number: HospitalNumber, body: PatientCreate, r
             await session.rollback()
     if created:
         response.status_code = status.HTTP_201_CREATED
-    await access.record(session, "patient.upsert", patient_id=patient.id)
+    await access.record(session, "patient.create" if created else "patient.update", patient_id=patient.id)
     await session.commit()
     return patient
 
@@ -94,6 +99,19 @@ async def read_access_log(patient_id: str, session: SessionDep, access: Auditor,
         .order_by(AccessAudit.at.desc(), AccessAudit.id.desc()))))
     await access.read(session, "patient.access_log.read", patient_id=patient_id)
     return lines
+
+
+def stored_details(body: PatientCreate, phone_region: str) -> dict:
+    """The row's fields from the body, the phone in E.164; a number that is none is refused as the
+    field's own 422, like any other malformed field."""
+    details = body.model_dump()
+    if body.phone is not None:
+        try:
+            details["phone"] = to_e164(body.phone, phone_region)
+        except PhoneRefused as refused:
+            raise RequestValidationError([{"type": "value_error", "loc": ("body", "phone"), "msg": str(refused),
+                                           "input": body.phone}]) from None
+    return details
 
 
 async def patient_or_404(session: SessionDep, patient_id: str, access: Access) -> Patient:

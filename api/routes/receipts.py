@@ -1,10 +1,10 @@
 """Delivery receipts from the patient channels' gateways: public (a gateway has no account), and each
 verified the gateway's way before anything is read from it: HMAC-SHA256 of the body for our webhooks,
-WeChat's token signature, the secret report address for Alibaba Cloud (which signs nothing). A receipt
+WeChat's token signature, the secret report address for Alibaba and Tencent Cloud (which sign nothing). A receipt
 that does not verify is answered 403, audited, and changes nothing.
 
 A receipt naming a message we do not know (yet: it can overtake the commit that records the gateway's
-id) is answered so that the gateway sends it again: 404, or Alibaba's non-zero code.
+id) is answered so that the gateway sends it again: 404, or Alibaba's or Tencent's non-zero code.
 """
 
 from __future__ import annotations
@@ -84,14 +84,27 @@ async def push_receipt(services: ServicesDep, request: Request) -> Acknowledged:
     return await _webhook_receipt(services, request, "push", _secret(services.settings.PUSH_WEBHOOK_SECRET))
 
 
+async def _verify_report_token(services: ServicesDep, request: Request, token: str, expected: SecretStr | None,
+                               gateway: str) -> None:
+    """A provider that signs nothing it pushes is configured with a secret report address: the token is the credential."""
+    secret = _secret(expected)
+    if not secret or not hmac.compare_digest(token.encode(), secret.encode()):
+        raise await _refuse(services, request, gateway)
+
+
+async def _apply_reports(services: ServicesDep, request: Request, receipts: list[Receipt], gateway: str) -> list[str]:
+    async with services.sessions() as session:
+        return await apply_receipts(session, "sms", receipts, request.client.host if request.client else None, gateway)
+
+
+ReportToken = Annotated[str, Query(max_length=200)]
+
+
 @router.post("/sms/alibaba", responses={403: {}})
-async def alibaba_sms_report(services: ServicesDep, request: Request,
-                             token: Annotated[str, Query(max_length=200)] = "") -> dict[str, Any]:
+async def alibaba_sms_report(services: ServicesDep, request: Request, token: ReportToken = "") -> dict[str, Any]:
     """Alibaba Cloud's SMS status reports (SmsReport, pushed over HTTP as a JSON list): each names the
     BizId SendSms answered. Answered the way Alibaba expects: code 0 when taken, else it sends again."""
-    expected = _secret(services.settings.ALIBABA_SMS_REPORT_TOKEN)
-    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise await _refuse(services, request, "sms-alibaba")
+    await _verify_report_token(services, request, token, services.settings.ALIBABA_SMS_REPORT_TOKEN, "sms-alibaba")
     try:
         reports = json.loads(await request.body())
         receipts = [Receipt(str(report["biz_id"]), "delivered" if report["success"] else "undelivered",
@@ -99,12 +112,27 @@ async def alibaba_sms_report(services: ServicesDep, request: Request,
                     for report in reports]
     except (ValueError, TypeError, KeyError):
         return {"code": 1, "msg": "expected a JSON list of reports, each with biz_id and success"}
-    async with services.sessions() as session:
-        unknown = await apply_receipts(session, "sms", receipts, request.client.host if request.client else None,
-                                       "sms-alibaba")
-    if unknown:
+    if unknown := await _apply_reports(services, request, receipts, "sms-alibaba"):
         return {"code": 1, "msg": f"{len(unknown)} reports name no message of ours yet"}
     return {"code": 0, "msg": "成功"}
+
+
+@router.post("/sms/tencent", responses={403: {}})
+async def tencent_sms_report(services: ServicesDep, request: Request, token: ReportToken = "") -> dict[str, Any]:
+    """Tencent Cloud's SMS status callbacks (a JSON list): each names by `sid` the SerialNo SendSms answered,
+    `report_status` SUCCESS or FAIL. Answered the way Tencent expects: result 0 when taken, else it sends again."""
+    await _verify_report_token(services, request, token, services.settings.TENCENT_SMS_REPORT_TOKEN, "sms-tencent")
+    try:
+        reports = json.loads(await request.body())
+        receipts = [Receipt(str(report["sid"]), "delivered" if report["report_status"] == "SUCCESS" else "undelivered",
+                            None if report["report_status"] == "SUCCESS"
+                            else f"{report.get('errmsg')} {report.get('description') or ''}".strip())
+                    for report in reports]
+    except (ValueError, TypeError, KeyError):
+        return {"result": 1, "errmsg": "expected a JSON list of reports, each with sid and report_status"}
+    if unknown := await _apply_reports(services, request, receipts, "sms-tencent"):
+        return {"result": 1, "errmsg": f"{len(unknown)} reports name no message of ours yet"}
+    return {"result": 0, "errmsg": "OK"}
 
 
 WeChatSigned = Annotated[str | None, Query(max_length=100)]
@@ -129,8 +157,9 @@ async def wechat_server_check(services: ServicesDep, request: Request, signature
 @router.post("/wechat", response_class=PlainTextResponse, responses={403: {}, 404: {}})
 async def wechat_event(services: ServicesDep, request: Request, signature: WeChatSigned = None,
                        timestamp: WeChatSigned = None, nonce: WeChatSigned = None) -> str:
-    """Events WeChat pushes (plaintext mode); TEMPLATESENDJOBFINISH reports a template message's fate.
-    Others (subscriptions, replies) are not ours to handle yet: taken and ignored."""
+    """Events WeChat pushes (plaintext mode); TEMPLATESENDJOBFINISH reports a template message's fate,
+    subscribe_msg_sent_event each subscription notification's. Others (follows, replies) are not ours to
+    handle yet: taken and ignored."""
     await _verify_wechat(services, request, signature, timestamp, nonce)
     body = await request.body()
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
@@ -139,14 +168,28 @@ async def wechat_event(services: ServicesDep, request: Request, signature: WeCha
         event = ElementTree.fromstring(body)
     except ElementTree.ParseError:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "the event is not XML") from None
-    if event.findtext("Event") != "TEMPLATESENDJOBFINISH" or not event.findtext("MsgID"):
+    receipts = _wechat_receipts(event)
+    if not receipts:
         return "success"
-    outcome = (event.findtext("Status") or "").strip()
-    receipt = Receipt(event.findtext("MsgID").strip(), "delivered" if outcome == "success" else "undelivered",
-                      None if outcome == "success" else outcome.removeprefix("failed:").strip() or outcome)
     async with services.sessions() as session:
-        unknown = await apply_receipts(session, "wechat", [receipt], request.client.host if request.client else None,
+        unknown = await apply_receipts(session, "wechat", receipts, request.client.host if request.client else None,
                                        "wechat")
     if unknown:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no WeChat message with id {receipt.provider_message_id} (yet)")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no WeChat message with id {', '.join(unknown)} (yet)")
     return "success"
+
+
+def _wechat_receipts(event: ElementTree.Element) -> list[Receipt]:
+    if event.findtext("Event") == "TEMPLATESENDJOBFINISH" and event.findtext("MsgID"):
+        outcome = (event.findtext("Status") or "").strip()
+        return [Receipt(event.findtext("MsgID").strip(), "delivered" if outcome == "success" else "undelivered",
+                        None if outcome == "success" else outcome.removeprefix("failed:").strip() or outcome)]
+    receipts = []
+    if event.findtext("Event") == "subscribe_msg_sent_event":
+        # One List per notification sent; ErrorCode 0 is delivered, any other says why not (ErrorStatus).
+        for item in event.iterfind("SubscribeMsgSentEvent/List"):
+            msg_id, code = (item.findtext("MsgID") or "").strip(), (item.findtext("ErrorCode") or "").strip()
+            if msg_id:
+                receipts.append(Receipt(msg_id, "delivered" if code == "0" else "undelivered", None if code == "0"
+                                        else (item.findtext("ErrorStatus") or "").strip() or f"error {code}"))
+    return receipts

@@ -14,12 +14,18 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.delivery import DeliveryActivities
 from activities.gateways.alibaba_sms import AlibabaSmsChannel
+from activities.gateways.tencent_sms import TencentSmsChannel
 from activities.gateways.webhooks import PushWebhookChannel, SmsWebhookChannel
 from activities.gateways.wechat import WeChatTemplateChannel
 from language.model import SmsTemplate, WeChatTemplate
 from services.gateway_signatures import signed_webhook_headers
 from store.db import Enrollment, Patient, TouchpointRecord, utcnow
-from tests.activities.gateway_servers import AlibabaSms, SignedWebhook, WeChat
+from tests.activities.gateway_servers import (
+    AlibabaSms,
+    SignedWebhook,
+    TencentSms,
+    WeChat,
+)
 from workflows.contracts import FormLink, MessageDelivery, MessageTemplate
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
@@ -122,6 +128,45 @@ async def test_an_unreachable_gateway_is_retried(sessions):
     assert not failed.value.non_retryable and failed.value.type == "AlibabaSmsUnavailable"
 
 
+def tencent(gateway: TencentSms, secret_key: str = "tencent-secret-key") -> TencentSmsChannel:
+    return TencentSmsChannel("AKIDtencent", secret_key, "1400787878", "市妇幼", endpoint=gateway.url)
+
+
+async def test_sms_through_tencent_cloud(sessions):
+    with TencentSms("AKIDtencent", "tencent-secret-key", "1400787878", "市妇幼", {"SMS_150575871"}) as gateway:
+        stored = await deliver(sessions, "sms", tencent(gateway))
+    [sent] = gateway.requests
+    assert (sent["PhoneNumberSet"], sent["TemplateId"], sent["SignName"], sent["SmsSdkAppId"]) == (
+        ["+8613800138000"], "SMS_150575871", "市妇幼", "1400787878")
+    # The template's {1} and {2}, in the order the pathway gives its params.
+    assert sent["TemplateParamSet"] == ["伟", LINK]
+    assert sent["headers"]["X-TC-Action"] == "SendSms" and sent["headers"]["X-TC-Region"] == "ap-guangzhou"
+    assert (stored.status, stored.provider_message_id) == ("sent", "5000:1045710669157053657849499619")
+
+
+async def test_tencent_checks_our_signature_and_refuses_for_good(sessions):
+    with TencentSms("AKIDtencent", "the-real-key", "1400787878", "市妇幼", {"SMS_150575871"}) as gateway, \
+            pytest.raises(ApplicationError) as forged:
+        await deliver(sessions, "sms", tencent(gateway, secret_key="a-wrong-key"))
+    assert forged.value.non_retryable and "AuthFailure.SignatureFailure" in forged.value.message
+    with TencentSms("AKIDtencent", "tencent-secret-key", "1400787878", "市妇幼", {"SMS_OTHER"}) as gateway, \
+            pytest.raises(ApplicationError) as unapproved:
+        await deliver(sessions, "sms", tencent(gateway), step_id="second")
+    assert unapproved.value.non_retryable and "TemplateIncorrectOrUnapproved" in unapproved.value.message
+    # Only the code reaches the error (and workflow history): not Tencent's words, nor the number.
+    assert "模板" not in unapproved.value.message and "138" not in unapproved.value.message
+
+
+async def test_tencent_being_busy_is_retried(sessions):
+    with TencentSms("AKIDtencent", "tencent-secret-key", "1400787878", "市妇幼", {"SMS_150575871"}) as gateway:
+        gateway.failures.append((200, {"Response": {"Error": {"Code": "InternalError.Timeout", "Message": "busy"},
+                                                    "RequestId": "x"}}))
+        with pytest.raises(ApplicationError) as busy:
+            await deliver(sessions, "sms", tencent(gateway))
+        assert not busy.value.non_retryable
+        assert (await deliver(sessions, "sms", tencent(gateway))).status == "sent"
+
+
 async def test_wechat_template_message_opens_the_form(sessions):
     with WeChat("wx-app", "wx-secret", {TEMPLATE_ID}, {OPENID}) as wechat:
         channel = WeChatTemplateChannel("wx-app", "wx-secret", api_base=wechat.url)
@@ -160,6 +205,60 @@ async def test_wechat_refusals(sessions):
         with pytest.raises(ApplicationError) as bad_secret:
             await deliver(sessions, "wechat", channel, step_id="third")
     assert bad_secret.value.non_retryable and "token 40001" in bad_secret.value.message
+
+
+SUBSCRIBE_TEMPLATE_ID = "bDmywsp2oEHjwAadTGKkUHpC0RgBVPvfAKyDIZ5gXhE"
+SUBSCRIBED = MessageTemplate(
+    subject="近况问卷", body="请填写：{{ link }}",
+    wechat=WeChatTemplate(kind="subscribe", template_id=SUBSCRIBE_TEMPLATE_ID,
+                          fields={"thing1": "{{ pathway.title }}问卷", "name2": "{{ patient.first_name }}",
+                                  "thing3": "点击填写，约需三分钟"}))
+
+
+async def deliver_subscribed(sessions, channel, step_id: str = "check-in") -> TouchpointRecord:
+    activities = DeliveryActivities(sessions, {"wechat": channel}, Links())
+    try:
+        await ActivityEnvironment().run(activities.deliver_message, request("wechat", step_id).model_copy(
+            update={"templates": {"zh-CN": SUBSCRIBED}}))
+    finally:
+        async with sessions() as session:
+            stored = await session.scalar(select(TouchpointRecord).where(TouchpointRecord.step_id == step_id))
+    return stored
+
+
+async def test_a_wechat_subscription_notification_goes_to_a_patient_who_agreed_and_opens_the_form(sessions):
+    with WeChat("wx-app", "wx-secret", set(), set(), subscriptions={(OPENID, SUBSCRIBE_TEMPLATE_ID)}) as wechat:
+        channel = WeChatTemplateChannel("wx-app", "wx-secret", api_base=wechat.url)
+        stored = await deliver_subscribed(sessions, channel)
+    [sent] = wechat.requests
+    assert sent["path"] == "/cgi-bin/message/subscribe/bizsend" and sent["access_token"] == "token-1"
+    assert (sent["touser"], sent["template_id"], sent["page"]) == (OPENID, SUBSCRIBE_TEMPLATE_ID, LINK)
+    assert sent["data"] == {"thing1": {"value": "产后随访问卷"}, "name2": {"value": "伟"},
+                            "thing3": {"value": "点击填写，约需三分钟"}}
+    assert (stored.status, stored.provider_message_id) == ("sent", "200228332")
+
+
+async def test_a_patient_who_did_not_agree_refuses_a_subscription_notification_for_good(sessions):
+    with WeChat("wx-app", "wx-secret", {SUBSCRIBE_TEMPLATE_ID}, {OPENID}) as wechat:
+        channel = WeChatTemplateChannel("wx-app", "wx-secret", api_base=wechat.url)
+        with pytest.raises(ApplicationError) as refused:
+            await deliver_subscribed(sessions, channel)
+    assert refused.value.non_retryable and "43101" in refused.value.message
+    async with sessions() as session:
+        assert (await session.scalar(select(TouchpointRecord))).status == "failed"
+
+
+async def test_wechat_refuses_a_subscription_field_longer_than_its_type_allows(sessions):
+    """What validation prevents for the pathway's own words (language/channel_checks.py), a long
+    pathway title can still cause at send time: WeChat's 47003, not retried."""
+    long_title = request("wechat").model_copy(update={"templates": {"zh-CN": SUBSCRIBED},
+                                                      "pathway_title": "产后四十二天母婴健康随访计划第二阶段（线上）"})
+    with WeChat("wx-app", "wx-secret", set(), set(), subscriptions={(OPENID, SUBSCRIBE_TEMPLATE_ID)}) as wechat:
+        activities = DeliveryActivities(sessions, {"wechat": WeChatTemplateChannel("wx-app", "wx-secret",
+                                                                                   api_base=wechat.url)}, Links())
+        with pytest.raises(ApplicationError) as refused:
+            await ActivityEnvironment().run(activities.deliver_message, long_title)
+    assert refused.value.non_retryable and "47003" in refused.value.message
 
 
 async def test_sms_through_the_hospital_gateway(sessions):

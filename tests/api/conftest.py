@@ -102,6 +102,7 @@ RECEIPT_SECRETS = {
     "WECHAT_APP_ID": "wx-app", "WECHAT_APP_SECRET": "wx-secret", "WECHAT_TOKEN": "wechat-server-token",
     "WECHAT_API_BASE": "http://127.0.0.1:9", "ALIBABA_SMS_REPORT_TOKEN": "alibaba-report-token",
     "VIDEO_SERVICE_SECRET": "video-service-secret",
+    "TENCENT_SMS_REPORT_TOKEN": "tencent-report-token",
 }
 
 

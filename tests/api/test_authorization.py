@@ -83,6 +83,7 @@ WHO_MAY = {
     ("POST", "/receipts/sms/webhook"): PUBLIC,
     ("POST", "/receipts/push"): PUBLIC,
     ("POST", "/receipts/sms/alibaba"): PUBLIC,
+    ("POST", "/receipts/sms/tencent"): PUBLIC,
     ("GET", "/receipts/wechat"): PUBLIC,
     ("POST", "/receipts/wechat"): PUBLIC,
     # Patients' replies to SMS (STOP), checked like the receipts.

@@ -129,6 +129,7 @@ async def test_a_nurse_finds_enrolls_enters_phone_answers_and_cancels(app: FastA
     assert '<figure class="chart" data-step="phq9" data-name="score">' in page.text
     assert 'data-parameter="phq9_referral_score"' in page.text
     assert "PHQ-9 10 or more" in page.text, "the escalation the answers raised, with its audit"
+    assert 'data-channel="email" data-delivery="sent"' in page.text, "the invitation's channel, and that it went"
 
     paused = await nurse.post(f"/console/enrollments/{enrollment_id}/pause", data={"reason": "readmitted"})
     assert paused.status_code == 303

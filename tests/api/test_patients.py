@@ -1,8 +1,11 @@
+import asyncio
 import uuid
 
 import httpx
+from sqlalchemy import func, select
 
 from services.principals import Role
+from store.db import AccessAudit, Patient
 
 NEW_PATIENT = {"given_name": "Mei", "family_name": "Chen", "email": "mei.chen@example.test", "phone": "+86 138 0013 8000",
                "locale": "zh-CN", "timezone": "Asia/Shanghai"}
@@ -13,7 +16,7 @@ async def test_a_created_patient_can_be_read_back(api: httpx.AsyncClient):
     assert created.status_code == 201, created.text
     patient = created.json()
     assert patient["id"].startswith("pt_")
-    assert {key: patient[key] for key in NEW_PATIENT} == NEW_PATIENT
+    assert {key: patient[key] for key in NEW_PATIENT} == NEW_PATIENT | {"phone": "+8613800138000"}
 
     read = await api.get(f"/patients/{patient['id']}")
     assert read.status_code == 200
@@ -59,7 +62,7 @@ async def test_a_hospital_system_upserts_patients_by_their_hospital_number(api: 
     assert created.json()["hospital_number"] == number
     moved = await system.put(url, json=NEW_PATIENT | {"phone": "+86 139 0000 0000", "hospital_number": number})
     assert moved.status_code == 200 and moved.json()["id"] == created.json()["id"]
-    assert (await api.get(f"/patients/{created.json()['id']}")).json()["phone"] == "+86 139 0000 0000"
+    assert (await api.get(f"/patients/{created.json()['id']}")).json()["phone"] == "+8613900000000"
 
     other = await system.put(url, json=NEW_PATIENT | {"hospital_number": "MRN-SOMEONE-ELSE"})
     assert other.status_code == 422 and "MRN-SOMEONE-ELSE" in other.json()["detail"]
@@ -75,3 +78,46 @@ async def test_a_patient_may_be_reached_on_wechat(api: httpx.AsyncClient):
     refused = await api.post("/patients", json=NEW_PATIENT | {"wechat_openid": "not an openid"})
     assert refused.status_code == 422
     assert [error["loc"] for error in refused.json()["detail"]] == [["body", "wechat_openid"]]
+
+
+async def test_phones_are_stored_in_e164_national_ones_read_in_the_sites_region(api: httpx.AsyncClient):
+    # The site's region is CN unless CAREPATH_DEFAULT_PHONE_REGION says otherwise.
+    for typed, stored in (("138-0013-8000", "+8613800138000"), ("+44 20 7946 0958", "+442079460958"),
+                          ("(+86) 13800138000", "+8613800138000")):
+        created = await api.post("/patients", json=NEW_PATIENT | {"phone": typed})
+        assert created.status_code == 201, created.text
+        assert created.json()["phone"] == stored, typed
+
+
+async def test_a_number_that_is_no_phone_is_refused_naming_the_field(api: httpx.AsyncClient, as_role, app):
+    system = await as_role(Role.INTEGRATION)
+    number = f"MRN-{uuid.uuid4().hex[:8]}"
+    for typed in ("12345", "call me", "+86 138 0013", "+86 10 6552 9988 ext. 12"):
+        for refused in (await api.post("/patients", json=NEW_PATIENT | {"phone": typed}),
+                        await system.put(f"/patients/by-hospital-number/{number}", json=NEW_PATIENT | {"phone": typed})):
+            assert refused.status_code == 422, (typed, refused.text)
+            [error] = refused.json()["detail"]
+            assert error["loc"] == ["body", "phone"] and f"'{typed}'" in error["msg"]
+    async with app.state.services.sessions() as session:
+        assert await session.scalar(select(Patient).where(Patient.hospital_number == number)) is None
+
+
+async def test_concurrent_upserts_of_one_hospital_number_make_one_patient(api: httpx.AsyncClient, as_role, app):
+    """Two interfaces of the hospital (admission and the lab, say) send the same new patient at once."""
+    systems = [await as_role(Role.INTEGRATION) for _ in range(2)]
+    number = f"MRN-{uuid.uuid4().hex[:8]}"
+    sent = [NEW_PATIENT | {"phone": f"+86 138 0013 80{index:02d}"} for index in range(8)]
+    answers = await asyncio.gather(*(systems[index % 2].put(f"/patients/by-hospital-number/{number}", json=body)
+                                     for index, body in enumerate(sent)))
+
+    assert sorted(answer.status_code for answer in answers) == [200] * 7 + [201], [a.text for a in answers]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    async with app.state.services.sessions() as session:
+        [patient] = await session.scalars(select(Patient).where(Patient.hospital_number == number))
+        actions = list(await session.scalars(select(AccessAudit.action).where(AccessAudit.patient_id == patient.id)
+                                             .order_by(AccessAudit.id)))
+        assert await session.scalar(select(func.count()).select_from(Patient)
+                                    .where(Patient.hospital_number == number)) == 1
+    assert actions == ["patient.create"] + ["patient.update"] * 7
+    # The last write wins, whole: the stored phone is one that was sent.
+    assert patient.phone in {f"+86138001380{index:02d}" for index in range(8)}

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -131,6 +132,29 @@ async def test_wechat_reports_a_template_message(app, anonymous: httpx.AsyncClie
     assert (blocked.delivery_status, blocked.delivery_reason) == ("undelivered", "user block")
 
 
+def subscription_notifications_sent(*outcomes: tuple[str, str, str]) -> str:
+    """WeChat's subscribe_msg_sent_event: one List per notification (MsgID, ErrorCode, ErrorStatus)."""
+    items = "".join(f"<List><TemplateId><![CDATA[bDmywsp2oEHjwAadTGKkUHpC0RgBVPvfAKyDIZ5gXhE]]></TemplateId>"
+                    f"<MsgID>{msg_id}</MsgID><ErrorCode>{code}</ErrorCode>"
+                    f"<ErrorStatus><![CDATA[{status}]]></ErrorStatus></List>" for msg_id, code, status in outcomes)
+    return (f"<xml><ToUserName><![CDATA[gh_123456789abc]]></ToUserName>"
+            f"<FromUserName><![CDATA[otFpruAK8D-E6EfStSYonYSBZ8_4]]></FromUserName><CreateTime>1610969468</CreateTime>"
+            f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe_msg_sent_event]]></Event>"
+            f"<SubscribeMsgSentEvent>{items}</SubscribeMsgSentEvent></xml>")
+
+
+async def test_wechat_reports_subscription_notifications(app, anonymous: httpx.AsyncClient, touchpoint):
+    delivered_id, delivered_msg = await touchpoint("wechat")
+    refused_id, refused_msg = await touchpoint("wechat")
+    response = await anonymous.post("/receipts/wechat", params=wechat_query(RECEIPT_SECRETS["WECHAT_TOKEN"]),
+                                    content=subscription_notifications_sent((delivered_msg, "0", "success"),
+                                                                             (refused_msg, "20004", "user reject")))
+    assert (response.status_code, response.text) == (200, "success")
+    delivered, refused = await stored(app, delivered_id), await stored(app, refused_id)
+    assert (delivered.delivery_status, delivered.delivery_reason) == ("delivered", None)
+    assert (refused.delivery_status, refused.delivery_reason) == ("undelivered", "user reject")
+
+
 async def test_wechat_server_check_and_forged_events(app, anonymous: httpx.AsyncClient, touchpoint):
     token = RECEIPT_SECRETS["WECHAT_TOKEN"]
     check = await anonymous.get("/receipts/wechat", params={**wechat_query(token), "echostr": "5837397520665436492"})
@@ -163,3 +187,68 @@ async def test_alibaba_status_reports(app, anonymous: httpx.AsyncClient, touchpo
     delivered, failed = await stored(app, delivered_id), await stored(app, failed_id)
     assert delivered.delivery_status == "delivered"
     assert (failed.delivery_status, failed.delivery_reason) == ("undelivered", "MK:0001 空号")
+
+
+async def test_tencent_status_callbacks(app, anonymous: httpx.AsyncClient, touchpoint):
+    delivered_id, delivered_serial = await touchpoint("sms")
+    failed_id, failed_serial = await touchpoint("sms")
+    reports = [
+        {"user_receive_time": "2026-11-28 10:00:08", "nationcode": "86", "mobile": "13800138000",
+         "report_status": "SUCCESS", "errmsg": "DELIVRD", "description": "用户短信送达成功", "sid": delivered_serial},
+        {"user_receive_time": "2026-11-28 10:00:09", "nationcode": "86", "mobile": "13800138001",
+         "report_status": "FAIL", "errmsg": "MK:0001", "description": "空号", "sid": failed_serial},
+    ]
+    forged = await anonymous.post("/receipts/sms/tencent", params={"token": "guess"}, json=reports)
+    assert forged.status_code == 403
+    assert (await stored(app, delivered_id)).delivery_status is None
+    token = {"token": RECEIPT_SECRETS["TENCENT_SMS_REPORT_TOKEN"]}
+    response = await anonymous.post("/receipts/sms/tencent", params=token, json=reports)
+    assert response.json() == {"result": 0, "errmsg": "OK"}
+    delivered, failed = await stored(app, delivered_id), await stored(app, failed_id)
+    assert delivered.delivery_status == "delivered"
+    assert (failed.delivery_status, failed.delivery_reason) == ("undelivered", "MK:0001 空号")
+    unknown = await anonymous.post("/receipts/sms/tencent", params=token, json=[reports[0] | {"sid": "5000:unknown"}])
+    assert unknown.json()["result"] == 1, "Tencent sends a report naming no message of ours again"
+    malformed = await anonymous.post("/receipts/sms/tencent", params=token, json=[{"sid": delivered_serial}])
+    assert malformed.json()["result"] == 1 and "report_status" in malformed.json()["errmsg"]
+
+
+async def test_the_enrollment_shows_each_messages_channel_and_what_its_receipt_said(
+        app, api: httpx.AsyncClient, anonymous: httpx.AsyncClient, patient: dict):
+    enrolled = await api.post("/enrollments", headers={"Idempotency-Key": str(uuid.uuid4())}, json={
+        "patient_id": patient["id"], "pathway_id": "api-follow-up",
+        "anchor": (utcnow() + timedelta(days=30)).date().isoformat()})
+    assert enrolled.status_code == 201, enrolled.text
+    enrollment_id = enrolled.json()["id"]
+    # What delivery records as each gateway answers (activities/delivery.py): WeChat refused the first
+    # day's message for good, then SMS took it; the SMS gateway took the second day's.
+    due = utcnow()
+    async with app.state.services.sessions.begin() as session:
+        session.add_all([
+            TouchpointRecord(enrollment_id=enrollment_id, step_id="check-in", occurrence=1, purpose="scheduled",
+                             channel="wechat", status="failed", due_at=due, attempts=1,
+                             last_error="WeChat refused the message: 43004 require subscribe"),
+            TouchpointRecord(enrollment_id=enrollment_id, step_id="check-in", occurrence=2, purpose="scheduled",
+                             channel="sms", status="sent", due_at=due + timedelta(days=1), sent_at=due, attempts=1,
+                             provider_message_id="sms-undelivered"),
+            TouchpointRecord(enrollment_id=enrollment_id, step_id="check-in", occurrence=3, purpose="scheduled",
+                             channel="sms", status="sent", due_at=due + timedelta(days=2), sent_at=due, attempts=1,
+                             provider_message_id="sms-delivered")])
+    for provider_id, outcome in (("sms-undelivered", {"status": "undelivered", "reason": "number not in service"}),
+                                 ("sms-delivered", {"status": "delivered"})):
+        body, headers = signed(RECEIPT_SECRETS["SMS_WEBHOOK_SECRET"], {"id": provider_id} | outcome)
+        assert (await anonymous.post("/receipts/sms/webhook", content=body, headers=headers)).status_code == 200
+
+    read = await api.get(f"/enrollments/{enrollment_id}")
+    assert read.status_code == 200, read.text
+    shown = [{key: delivery[key] for key in ("occurrence", "channel", "status", "last_error", "delivery_status",
+                                             "delivery_reason")} for delivery in read.json()["deliveries"]]
+    assert shown == [
+        {"occurrence": 1, "channel": "wechat", "status": "failed",
+         "last_error": "WeChat refused the message: 43004 require subscribe", "delivery_status": None,
+         "delivery_reason": None},
+        {"occurrence": 2, "channel": "sms", "status": "sent", "last_error": None, "delivery_status": "undelivered",
+         "delivery_reason": "number not in service"},
+        {"occurrence": 3, "channel": "sms", "status": "sent", "last_error": None, "delivery_status": "delivered",
+         "delivery_reason": None}]
+    assert all(delivery["delivery_reported_at"] for delivery in read.json()["deliveries"][1:])

@@ -119,3 +119,29 @@ async def test_staff_from_before_accounts_keep_their_team_and_get_unique_sign_in
         ("st_b", "wang.fang+st_b@hospital.example", "midwife", True)]
     assert [json.loads(row.roles) if isinstance(row.roles, str) else row.roles for row in staff] == [["clinician"]] * 2
     assert [tuple(row) for row in teams] == [("st_a", "midwives"), ("st_b", "midwives")]
+
+
+async def test_patients_phones_become_e164_and_unreadable_ones_stay_as_typed_and_are_reported(
+        url: str, caplog: pytest.LogCaptureFixture):
+    before_e164 = "f3b9d2c6a814"
+    await asyncio.to_thread(migrate, url, before_e164)
+    typed = {"pt_national": "138 0013 8000", "pt_international": "+44 20 7946 0958", "pt_stored": "+8613900000000",
+             "pt_unreadable": "ask the ward", "pt_none": None}
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for patient_id, phone in typed.items():
+                await connection.execute(text(
+                    "INSERT INTO patients (id, given_name, family_name, phone, locale, timezone, created_at) "
+                    "VALUES (:id, 'Mei', 'Chen', :phone, 'zh-CN', 'Asia/Shanghai', CURRENT_TIMESTAMP)"),
+                    {"id": patient_id, "phone": phone})
+        with caplog.at_level("WARNING", logger="carepath.migrations"):
+            await asyncio.to_thread(migrate, url, phone_region="CN")
+        async with engine.connect() as connection:
+            stored = dict((await connection.execute(text("SELECT id, phone FROM patients"))).all())
+    finally:
+        await engine.dispose()
+    assert stored == {"pt_national": "+8613800138000", "pt_international": "+442079460958",
+                      "pt_stored": "+8613900000000", "pt_unreadable": "ask the ward", "pt_none": None}
+    [report] = [record.getMessage() for record in caplog.records if record.name == "carepath.migrations"]
+    assert "pt_unreadable" in report and "ask the ward" not in report

@@ -45,6 +45,8 @@ def test_the_channels_example_is_valid(tmp_path: Path):
     (tmp_path / "channels-example.yaml").write_text(_block("# Channels example"), encoding="utf-8")
     pathway = SITE.load_pathway(tmp_path / "channels-example.yaml")
     assert {step.channel for step in pathway.steps} == {"wechat", "sms", "push"}
+    assert {template.wechat.kind for step in pathway.steps for template in step.template.values()
+            if template.wechat} == {"template", "subscribe"}
 
 
 def test_the_pause_example_is_valid(tmp_path: Path):

@@ -132,3 +132,56 @@ def test_a_call_value_the_form_refuses_fails_in_one_line_naming_the_call(tmp_pat
     assert run.returncode == 1 and "Traceback" not in run.stderr
     [line] = run.stderr.strip().splitlines()
     assert line.startswith(f"{POSTNATAL}: no-response-call#1: some values do not fit the blood-pressure form; systolic: enter a number")
+
+
+CHANNELS_PATHWAY = """\
+id: channels-simulated
+version: 1
+title: Home after delivery
+anchor: delivery_date
+timezone: Asia/Shanghai
+locales: [zh-CN]
+steps:
+  - kind: message
+    id: welcome
+    at: day 1 10:00
+    channel: wechat
+    template:
+      zh-CN:
+        subject: 欢迎回家
+        body: 欢迎回家
+        wechat: {template_id: ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY, fields: {first: 欢迎回家, remark: 如有不适请致电病房}}
+  - kind: questionnaire
+    id: check-in
+    instrument: phq-9
+    at: day 2 10:00
+    expire: 24h
+    channel: sms
+    template:
+      zh-CN: {subject: 近况问卷, body: "请填写：{{ link }}", sms: {text: "请填写问卷：{{ link }}"}}
+  - kind: message
+    id: app-tip
+    at: day 3 10:00
+    channel: push
+    template:
+      zh-CN: {subject: 今日提示, body: 多喝水，注意休息。}
+"""
+
+
+def test_simulate_shows_the_channel_of_every_touchpoint_and_what_the_patient_sees_on_it(tmp_path):
+    pathway = tmp_path / "channels-simulated.yaml"
+    pathway.write_text(CHANNELS_PATHWAY, encoding="utf-8")
+
+    run = _simulate(str(pathway), "--anchor", ANCHOR.isoformat(), "--json")
+
+    assert run.returncode == 0, run.stderr
+    shown = [(d["step"], d["purpose"], d["channel"]) for d in json.loads(run.stdout)]
+    assert shown == [("welcome", "scheduled", "wechat"), ("check-in", "invitation", "sms"),
+                     ("app-tip", "scheduled", "push")]
+    subjects = {d["channel"]: d["subject"] for d in json.loads(run.stdout)}
+    assert subjects["wechat"] == "欢迎回家 / 如有不适请致电病房" and subjects["push"] == "今日提示"
+    assert subjects["sms"].startswith("请填写问卷：http")
+
+    printed = _simulate(str(pathway), "--anchor", ANCHOR.isoformat())
+    assert printed.returncode == 0, printed.stderr
+    assert [line.split()[3] for line in printed.stdout.splitlines()[:3]] == ["wechat", "sms", "push"]

@@ -6,6 +6,7 @@ import pytest
 
 from activities.channels import EmailChannel, SmtpSettings
 from activities.gateways.alibaba_sms import AlibabaSmsChannel
+from activities.gateways.tencent_sms import TencentSmsChannel
 from activities.gateways.webhooks import PushWebhookChannel, SmsWebhookChannel
 from activities.gateways.wechat import WeChatTemplateChannel
 from services.settings import Settings, SettingsRefused, load_settings
@@ -30,12 +31,19 @@ def test_each_configured_gateway_is_a_channel():
     webhook = Settings(ENVIRONMENT="test", SMS_PROVIDER="webhook", SMS_WEBHOOK_URL="https://sms.hospital.test/send",
                        SMS_WEBHOOK_SECRET="s")
     assert isinstance(patient_channels(webhook, EMAIL)["sms"], SmsWebhookChannel)
+    tencent = Settings(ENVIRONMENT="test", SMS_PROVIDER="tencent", TENCENT_SMS_SECRET_ID="AKID",
+                       TENCENT_SMS_SECRET_KEY="k", TENCENT_SMS_SDK_APP_ID="1400787878", TENCENT_SMS_SIGN_NAME="市妇幼",
+                       TENCENT_SMS_REPORT_TOKEN="report-token")
+    assert isinstance(patient_channels(tencent, EMAIL)["sms"], TencentSmsChannel)
 
 
 @pytest.mark.parametrize(("variables", "missing"), [
     ({"CAREPATH_SMS_PROVIDER": "alibaba", "CAREPATH_ALIBABA_SMS_ACCESS_KEY_ID": "LTAI5t"},
      "CAREPATH_ALIBABA_SMS_ACCESS_KEY_SECRET, CAREPATH_ALIBABA_SMS_SIGN_NAME, CAREPATH_ALIBABA_SMS_REPORT_TOKEN"),
     ({"CAREPATH_SMS_PROVIDER": "webhook"}, "CAREPATH_SMS_WEBHOOK_URL, CAREPATH_SMS_WEBHOOK_SECRET"),
+    ({"CAREPATH_SMS_PROVIDER": "tencent", "CAREPATH_TENCENT_SMS_SECRET_ID": "AKID"},
+     ("CAREPATH_TENCENT_SMS_SECRET_KEY, CAREPATH_TENCENT_SMS_SDK_APP_ID, CAREPATH_TENCENT_SMS_SIGN_NAME, "
+      "CAREPATH_TENCENT_SMS_REPORT_TOKEN")),
     ({"CAREPATH_WECHAT_APP_ID": "wx"}, "CAREPATH_WECHAT_APP_SECRET, CAREPATH_WECHAT_TOKEN"),
     ({"CAREPATH_PUSH_WEBHOOK_URL": "https://app.hospital.test/push"}, "CAREPATH_PUSH_WEBHOOK_SECRET"),
 ])
