@@ -24,7 +24,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from language.migration import plan_migration
     from language.model import Actions, Escalate, Pathway
-    from language.plan import compile_plan, questionnaire_window
+    from language.plan import questionnaire_window
     from language.rules import (
         Decision,
         decide,
@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
+    from workflows.opening import planned_entries, skip_due_before_enrollment
     from workflows.payloads import (
         call_task,
         escalation_start,
@@ -76,8 +77,6 @@ with workflow.unsafe.imports_passed_through():
         questionnaire_occurrence,
     )
 
-# Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
-ENROLLMENT_GRACE = timedelta(minutes=15)
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
 # agenda adds a few dozen events at most.
 HISTORY_EVENTS_PER_RUN = 1000
@@ -94,10 +93,8 @@ class PathwayWorkflow:
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
-        carried = run.carried or CarriedState(entries=[
-            TimelineEntry(step_id=t.step_id, occurrence=t.occurrence, kind=t.kind, due=t.due)
-            for t in compile_plan(run.pathway, run.anchor, run.timezone, run.enrollment_id)],
-            agenda=[], tags=[], events=[], escalations=0)
+        carried = run.carried or CarriedState(entries=planned_entries(run), agenda=[], tags=[], events=[],
+                                              escalations=0)
         self._entries = carried.entries
         self._agenda = Agenda()
         for item in carried.agenda:
@@ -116,7 +113,7 @@ class PathwayWorkflow:
     @workflow.run
     async def run(self, run: EnrollmentRun) -> Timeline:
         if run.carried is None:
-            self._skip_touchpoints_due_before_enrollment()
+            skip_due_before_enrollment(self._entries, workflow.info().workflow_start_time)
             for entry in self._entries:
                 if entry.status == "planned":
                     self._agenda.add(first_item(entry))
@@ -339,18 +336,6 @@ class PathwayWorkflow:
 
     def _calls_waiting(self) -> bool:
         return any(entry.kind == "call" and entry.status == "open" for entry in self._entries)
-
-    def _skip_touchpoints_due_before_enrollment(self) -> None:
-        """A patient enrolled on day 10 must not receive days 1-9 in one burst.
-
-        Only touchpoints already past due when the run starts are skipped; one delayed later (a
-        worker outage) is still sent late, because a late reminder beats a lost one.
-        """
-        started = workflow.info().workflow_start_time
-        for entry in self._entries:
-            if entry.due < started - ENROLLMENT_GRACE:
-                entry.status, entry.at = "skipped", started
-                entry.detail = "due before the enrollment was made"
 
     def _close_remaining(self) -> None:
         """Once the enrollment is cancelled or stopped, nothing not yet started will happen."""
