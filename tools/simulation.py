@@ -26,6 +26,7 @@ from language.instruments.model import Instrument
 from language.model import Pathway
 from services.enrollments import Enrolled, enroll
 from services.payload_codec import data_converter
+from services.registry import PathwayRegistry
 from services.settings import Settings
 from services.site import Site, load_site
 from services.teams import seed_teams
@@ -68,6 +69,24 @@ class Delivered:
     subject: str
 
 
+class SimulatedPathways:
+    """Where the simulator's worker reads message templates. Its runs follow pathways as parsed, not
+    deployed: those it enrolled or migrated to, then (as a worker does) the versions deployed in its database."""
+
+    def __init__(self, deployed: PathwayRegistry):
+        self._deployed = deployed
+        self._followed: dict[tuple[str, int], Pathway] = {}
+
+    def follow(self, pathway: Pathway) -> None:
+        known = self._followed.setdefault((pathway.id, pathway.version), pathway)
+        if known != pathway:
+            raise ValueError(f"pathway '{pathway.id}' version {pathway.version} is simulated already with other "
+                             f"content; a version never changes: raise 'version'")
+
+    async def pathway(self, pathway_id: str, version: int) -> Pathway:
+        return self._followed.get((pathway_id, version)) or await self._deployed.pathway(pathway_id, version)
+
+
 @dataclass
 class Stack:
     """An in-process carepath: database file, SMTP inbox, Temporal client and a running worker."""
@@ -79,6 +98,7 @@ class Stack:
     console: list[OutgoingMessage]
     task_queue: str
     instruments: dict[str, Instrument]
+    pathways: SimulatedPathways
 
     async def add_patient(self, *, given_name: str = "Alex", family_name: str = "Example",
                           email: str | None = "patient@example.test", locale: str = "en",
@@ -105,6 +125,7 @@ class Stack:
                      timezone: str | None = None) -> Enrolled:
         """Enroll through the same service as the API. On the time-skipping server, awaiting
         `.workflow.result()` of what this returns lets virtual time run to the end."""
+        self.pathways.follow(pathway)
         async with self.sessions() as session:
             return await enroll(session, self.client, self.task_queue, patient=patient, pathway=pathway,
                                 anchor=anchor, timezone=timezone)
@@ -144,12 +165,13 @@ async def local_stack(client: Client, workdir: Path, site: Site | None = None,
         await seed_teams(session_factory(engine), site.teams(), webhook_problem=lambda _url: None)
         console: list[OutgoingMessage] = []
         task_queue = f"carepath-{uuid.uuid4()}"
+        sessions = session_factory(engine)
+        pathways = SimulatedPathways(PathwayRegistry(sessions, site.instruments))
         try:
             async with build_worker(client, settings, task_queue, {"console": _RecordingConsole(console)},
-                                    site, build_id="carepath-simulation") as worker:
+                                    site, build_id="carepath-simulation", pathways=pathways) as worker:
                 async with worker:
-                    yield Stack(settings, client, session_factory(engine), inbox, console, task_queue,
-                                site.instruments)
+                    yield Stack(settings, client, sessions, inbox, console, task_queue, site.instruments, pathways)
         finally:
             await engine.dispose()
 

@@ -186,8 +186,17 @@ class FormLink(BaseModel):
     expires: AwareDatetime
 
 
+# Which of a step's texts a message sends: a message's or an invitation's, or a questionnaire's reminder.
+TemplateName = Literal["template", "reminder_template"]
+
+
 class MessageDelivery(BaseModel):
-    """Deliver one message. (enrollment, step, occurrence, purpose) is the idempotency key."""
+    """Deliver one message. (enrollment, step, occurrence, purpose) is the idempotency key.
+
+    Its texts by reference: the step's `template` in deployed version `pathway_version`, which the
+    activity reads (cached per version), so every locale's text is not in each activity input. Runs
+    started before references carry the texts themselves in `templates`.
+    """
 
     enrollment_id: str
     pathway_id: str
@@ -197,7 +206,9 @@ class MessageDelivery(BaseModel):
     purpose: str = "scheduled"
     channel: str
     due: datetime
-    templates: dict[str, MessageTemplate]
+    pathway_version: int | None = None
+    template: TemplateName | None = None
+    templates: dict[str, MessageTemplate] | None = None
     form: FormLink | None = None
 
 

@@ -377,12 +377,13 @@ class PathwayWorkflow:
                 await self._open_call(entry)
 
     async def _deliver(self, entry: TimelineEntry) -> None:
-        step = self.rules_pathway(entry.key).step(entry.step_id)
-        sent = await effects.send(self._run, entry, step, self._escalate, purpose="scheduled", templates=step.template)
+        sent = await effects.send(self._run, entry, self.rules_pathway(entry.key), self._escalate, purpose="scheduled",
+                                  template="template")
         entry.status = "sent" if sent else "failed"
 
-    async def _send(self, entry: TimelineEntry, step, **message) -> None:
-        await self._in_flight.start(entry.key, effects.send(self._run, entry, step, self._escalate, **message))
+    async def _send(self, entry: TimelineEntry, **message) -> None:
+        await self._in_flight.start(entry.key, effects.send(self._run, entry, self.rules_pathway(entry.key),
+                                                            self._escalate, **message))
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
@@ -395,13 +396,13 @@ class PathwayWorkflow:
         for due in reminders:
             self._agenda.add(Remind(due, entry))
         self._agenda.add(Expire(expires, entry))
-        await self._send(entry, step, purpose="invitation", templates=step.template, form=form_link(step, entry))
+        await self._send(entry, purpose="invitation", template="template", form=form_link(step, entry))
 
     async def _remind(self, entry: TimelineEntry, due: datetime) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
         entry.reminders_sent += 1
-        await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
-                         templates=step.reminder_template or step.template, form=form_link(step, entry))
+        await self._send(entry, purpose=f"reminder-{entry.reminders_sent}", due=due, template="reminder_template",
+                         form=form_link(step, entry))
 
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
