@@ -31,6 +31,7 @@ from activities.channels import (
     WeChatContent,
 )
 from activities.metrics import DELIVERY_LATENESS, TOUCHPOINTS
+from language.model import MessageTemplate, Pathway
 from language.templates import TemplateRefused, render
 from store.consent import channel_allowed
 from store.db import (
@@ -49,6 +50,7 @@ from workflows.contracts import (
     EnrollmentStatusChange,
     MessageDelivery,
 )
+from workflows.payloads import templates_of
 
 # Longer than an attempt can take (its 30 s start-to-close timeout, SMTP's own 20 s, the database):
 # past it, the attempt is surely over, one way or another.
@@ -75,16 +77,25 @@ class UnsubscribeLinkSigner(Protocol):
 UNSUBSCRIBE_FOOTER = {"en": "To stop these emails: {url}", "zh-CN": "退订此类邮件：{url}"}
 
 
+class DeployedPathways(Protocol):
+    """The deployed pathway versions (services.registry.PathwayRegistry: read once per version, then cached)."""
+
+    async def pathway(self, pathway_id: str, version: int) -> Pathway: ...
+
+
 class DeliveryActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel],
                  links: FormLinkSigner, unsubscribe: UnsubscribeLinkSigner | None = None,
-                 require_consent: bool = False):
+                 require_consent: bool = False, pathways: DeployedPathways | None = None):
+        """`pathways`: where a delivery's template reference is read; only deliveries that carry their
+        texts (from runs started before references) go without."""
         self._sessions = sessions
         self._channels = channels
         self._links = links
         self._unsubscribe = unsubscribe
         # The site's CAREPATH_REQUIRE_CONSENT: no message on a channel the patient has not consented to.
         self._require_consent = require_consent
+        self._pathways = pathways
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, request: MessageDelivery) -> DeliveryReceipt:
@@ -92,6 +103,7 @@ class DeliveryActivities:
         channel = self._channels.get(request.channel)
         if channel is None:
             raise ApplicationError(f"no channel '{request.channel}' is configured", type="NoChannel", non_retryable=True)
+        templates = await self._templates(request)
         claim = _attempt_of(activity.info())
         async with self._sessions.begin() as session:
             record = await self._claim(session, request, claim)
@@ -119,7 +131,7 @@ class DeliveryActivities:
                 TOUCHPOINTS.labels(request.channel, "failed").inc()
                 raise ApplicationError(why, type="NoConsent", non_retryable=True)
             try:
-                message = self._compose(request, patient)
+                message = self._compose(request, templates, patient)
             except TemplateRefused as refused:
                 # The same template would be refused on every retry: record it and let the pathway go on.
                 await self._record(outcome, record_id, claim, status="failed", last_error=str(refused))
@@ -219,9 +231,21 @@ class DeliveryActivities:
             activity.logger.warning("delivery attempt %s finished after another took over touchpoint %d; "
                                     "its outcome (%s) is not recorded", claim, record_id, values.get("status"))
 
-    def _compose(self, request: MessageDelivery, patient: Patient) -> OutgoingMessage:
-        locale = patient.locale if patient.locale in request.templates else next(iter(request.templates))
-        template = request.templates[locale]
+    async def _templates(self, request: MessageDelivery) -> dict[str, MessageTemplate]:
+        """The texts the delivery carries, or those its reference names in a deployed pathway version."""
+        if request.templates is not None:
+            return request.templates
+        try:
+            pathway = await self._pathways.pathway(request.pathway_id, request.pathway_version)
+        except LookupError as unknown:
+            # The version every run follows is deployed before it starts: nothing a retry could mend.
+            raise ApplicationError(str(unknown), type="UnknownPathway", non_retryable=True) from None
+        return templates_of(pathway.step(request.step_id), request.template)
+
+    def _compose(self, request: MessageDelivery, templates: dict[str, MessageTemplate],
+                 patient: Patient) -> OutgoingMessage:
+        locale = patient.locale if patient.locale in templates else next(iter(templates))
+        template = templates[locale]
         context = {
             "patient": {"first_name": patient.given_name},
             "pathway": {"id": request.pathway_id, "title": request.pathway_title},

@@ -1,6 +1,6 @@
 """Enrollment latency under open-loop arrivals, beside raw Temporal's workflow-start rate, in one run.
 
-    .venv/bin/python bench/api_load.py [--rates 10 50 100 150 200] [--seconds 20]
+    .venv/bin/python bench/api_load.py [--rates 10 50 100 150 200] [--seconds 20] [--api-processes 2]
 
 Starts its own stack on loopback: a Temporal dev server (fresh database file), an SMTP sink, the API
 under uvicorn and one carepath worker, each a process of its own as deployed, on a fresh SQLite store.
@@ -243,7 +243,8 @@ async def main(options: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="carepath-api-load-") as tmp:
         workdir = options.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        async with bench_stack(workdir, "bench-api-load", PATHWAY) as stack:
+        processes = {"WEB_CONCURRENCY": str(options.api_processes)}
+        async with bench_stack(workdir, "bench-api-load", PATHWAY, processes) as stack:
             raw_before = await raw_start_rate(stack.environment.client)
             print(f"raw Temporal: {raw_before:.1f} workflow starts/s", flush=True)
             phases = []
@@ -258,7 +259,8 @@ async def main(options: argparse.Namespace) -> None:
 
 
 def report(phases: list[Phase], raw_before: float, raw_after: float, options: argparse.Namespace) -> None:
-    print(f"\nopen-loop enrollments, {options.seconds:g} s per rate; raw Temporal workflow starts "
+    print(f"\nopen-loop enrollments, {options.seconds:g} s per rate, {options.api_processes} API process(es); "
+          f"raw Temporal workflow starts "
           f"({START_CONCURRENCY} at a time): {raw_before:.1f}/s before, {raw_after:.1f}/s after")
     print(f"{'asked/s':>8}{'achieved/s':>12}{'p50':>8}{'p95':>8}{'p99':>8}  not 201")
     for phase in phases:
@@ -280,6 +282,8 @@ def parse_options() -> argparse.Namespace:
                         help="enrollments per second asked, one phase each (default 10 50 100 150 200)")
     parser.add_argument("--seconds", type=float, default=20, help="length of each phase (default 20)")
     parser.add_argument("--sustained-p95", type=float, default=1.0, help="p95 a sustained rate keeps within (s)")
+    parser.add_argument("--api-processes", type=int, default=1,
+                        help="API processes on the one port (WEB_CONCURRENCY, as compose sets it; default 1)")
     parser.add_argument("--workdir", type=Path, help="keep databases and logs here (default: a temporary directory)")
     return parser.parse_args()
 

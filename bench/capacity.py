@@ -149,7 +149,11 @@ async def main(options: argparse.Namespace) -> None:
             raw_rate = await raw_start_rate(stack.environment.client)
             lead = round(options.enrollments / ENROLLMENTS_PER_SECOND_AT_LEAST) + 60
             spread = f"    spread: {options.spread}\n" if options.spread else ""
-            pathway = parse_pathway(PATHWAY.format(lead=lead, spread=spread), "capacity pathway", {}, [])
+            source = PATHWAY.format(lead=lead, spread=spread)
+            # Deployed, as every version enrollments follow is: the worker reads the message's template there.
+            (await stack.http.post("/pathways", content=source.encode(),
+                                   headers={"Content-Type": "application/yaml"})).raise_for_status()
+            pathway = parse_pathway(source, "capacity pathway", {}, [])
             anchor = datetime.now(UTC)
             due = anchor + timedelta(seconds=lead)
             enroll_rate = await enroll_all(stack.database_url, client, stack.task_queue, pathway, anchor,

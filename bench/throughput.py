@@ -59,7 +59,7 @@ from services.enrollments import enroll  # noqa: E402
 from services.payload_codec import data_converter  # noqa: E402
 from services.settings import Settings  # noqa: E402
 from tools.smtp_sink import SmtpSink  # noqa: E402
-from language.validation import parse_pathway  # noqa: E402
+from services.registry import PathwayRegistry  # noqa: E402
 from workflows.contracts import DELIVER_MESSAGE  # noqa: E402
 
 PATHWAY = """\
@@ -260,8 +260,6 @@ async def run_raw(client: Client, address: str, server_pid: int, workdir: Path,
 
 async def run_engine(client: Client, address: str, server_pid: int, workdir: Path,
                      options: argparse.Namespace) -> Figures:
-    pathway = parse_pathway(PATHWAY.format(first=options.first, every=options.every,
-                                           touchpoints=options.touchpoints), "bench pathway", {}, [])
     database_url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
     await asyncio.to_thread(migrate, database_url)
     task_queue = f"bench-engine-{uuid.uuid4().hex[:8]}"
@@ -271,6 +269,9 @@ async def run_engine(client: Client, address: str, server_pid: int, workdir: Pat
         Settings(ENVIRONMENT="test", PAYLOAD_KEYS=payload_keys))})
     engine = create_engine(database_url)
     sessions = session_factory(engine)
+    # Deployed, as every version enrollments follow is: the worker reads the message's template there.
+    pathway = (await PathwayRegistry(sessions, {}).deploy(PATHWAY.format(
+        first=options.first, every=options.every, touchpoints=options.touchpoints), "bench pathway")).deployed.pathway
     with SmtpSink() as inbox:
         workers = [WorkerProcess([sys.executable, "-m", "worker.main"], {
             "CAREPATH_ENVIRONMENT": "test", "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,

@@ -75,14 +75,19 @@ async def enroll(session: AsyncSession, client: Client, task_queue: str, *, pati
     return Enrolled(enrollment, created, await start_workflow(client, task_queue, enrollment, pathway))
 
 
+def enrollment_run(enrollment: Enrollment, pathway: Pathway) -> EnrollmentRun:
+    """The input of the enrollment's first run."""
+    return EnrollmentRun(enrollment_id=enrollment.id, pathway=pathway, anchor=enrollment.anchor,
+                         timezone=enrollment.timezone)
+
+
 async def start_workflow(client: Client, task_queue: str, enrollment: Enrollment, pathway: Pathway) -> WorkflowHandle:
     # One enrollment, one run, ever: a repeated request joins the running workflow, and never
     # restarts one that has already finished.
     try:
         return await client.start_workflow(
             PathwayWorkflow.run,
-            EnrollmentRun(enrollment_id=enrollment.id, pathway=pathway, anchor=enrollment.anchor,
-                          timezone=enrollment.timezone),
+            enrollment_run(enrollment, pathway),
             id=workflow_id_for(enrollment.id),
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

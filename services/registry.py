@@ -142,6 +142,10 @@ class PathwayRegistry:
         return self._cache.setdefault((pathway_id, version),
                                       DeployedPathway(pathway, stored.source, stored.sha256, stored.deployed_at))
 
+    async def pathway(self, pathway_id: str, version: int) -> Pathway:
+        """One deployed version's pathway: where a worker's deliveries read their templates."""
+        return (await self.get(pathway_id, version)).pathway
+
     async def _teams(self) -> list[str]:
         """The teams pathways may name: the database's, seeded from the roster and added through the API."""
         async with self._sessions() as session:

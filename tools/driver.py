@@ -333,6 +333,7 @@ class _Player:
         raise PlayFailed(f"acknowledge: no open escalation '{deed.reason}' at {self.show_time(now)}")
 
     async def _migrate(self, pathway: Pathway, now: datetime) -> None:
+        self.stack.pathways.follow(pathway)
         try:
             outcome = await self._watched(self.workflow.execute_update(PathwayWorkflow.migrate, MigrationRequest(
                 pathway=pathway, actor=STAFF_ID)), "migrating")

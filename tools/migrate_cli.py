@@ -46,7 +46,8 @@ def _run(work: Callable[..., Awaitable[T]]) -> T:
         engine = create_engine(settings.DATABASE_URL)
         try:
             sessions = session_factory(engine)
-            registry = PathwayRegistry(sessions, load_site(settings.PATHWAYS_DIR).instruments)
+            site = load_site(settings.PATHWAYS_DIR)
+            registry = PathwayRegistry(sessions, site.instruments, site.calendars)
             return await work(sessions, await connect(settings), registry)
         finally:
             await engine.dispose()

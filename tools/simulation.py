@@ -26,6 +26,7 @@ from language.instruments.model import Instrument
 from language.model import Pathway
 from services.enrollments import Enrolled, enroll
 from services.payload_codec import data_converter
+from services.registry import PathwayRegistry
 from services.settings import Settings
 from services.site import Site, load_site
 from services.teams import seed_teams
@@ -69,6 +70,24 @@ class Delivered:
     subject: str
 
 
+class SimulatedPathways:
+    """Where the simulator's worker reads message templates. Its runs follow pathways as parsed, not
+    deployed: those it enrolled or migrated to, then (as a worker does) the versions deployed in its database."""
+
+    def __init__(self, deployed: PathwayRegistry):
+        self._deployed = deployed
+        self._followed: dict[tuple[str, int], Pathway] = {}
+
+    def follow(self, pathway: Pathway) -> None:
+        known = self._followed.setdefault((pathway.id, pathway.version), pathway)
+        if known != pathway:
+            raise ValueError(f"pathway '{pathway.id}' version {pathway.version} is simulated already with other "
+                             f"content; a version never changes: raise 'version'")
+
+    async def pathway(self, pathway_id: str, version: int) -> Pathway:
+        return self._followed.get((pathway_id, version)) or await self._deployed.pathway(pathway_id, version)
+
+
 @dataclass
 class Stack:
     """An in-process carepath: database file, SMTP inbox, Temporal client and a running worker."""
@@ -81,6 +100,7 @@ class Stack:
     carried: dict[str, str]
     task_queue: str
     instruments: dict[str, Instrument]
+    pathways: SimulatedPathways
 
     async def add_patient(self, *, given_name: str = "Alex", family_name: str = "Example",
                           email: str | None = "patient@example.test", locale: str = "en",
@@ -108,6 +128,7 @@ class Stack:
                      timezone: str | None = None) -> Enrolled:
         """Enroll through the same service as the API. On the time-skipping server, awaiting
         `.workflow.result()` of what this returns lets virtual time run to the end."""
+        self.pathways.follow(pathway)
         async with self.sessions() as session:
             return await enroll(session, self.client, self.task_queue, patient=patient, pathway=pathway,
                                 anchor=anchor, timezone=timezone)
@@ -166,10 +187,12 @@ async def local_stack(client: Client, workdir: Path, site: Site | None = None,
         carried: dict[str, str] = {}
         recorded = {name: _Recording(carried) for name in RECORDED_CHANNELS if name == "console" or name not in configured}
         task_queue = f"carepath-{uuid.uuid4()}"
+        sessions = session_factory(engine)
+        pathways = SimulatedPathways(PathwayRegistry(sessions, site.instruments, site.calendars))
         try:
-            async with build_worker(client, settings, task_queue, recorded, site,
-                                    build_id="carepath-simulation") as worker, worker:
-                yield Stack(settings, client, session_factory(engine), inbox, carried, task_queue, site.instruments)
+            async with build_worker(client, settings, task_queue, recorded, site, build_id="carepath-simulation",
+                                    pathways=pathways) as worker, worker:
+                yield Stack(settings, client, sessions, inbox, carried, task_queue, site.instruments, pathways)
         finally:
             await engine.dispose()
 

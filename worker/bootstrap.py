@@ -11,12 +11,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.channels import Channel, EmailChannel, RateLimitedChannel, SmtpSettings
-from activities.delivery import DeliveryActivities
+from activities.delivery import DeliveryActivities, DeployedPathways
 from activities.escalations import EscalationActivities
 from activities.occasions import OccasionActivities
 from activities.operations import OperationsActivities
 from activities.questionnaires import QuestionnaireActivities
 from services.links import form_links, unsubscribe_links
+from services.registry import PathwayRegistry
 from services.settings import Settings
 from services.site import Site, load_site
 from store.db import create_engine, session_factory
@@ -36,11 +37,12 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
 @asynccontextmanager
 async def build_worker(client: Client, settings: Settings, task_queue: str | None = None,
                        channels: dict[str, Channel] | None = None, site: Site | None = None,
-                       build_id: str | None = None) -> AsyncIterator[Worker]:
+                       build_id: str | None = None, pathways: DeployedPathways | None = None) -> AsyncIterator[Worker]:
     """A worker with every workflow and activity; its database engine and HTTP client closed on exit.
 
     `channels` replaces the configured ones by name (the simulator records console messages); `site`
-    is the pathways folder's instruments and lexicon, if already loaded. `build_id`: by default the
+    is the pathways folder's instruments and lexicon, if already loaded; `pathways` replaces the database's
+    deployed versions as the source of message templates (the simulator's pathways are not deployed). `build_id`: by default the
     SDK hashes the code of every loaded module (0.1 s), which a one-off simulation does not need.
     """
     engine = create_engine(settings.DATABASE_URL, pool_size=settings.DATABASE_POOL_SIZE,
@@ -51,9 +53,10 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
     # A limit for a channel this site has not configured limits nothing.
     reaching_patients |= {name: RateLimitedChannel(reaching_patients[name], parse_rate_limit(limit))
                           for name, limit in settings.CHANNEL_RATE_LIMITS.items() if name in reaching_patients}
-    delivery = DeliveryActivities(sessions, reaching_patients, form_links(settings), unsubscribe_links(settings),
-                                  require_consent=settings.REQUIRE_CONSENT)
     site = site or load_site(settings.PATHWAYS_DIR)
+    delivery = DeliveryActivities(sessions, reaching_patients, form_links(settings), unsubscribe_links(settings),
+                                  require_consent=settings.REQUIRE_CONSENT,
+                                  pathways=pathways or PathwayRegistry(sessions, site.instruments, site.calendars))
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     occasions = OccasionActivities(sessions, site.calendars)
     async with httpx.AsyncClient(trust_env=False) as http:

@@ -12,8 +12,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from language.plan import appointment_reminders
-    from language.timing import format_duration
     from language.rules import Decision
+    from language.timing import format_duration
     from workflows.agenda import Agenda, AgendaItem, first_item
     from workflows.contracts import (
         AttendanceReport,
@@ -78,8 +78,8 @@ class AppointmentSteps:
         match item:
             case AppointmentReminder() if entry.status == "planned":
                 entry.reminders_sent += 1
-                await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=item.due,
-                                 templates=step.template, appointment=appointment_notice(self._run, step, entry))
+                await self._send(entry, purpose=f"reminder-{entry.reminders_sent}", due=item.due, template="template",
+                                 appointment=appointment_notice(self._run, step, entry))
             case AppointmentDue() if entry.status == "planned":
                 entry.status, entry.at, entry.closes = "open", workflow.now(), entry.due + step.record_within
                 self._agenda.add(AttendanceDeadline(entry.closes, entry))

@@ -237,8 +237,17 @@ class AppointmentNotice(BaseModel):
     at: AwareDatetime
 
 
+# Which of a step's texts a message sends: a message's or an invitation's, or a questionnaire's reminder.
+TemplateName = Literal["template", "reminder_template"]
+
+
 class MessageDelivery(BaseModel):
-    """Deliver one message. (enrollment, step, occurrence, purpose) is the idempotency key."""
+    """Deliver one message. (enrollment, step, occurrence, purpose) is the idempotency key.
+
+    Its texts by reference: the step's `template` in deployed version `pathway_version`, which the
+    activity reads (cached per version), so every locale's text is not in each activity input. Runs
+    started before references carry the texts themselves in `templates`.
+    """
 
     enrollment_id: str
     pathway_id: str
@@ -248,7 +257,9 @@ class MessageDelivery(BaseModel):
     purpose: str = "scheduled"
     channel: str
     due: datetime
-    templates: dict[str, MessageTemplate]
+    pathway_version: int | None = None
+    template: TemplateName | None = None
+    templates: dict[str, MessageTemplate] | None = None
     form: FormLink | None = None
     appointment: AppointmentNotice | None = None
 

@@ -17,7 +17,7 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from language.model import Escalate, Step
+    from language.model import Escalate, Pathway
     from language.plan import send_window_at
     from workflows import retries
     from workflows.contracts import (
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         FormLink,
         MessageDelivery,
         OperationsAlert,
+        TemplateName,
         TimelineEntry,
         TimelineEvent,
     )
@@ -43,15 +44,17 @@ OPERATIONS_ALERTS = "alert-operations"
 SCREENING_FAILURE_IS_POSSIBLE_CRISIS = "screening-failure-is-possible-crisis"
 # Runs started before deliveries waited out outages give up after about an hour, and tell only by email.
 DELIVER_THROUGH_OUTAGES = "deliver-through-outages"
+# Runs started before template references put every locale's text in each delivery's input.
+TEMPLATE_REFERENCES = "template-references"
 
 
-async def send(run: EnrollmentRun, entry: TimelineEntry, step: Step, escalate: Escalating, *, purpose: str, templates,
-               form: FormLink | None = None, due: datetime | None = None,
+async def send(run: EnrollmentRun, entry: TimelineEntry, pathway: Pathway, escalate: Escalating, *, purpose: str,
+               template: TemplateName, form: FormLink | None = None, due: datetime | None = None,
                appointment: AppointmentNotice | None = None) -> bool:
-    """Deliver one message; on final failure record why on the entry, tell operations (by email, and on
-    their worklist through `escalate`, the workflow's own) and go on with the pathway."""
-    delivery = message_delivery(run, step, entry, purpose=purpose, templates=templates, due=due or entry.due, form=form,
-                                appointment=appointment)
+    """Deliver one message of `entry`'s step in `pathway`; on final failure record why on the entry, tell
+    operations (by email, and on their worklist through `escalate`, the workflow's own) and go on with the pathway."""
+    delivery = message_delivery(run, pathway, entry, purpose=purpose, template=template, due=due or entry.due,
+                                form=form, appointment=appointment, by_reference=workflow.patched(TEMPLATE_REFERENCES))
     try:
         if workflow.patched(DELIVER_THROUGH_OUTAGES):
             receipt = await _deliver_through_outages(run, delivery)

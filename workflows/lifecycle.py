@@ -18,7 +18,7 @@ them could, so committed histories replay unchanged (tests/replay) without a pat
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 
@@ -47,9 +47,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.deliveries import Deliveries
 
-# Enrolling takes a moment after the anchor is chosen: a touchpoint due at "anchor + 0s" still goes.
-# The same holds for an anchor moved to now.
-ENROLLMENT_GRACE = timedelta(minutes=15)
+    # The same grace as at enrollment holds for an anchor moved to now.
+    from workflows.opening import ENROLLMENT_GRACE
 
 
 class Lifecycle:

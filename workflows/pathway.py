@@ -24,7 +24,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from language.migration import plan_migration
     from language.model import Actions, Escalate, Pathway
-    from language.plan import compile_plan, questionnaire_window
+    from language.plan import questionnaire_window
     from language.rules import (
         Decision,
         decide,
@@ -70,9 +70,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalation import EscalationWorkflow
     from workflows.events import EventHandling
     from workflows.following import FollowingSteps
-    from workflows.lifecycle import ENROLLMENT_GRACE, Lifecycle
+    from workflows.lifecycle import Lifecycle
     from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
     from workflows.occasions import OccasionSteps
+    from workflows.opening import planned_entries, skip_due_before_enrollment
     from workflows.payloads import call_task, escalation_start, form_link, questionnaire_occurrence
 
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
@@ -87,10 +88,8 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
-        carried = run.carried or CarriedState(entries=[
-            TimelineEntry(step_id=t.step_id, occurrence=t.occurrence, kind=t.kind, due=t.due)
-            for t in compile_plan(run.pathway, run.anchor, run.timezone, run.enrollment_id)],
-            agenda=[], tags=[], events=[], escalations=0)
+        carried = run.carried or CarriedState(entries=planned_entries(run), agenda=[], tags=[], events=[],
+                                              escalations=0)
         self._entries = carried.entries
         self._agenda = Agenda()
         for item in carried.agenda:
@@ -111,7 +110,7 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
     async def run(self, run: EnrollmentRun) -> Timeline:
         if run.carried is None:
             await self._plan_occasions()
-            self._skip_touchpoints_due_before_enrollment()
+            skip_due_before_enrollment(self._entries, workflow.info().workflow_start_time)
             for entry in self._entries:
                 if entry.status == "planned":
                     self._begin(entry)
@@ -331,17 +330,6 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
         return next((e for e in self._entries
                      if e.step_id == step_id and e.occurrence == occurrence and e.kind == kind), None)
 
-    def _skip_touchpoints_due_before_enrollment(self) -> None:
-        """A patient enrolled on day 10 must not receive days 1-9 in one burst.
-
-        Only touchpoints already past due when the run starts are skipped; one delayed later (a
-        worker outage) is still sent late, because a late reminder beats a lost one.
-        """
-        started = workflow.info().workflow_start_time
-        for entry in self._entries:
-            if entry.due < started - ENROLLMENT_GRACE:
-                entry.status, entry.at = "skipped", started
-                entry.detail = "due before the enrollment was made"
 
     def _close_remaining(self) -> None:
         """Once the enrollment is cancelled or stopped, nothing not yet started will happen."""
@@ -387,12 +375,13 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
                 await self._perform_appointment(item)
 
     async def _deliver(self, entry: TimelineEntry) -> None:
-        step = self.rules_pathway(entry.key).step(entry.step_id)
-        sent = await effects.send(self._run, entry, step, self._escalate, purpose="scheduled", templates=step.template)
+        sent = await effects.send(self._run, entry, self.rules_pathway(entry.key), self._escalate, purpose="scheduled",
+                                  template="template")
         self._reach(entry, "sent" if sent else "failed")
 
-    async def _send(self, entry: TimelineEntry, step, **message) -> None:
-        await self._in_flight.start(entry.key, effects.send(self._run, entry, step, self._escalate, **message))
+    async def _send(self, entry: TimelineEntry, **message) -> None:
+        await self._in_flight.start(entry.key, effects.send(self._run, entry, self.rules_pathway(entry.key),
+                                                            self._escalate, **message))
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
@@ -405,13 +394,13 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
         for due in reminders:
             self._agenda.add(Remind(due, entry))
         self._agenda.add(Expire(expires, entry))
-        await self._send(entry, step, purpose="invitation", templates=step.template, form=form_link(step, entry))
+        await self._send(entry, purpose="invitation", template="template", form=form_link(step, entry))
 
     async def _remind(self, entry: TimelineEntry, due: datetime) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)
         entry.reminders_sent += 1
-        await self._send(entry, step, purpose=f"reminder-{entry.reminders_sent}", due=due,
-                         templates=step.reminder_template or step.template, form=form_link(step, entry))
+        await self._send(entry, purpose=f"reminder-{entry.reminders_sent}", due=due, template="reminder_template",
+                         form=form_link(step, entry))
 
     async def _expire_questionnaire(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)

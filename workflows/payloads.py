@@ -14,7 +14,9 @@ from language.model import (
     CallStep,
     Escalate,
     EscalationPolicy,
+    MessageStep,
     MessageTemplate,
+    Pathway,
     QuestionnaireStep,
     Tier,
     crisis_policy,
@@ -27,6 +29,7 @@ from workflows.contracts import (
     FormLink,
     MessageDelivery,
     QuestionnaireOccurrence,
+    TemplateName,
     TimelineEntry,
 )
 
@@ -42,13 +45,24 @@ def undelivered(entry: TimelineEntry) -> Escalate:
     return Escalate(reason=reason[:200], policy=OPERATIONS_POLICY_NAME)
 
 
-def message_delivery(run: EnrollmentRun, step, entry: TimelineEntry, *, purpose: str,
-                     templates: dict[str, MessageTemplate], due: datetime, form: FormLink | None,
+def message_delivery(run: EnrollmentRun, pathway: Pathway, entry: TimelineEntry, *, purpose: str,
+                     template: TemplateName, due: datetime, form: FormLink | None, by_reference: bool,
                      appointment: AppointmentNotice | None = None) -> MessageDelivery:
+    """The message of `entry`'s step in `pathway` (the version whose rules the touchpoint follows): its
+    texts by reference, or (`by_reference` false, runs started before references) the texts themselves."""
+    step = pathway.step(entry.step_id)
+    texts = ({"pathway_version": pathway.version, "template": template} if by_reference
+             else {"templates": templates_of(step, template)})
     return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id,
                            pathway_title=run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
-                           purpose=purpose, channel=step.channel, due=due, templates=templates, form=form,
-                           appointment=appointment)
+                           purpose=purpose, channel=step.channel, due=due, form=form, appointment=appointment, **texts)
+
+
+def templates_of(step: MessageStep | QuestionnaireStep | AppointmentStep, template: TemplateName) -> dict[str, MessageTemplate]:
+    """A step's texts by name; a questionnaire without reminder texts reminds with its invitation's."""
+    if template == "reminder_template":
+        return step.reminder_template or step.template
+    return step.template
 
 
 def appointment_notice(run: EnrollmentRun, step: AppointmentStep, entry: TimelineEntry) -> AppointmentNotice:

@@ -1,6 +1,6 @@
 import logging
 from collections.abc import Awaitable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -21,13 +21,14 @@ from api.schemas import (
 from api.security import Access, allow
 from language.teams import teams_named
 from services import lifecycle
-from services.enrollments import EnrollmentConflict, enroll
+from services.enrollments import EnrollmentConflict, enroll, enrollment_run
 from services.principals import Role
 from services.receipts import deliveries_of
 from services.registry import UnknownPathway
 from services.scope import may_see_enrollment, sees_everything
 from store.db import Enrollment, Patient, TouchpointRecord
 from workflows.contracts import CancelRequest, Timeline, workflow_id_for
+from workflows.opening import opening_timeline
 from workflows.pathway import PathwayWorkflow
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,11 @@ async def create_enrollment(
                       patient_id=patient.id, enrollment_id=enrolled.enrollment.id)
     if not enrolled.created:
         response.status_code = status.HTTP_200_OK
-    return present(enrolled.enrollment, await read_timeline(temporal, enrolled.enrollment))
+        return present(enrolled.enrollment, await read_timeline(temporal, enrolled.enrollment))
+    # Nothing has happened yet: the plan compiled from the snapshot the workflow started with is its
+    # timeline, so the answer never waits on a worker (the start is on the workflow's clock, a moment earlier).
+    return present(enrolled.enrollment, opening_timeline(enrollment_run(enrolled.enrollment, deployed.pathway),
+                                                         started=datetime.now(UTC)))
 
 
 @router.get("/{enrollment_id}", response_model=EnrollmentPublic, responses={404: {"model": Message}})

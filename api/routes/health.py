@@ -9,11 +9,12 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import ServicesDep
+from api.metrics import served_registry
 from api.security import public
 
 router = APIRouter(tags=["health"])
@@ -53,7 +54,7 @@ async def ready(services: ServicesDep, response: Response, _: Public) -> Readine
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 async def metrics(_: Public) -> Response:
     """Prometheus metrics: requests and latency by route template and status, and the process's own."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(served_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _database(services: ServicesDep) -> Check:

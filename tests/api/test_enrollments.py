@@ -1,12 +1,17 @@
 """Enrollment routes against the real Temporal dev server and a worker (see conftest)."""
 
 import asyncio
+import time
 import uuid
 from datetime import date, timedelta
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from api.main import create_app
+from api.routes.enrollments import QUERY_TIMEOUT
+from services.settings import Settings
+from tests.api.accounts import Accounts
 from workflows.contracts import workflow_id_for
 
 # Ahead of today: touchpoints already overdue at enrollment are skipped by the workflow.
@@ -47,6 +52,27 @@ async def test_enrolling_starts_the_pathway_and_shows_its_timeline(api: httpx.As
     read = await api.get(f"/enrollments/{enrolled['id']}")
     assert read.status_code == 200
     assert read.json() == enrolled
+
+
+async def test_enrolling_answers_with_the_plan_while_no_worker_runs(settings: Settings, own_database_url: str):
+    # A task queue no worker polls: a query of the new workflow would wait until QUERY_TIMEOUT and
+    # answer no timeline, as it did behind a backlog of 10,000 enrollments.
+    app = create_app(settings.model_copy(update={"DATABASE_URL": own_database_url,
+                                                 "TASK_QUEUE": f"no-worker-{uuid.uuid4()}"}))
+    async with app.router.lifespan_context(app), Accounts.of(app) as accounts:
+        api = await accounts.everything()
+        patient = await api.post("/patients", json={"given_name": "Wei", "family_name": "Li", "locale": "zh-CN",
+                                                    "email": "wei.li@example.test", "timezone": "Asia/Shanghai"})
+        started = time.monotonic()
+        response = await api.post("/enrollments", json=enrollment(patient.json()))
+        answered_in = time.monotonic() - started
+
+    assert response.status_code == 201, response.text
+    timeline = response.json()["timeline"]
+    assert [(e["step_id"], e["occurrence"], e["status"]) for e in timeline["entries"]] == [
+        ("check-in", 1, "planned"), ("check-in", 2, "planned"), ("check-in", 3, "planned")]
+    assert timeline["next_due"] == timeline["entries"][0]["due"] == f"{ANCHOR + timedelta(days=1)}T02:00:00Z"
+    assert answered_in < QUERY_TIMEOUT.total_seconds()
 
 
 async def test_the_same_idempotency_key_gives_the_same_enrollment(api: httpx.AsyncClient, patient: dict,

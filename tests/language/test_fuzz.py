@@ -9,7 +9,6 @@ point at a real line of the text. Any other exception is a defect.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
