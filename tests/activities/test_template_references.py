@@ -50,7 +50,7 @@ async def delivery(database):
                                anchor=utcnow(), timezone="Asia/Shanghai", request_fingerprint="x"))
     with SmtpSink() as inbox:
         email = EmailChannel(SmtpSettings(host="127.0.0.1", port=inbox.port, sender="carepath@example.test"))
-        yield DeliveryActivities(sessions, {"email": email}, Links(), registry), inbox
+        yield DeliveryActivities(sessions, {"email": email}, Links(), pathways=registry), inbox
 
 
 def reference(version: int, occurrence: int = 1) -> MessageDelivery:

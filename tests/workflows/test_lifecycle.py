@@ -26,8 +26,9 @@ from workflows.pathway import PathwayWorkflow
 SITE = load_site(PROJECT_ROOT / "pathways")
 
 
-def _pathway(steps: str):
-    return parse_pathway("id: lifecycle-test\nversion: 1\ntitle: Lifecycle\nanchor: surgery_date\nlocales: [en]\n"
+def _pathway(steps: str, pathway_id: str = "lifecycle-test"):
+    # Each pathway its own id: a worker reads a version's texts by (id, version), which never changes.
+    return parse_pathway(f"id: {pathway_id}\nversion: 1\ntitle: Lifecycle\nanchor: surgery_date\nlocales: [en]\n"
                          "steps:\n" + steps, "lifecycle.yaml", SITE.instruments, SITE.teams())
 
 
@@ -40,7 +41,7 @@ def _daily_messages(times: int, while_paused: str | None = None):
 DAILY_CHECK = _pathway(
     "  - kind: questionnaire\n    id: check\n    instrument: gad-7\n    at: day 1 10:00\n"
     "    repeat: {every: 1d, times: 5}\n    expire: 12h\n    template: {en: {subject: 'Check {{ step.occurrence }}', "
-    "body: '{{ link }}'}}\n")
+    "body: '{{ link }}'}}\n", "lifecycle-check")
 
 
 def _at(anchor: date, day: int, hour: int) -> datetime:
