@@ -29,6 +29,13 @@ from activities.channels import (
     WeChatContent,
 )
 from activities.metrics import DELIVERY_LATENESS, TOUCHPOINTS
+from activities.reach import (
+    channels_to_try,
+    hold_for,
+    patient_for_delivery,
+    preferences_of,
+)
+from language.reach import DEFAULT_DAILY_BUDGET, channel_order
 from language.templates import TemplateRefused, render
 from store.db import (
     CallTaskRecord,
@@ -63,24 +70,36 @@ class FormLinkSigner(Protocol):
 
 class DeliveryActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel],
-                 links: FormLinkSigner):
+                 links: FormLinkSigner, daily_budget: int = DEFAULT_DAILY_BUDGET):
         self._sessions = sessions
         self._channels = channels
         self._links = links
+        # Messages a patient takes a local day unless their preferences say otherwise.
+        self._daily_budget = daily_budget
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, request: MessageDelivery) -> DeliveryReceipt:
-        """Send one occurrence exactly once: the key is claimed in the database before sending."""
-        channel = self._channels.get(request.channel)
-        if channel is None:
-            raise ApplicationError(f"no channel '{request.channel}' is configured", type="NoChannel", non_retryable=True)
+        """Send one occurrence exactly once (the key is claimed in the database before sending), by the first
+        of the patient's channels that takes it, unless the patient's quiet hours or daily budget hold it."""
         claim = _attempt_of(activity.info())
         async with self._sessions.begin() as session:
-            record = await self._claim(session, request, claim)
+            patient = await patient_for_delivery(session, request.enrollment_id, lock=bool(request.waits_for))
+            if patient is None:
+                raise ApplicationError(f"enrollment {request.enrollment_id} has no patient", type="NoPatient",
+                                       non_retryable=True)
+            preferences = await preferences_of(session, patient.id)
+            channels = channels_to_try(request, patient, preferences, self._channels)
+            if not channels:
+                wanted = ", ".join(channel_order([], request.channel, request.reach, patient.locale))
+                raise ApplicationError(f"no channel of {wanted} is configured", type="NoChannel", non_retryable=True)
+            record = await self._claim(session, request, claim, channels[0])
             if record.status == "sent":
-                TOUCHPOINTS.labels(request.channel, "duplicate").inc()
-                return DeliveryReceipt(duplicate=True)
-            patient = await self._patient_of(session, request.enrollment_id)
+                TOUCHPOINTS.labels(record.channel, "duplicate").inc()
+                return DeliveryReceipt(duplicate=True, channel=record.channel)
+            hold = await hold_for(session, request, patient, preferences, self._daily_budget, utcnow(), record.id)
+            if hold is not None:
+                record.status, record.claim, record.claimed_until = "deferred", None, None
+                return DeliveryReceipt(duplicate=False, deferred_until=hold.until, deferred_for=hold.why)
             record_id = record.id
         async with self._sessions() as outcome:
             # The connection that records the outcome is taken now, before sending: once the server has the
@@ -92,26 +111,38 @@ class DeliveryActivities:
             except TemplateRefused as refused:
                 # The same template would be refused on every retry: record it and let the pathway go on.
                 await self._record(outcome, record_id, claim, status="failed", last_error=str(refused))
-                TOUCHPOINTS.labels(request.channel, "failed").inc()
+                TOUCHPOINTS.labels(channels[0], "failed").inc()
                 raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
-            try:
-                provider_message_id = await channel.send(
-                    Recipient(email=patient.email, phone=patient.phone, wechat_openid=patient.wechat_openid,
-                              hospital_number=patient.hospital_number), message)
-            except ApplicationError as error:
-                await self._record(outcome, record_id, claim, status="failed", last_error=error.message)
-                TOUCHPOINTS.labels(request.channel, "failed").inc()
-                raise
+            recipient = Recipient(email=patient.email, phone=patient.phone, wechat_openid=patient.wechat_openid,
+                                  hospital_number=patient.hospital_number)
+            passed_over: list[str] = []
+            for channel in channels:
+                try:
+                    provider_message_id = await self._channels[channel].send(recipient, message)
+                    break
+                except ApplicationError as error:
+                    TOUCHPOINTS.labels(channel, "failed").inc()
+                    if not error.non_retryable:
+                        # Down for now (an outage): this channel again on the next attempt, as for everyone.
+                        await self._record(outcome, record_id, claim, status="failed", channel=channel,
+                                           last_error=error.message)
+                        raise
+                    # This channel cannot reach this patient (no address, refused for good): the next may.
+                    passed_over.append(f"{channel}: {error.message}")
+            else:
+                unreached = "no channel reached the patient (" + "; ".join(passed_over) + ")"
+                await self._record(outcome, record_id, claim, status="failed", last_error=unreached)
+                raise ApplicationError(unreached, type="Unreached", non_retryable=True)
             sent_at = utcnow()
-            await self._record(outcome, record_id, claim, status="sent", sent_at=sent_at,
+            await self._record(outcome, record_id, claim, status="sent", sent_at=sent_at, channel=channel,
                                message_id=message.message_id, provider_message_id=provider_message_id,
-                               last_error=None)
-        TOUCHPOINTS.labels(request.channel, "sent").inc()
+                               last_error="; ".join(passed_over) or None)
+        TOUCHPOINTS.labels(channel, "sent").inc()
         DELIVERY_LATENESS.observe(max((sent_at - request.due).total_seconds(), 0))
         # Ids only: the log carries the enrollment (in the activity's extras), never who or where to.
         activity.logger.info("sent %s occurrence %d (%s) by %s", request.step_id, request.occurrence,
-                             request.purpose, request.channel)
-        return DeliveryReceipt(duplicate=False)
+                             request.purpose, channel)
+        return DeliveryReceipt(duplicate=False, channel=channel, passed_over="; ".join(passed_over) or None)
 
     @activity.defn(name=RECORD_ENROLLMENT_STATUS)
     async def record_enrollment_status(self, change: EnrollmentStatusChange) -> None:
@@ -134,7 +165,8 @@ class DeliveryActivities:
                     .where(CallTaskRecord.enrollment_id == change.enrollment_id, CallTaskRecord.status == "open")
                     .values(status="cancelled", closed_reason=reason))
 
-    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str) -> TouchpointRecord:
+    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str,
+                     channel: str) -> TouchpointRecord:
         record = await session.scalar(
             select(TouchpointRecord).where(
                 TouchpointRecord.enrollment_id == request.enrollment_id,
@@ -147,7 +179,7 @@ class DeliveryActivities:
         if record is None:
             # A second attempt inserting the same key at once fails on the unique key, and is retried.
             record = TouchpointRecord(enrollment_id=request.enrollment_id, step_id=request.step_id,
-                                      occurrence=request.occurrence, purpose=request.purpose, channel=request.channel,
+                                      occurrence=request.occurrence, purpose=request.purpose, channel=channel,
                                       due_at=request.due, status="sending", attempts=1, claim=claim,
                                       claimed_until=now + CLAIM_LEASE)
             session.add(record)
@@ -169,14 +201,6 @@ class DeliveryActivities:
             raise ApplicationError("an earlier attempt may still be sending this message; retried after its lease",
                                    type="DeliveryInProgress")
         return record
-
-    async def _patient_of(self, session: AsyncSession, enrollment_id: str) -> Patient:
-        patient = await session.scalar(
-            select(Patient).join(Enrollment, Enrollment.patient_id == Patient.id).where(Enrollment.id == enrollment_id)
-        )
-        if patient is None:
-            raise ApplicationError(f"enrollment {enrollment_id} has no patient", type="NoPatient", non_retryable=True)
-        return patient
 
     async def _record(self, session: AsyncSession, record_id: int, claim: str, **values) -> None:
         """The attempt's outcome, if the attempt still holds the claim; else a newer attempt has taken the

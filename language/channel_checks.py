@@ -22,14 +22,15 @@ SAMPLE_LINK = "https://" + "x" * 132
 EXAMPLES = {"sms": "sms: {text: '...'}", "wechat": "wechat: {template_id: ..., fields: {...}}"}
 
 
-def channel_problems(where: Location, templates: Mapping[str, MessageTemplate], channel: str,
+def channel_problems(where: Location, templates: Mapping[str, MessageTemplate], channels: Mapping[str, list[str]],
                      extra: Mapping[str, str], pathway: Pathway, step_id: str) -> list[tuple[Location, str]]:
+    """`channels`: per locale, the channels the message may go by (language/reach.step_channels)."""
     problems: list[tuple[Location, str]] = []
     for locale, template in templates.items():
         place: Location = (*where, locale)
-        if channel in EXAMPLES and getattr(template, channel) is None:
-            problems.append((place, (f"channel {channel} needs a {channel} form of the message in every locale; "
-                                    f"add {EXAMPLES[channel]}")))
+        problems += [(place, (f"channel {channel} needs a {channel} form of the message in every locale; "
+                              f"add {EXAMPLES[channel]}"))
+                     for channel in channels.get(locale, []) if channel in EXAMPLES and getattr(template, channel) is None]
         if template.sms is not None:
             problems += _sms_problems((*place, "sms"), template, extra, pathway, step_id)
         if template.wechat is not None:

@@ -169,8 +169,9 @@ class MessageStep(LanguageModel):
         default=None, description="deliver each occurrence at a fixed point within this window after its time, the "
                                   "same for a patient every time (a cohort enrolled together does not all arrive at "
                                   "one instant); keep the window within send_window", examples=["30m"])
-    channel: Channel = Field(default="email", description="how the message reaches the patient",
-                             examples=["email"])
+    channel: Channel | None = Field(
+        default=None, description="how the message reaches the patient; leave out to follow the pathway's `reach` "
+                                  "for the patient's language (email without one)", examples=["email"])
     template: Templates
 
 
@@ -255,8 +256,9 @@ class QuestionnaireStep(LanguageModel):
         default=None, description="deliver each occurrence at a fixed point within this window after its time, the "
                                   "same for a patient every time (a cohort enrolled together does not all arrive at "
                                   "one instant); keep the window within send_window", examples=["30m"])
-    channel: Channel = Field(default="email", description="how the invitation reaches the patient",
-                             examples=["email"])
+    channel: Channel | None = Field(
+        default=None, description="how the invitation reaches the patient; leave out to follow the pathway's "
+                                  "`reach` for the patient's language (email without one)", examples=["email"])
     template: Templates = Field(description="the invitation per locale; must contain {{ link }}")
     reminder_template: Templates | None = Field(
         default=None, description="reminder text per locale (default: the invitation again); must contain {{ link }}",
@@ -338,6 +340,21 @@ class Parameter(LanguageModel):
                         examples=["Kroenke, Spitzer & Williams, J Gen Intern Med 2001: PHQ-9 >= 10 moderate depression"])
 
 
+class Reach(LanguageModel):
+    """How the pathway's messages reach patients by default, and who calls a patient no message reached.
+
+    A patient's own preferred channels (GET/PUT /patients/{id}/preferences) are tried first; then a step's
+    `channel`, or else this order for the patient's language; a channel that cannot reach the patient (no
+    address or openid, no form of the message for it, refused for good) passes the message to the next."""
+
+    channels: dict[Locale, list[Channel]] = Field(
+        default_factory=dict, description="per patient language, the channels to try in order",
+        examples=[{"zh-CN": ["wechat", "sms"], "en": ["email"]}])
+    call: Slug | None = Field(
+        default=None, description="a call step (usually without `at`) opened for staff when no channel reached "
+                                  "the patient; without it, the operations team is told", examples=["unreached-call"])
+
+
 class Pathway(LanguageModel):
     """A care pathway: what happens to an enrolled patient, and when, relative to an anchor date."""
 
@@ -367,6 +384,10 @@ class Pathway(LanguageModel):
         default=DEFAULT_SMS_MAX_SEGMENTS, ge=1, le=10,
         description="an SMS text that would take more segments (counting a form link as 140 characters) is refused",
         examples=[DEFAULT_SMS_MAX_SEGMENTS])
+    reach: Reach | None = Field(
+        default=None, description="the channels to try in order per patient language, and the call when none "
+                                  "reached the patient", examples=[{"channels": {"zh-CN": ["wechat", "sms"]},
+                                                                    "call": "unreached-call"}])
     steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing",
                               examples=[[{"kind": "message", "id": "welcome", "at": "day 1 10:00",
                         "template": {"en": {"subject": "Welcome", "body": "Dear {{ patient.first_name }}, ..."}}}]])

@@ -50,7 +50,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
     # A limit for a channel this site has not configured limits nothing.
     reaching_patients |= {name: RateLimitedChannel(reaching_patients[name], parse_rate_limit(limit))
                           for name, limit in settings.CHANNEL_RATE_LIMITS.items() if name in reaching_patients}
-    delivery = DeliveryActivities(sessions, reaching_patients, form_links(settings))
+    delivery = DeliveryActivities(sessions, reaching_patients, form_links(settings), settings.DAILY_CONTACT_BUDGET)
     site = site or load_site(settings.PATHWAYS_DIR)
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     async with httpx.AsyncClient(trust_env=False) as http:

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel
 
 from language.migration import MigrationPlan
-from language.model import Escalate, EscalationPolicy, MessageTemplate, Pathway
+from language.model import Escalate, EscalationPolicy, MessageTemplate, Pathway, Reach
 from language.plan import touchpoint_key
 
 DELIVER_MESSAGE = "deliver_message"
@@ -92,6 +92,8 @@ class TimelineEntry(BaseModel):
     response: ResponseSummary | None = None
     outcome: RuleOutcome | None = None
     attempts: int = 0
+    # The channel a message went by (its last, for a questionnaire's invitation and reminders).
+    channel: str | None = None
 
     @property
     def key(self) -> str:
@@ -195,10 +197,15 @@ class MessageDelivery(BaseModel):
     step_id: str
     occurrence: int
     purpose: str = "scheduled"
-    channel: str
+    # The step's channel; None: the pathway's `reach` for the patient's language (language/reach.py).
+    channel: str | None
     due: datetime
     templates: dict[str, MessageTemplate]
     form: FormLink | None = None
+    reach: Reach | None = None
+    # What the patient's wishes may hold the message for: their quiet hours, their daily budget (a day's
+    # messages across all their enrollments). Never for what a rule sent: that may be about their safety.
+    waits_for: list[Literal["quiet_hours", "daily_budget"]] = []
 
 
 class QuestionnaireOccurrence(BaseModel):
@@ -324,6 +331,12 @@ class CallOutcome(BaseModel):
 
 class DeliveryReceipt(BaseModel):
     duplicate: bool
+    # The channel that took the message, and why those before it in the patient's order could not.
+    channel: str | None = None
+    passed_over: str | None = None
+    # Not sent: the patient's quiet hours or daily budget hold it until then (`deferred_for` says which).
+    deferred_until: AwareDatetime | None = None
+    deferred_for: str | None = None
 
 
 class EnrollmentStatusChange(BaseModel):

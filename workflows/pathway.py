@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         response_names,
         safety_net,
     )
-    from workflows import effects, retries
+    from workflows import effects, reach, retries
     from workflows.agenda import (
         Agenda,
         AgendaItem,
@@ -90,7 +90,7 @@ _CARRIED_KINDS: dict[type[AgendaItem], str] = {
 
 
 @workflow.defn
-class PathwayWorkflow:
+class PathwayWorkflow(reach.Reaching):
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
@@ -379,7 +379,7 @@ class PathwayWorkflow:
         entry = item.entry
         match item:
             case SendMessage():
-                await self._in_flight.start(entry.key, self._deliver(entry))
+                await self._in_flight.start(entry.key, self._deliver(entry, item.sent_by_rule))
             case OpenQuestionnaire():
                 await self._open_questionnaire(entry)
             case Remind() if entry.status == "open":
@@ -390,14 +390,6 @@ class PathwayWorkflow:
                 await self._escalate(entry, trigger, escalate)
             case OpenCall():
                 await self._open_call(entry)
-
-    async def _deliver(self, entry: TimelineEntry) -> None:
-        step = self.rules_pathway(entry.key).step(entry.step_id)
-        sent = await effects.send(self._run, entry, step, self._escalate, purpose="scheduled", templates=step.template)
-        entry.status = "sent" if sent else "failed"
-
-    async def _send(self, entry: TimelineEntry, step, **message) -> None:
-        await self._in_flight.start(entry.key, effects.send(self._run, entry, step, self._escalate, **message))
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)

@@ -41,10 +41,12 @@ def undelivered(entry: TimelineEntry) -> Escalate:
 
 
 def message_delivery(run: EnrollmentRun, step, entry: TimelineEntry, *, purpose: str,
-                     templates: dict[str, MessageTemplate], due: datetime, form: FormLink | None) -> MessageDelivery:
+                     templates: dict[str, MessageTemplate], due: datetime, form: FormLink | None,
+                     waits_for: list[str]) -> MessageDelivery:
     return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id,
                            pathway_title=run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
-                           purpose=purpose, channel=step.channel, due=due, templates=templates, form=form)
+                           purpose=purpose, channel=step.channel, due=due, templates=templates, form=form,
+                           reach=run.pathway.reach, waits_for=waits_for)
 
 
 def form_link(step: QuestionnaireStep, entry: TimelineEntry) -> FormLink:
