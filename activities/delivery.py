@@ -96,7 +96,7 @@ class DeliveryActivities:
             if record.status == "sent":
                 TOUCHPOINTS.labels(record.channel, "duplicate").inc()
                 return DeliveryReceipt(duplicate=True, channel=record.channel)
-            hold = await hold_for(session, request, patient, preferences, self._daily_budget, utcnow(), record.id)
+            hold = await hold_for(session, request, patient, preferences, self._daily_budget, record.id)
             if hold is not None:
                 record.status, record.claim, record.claimed_until = "deferred", None, None
                 return DeliveryReceipt(duplicate=False, deferred_until=hold.until, deferred_for=hold.why)
@@ -195,7 +195,7 @@ class DeliveryActivities:
         taken = await session.execute(
             update(TouchpointRecord).where(TouchpointRecord.id == record.id, free)
             .values(status="sending", attempts=TouchpointRecord.attempts + 1, claim=claim,
-                    claimed_until=now + CLAIM_LEASE))
+                    claimed_until=now + CLAIM_LEASE, due_at=request.due))
         await session.refresh(record)
         if taken.rowcount == 0 and record.status != "sent":
             raise ApplicationError("an earlier attempt may still be sending this message; retried after its lease",

@@ -1,8 +1,8 @@
 """What the patient's preferences ask of one delivery: the channels to try in order, and whether their
 quiet hours or their daily budget hold the message (and until when).
 
-The budget counts the patient's messages of their local day across all their enrollments: sent, or
-being sent right now by another delivery. Two deliveries to one patient at once count one after the
+The budget counts the patient's messages due on their local day across all their enrollments: sent,
+or being sent right now by another delivery. Two deliveries to one patient at once count one after the
 other: the delivery claims its touchpoint (a write, which SQLite serialises) after locking the patient's
 row (PostgreSQL), and counts within the same transaction.
 """
@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from language.reach import channel_order, local_day, parse_quiet_hours, quiet_until
-from store.db import Enrollment, Patient, PatientPreferences, TouchpointRecord
+from store.db import Enrollment, Patient, PatientPreferences, TouchpointRecord, utcnow
 from workflows.contracts import MessageDelivery
 
 
@@ -47,29 +47,29 @@ def channels_to_try(request: MessageDelivery, patient: Patient, preferences: Pat
 
 
 async def hold_for(session: AsyncSession, request: MessageDelivery, patient: Patient,
-                   preferences: PatientPreferences | None, site_budget: int, now: datetime,
-                   sending: int) -> Hold | None:
-    """Until when the patient's wishes hold this message, if they do (`sending`: its own touchpoint row,
-    not counted)."""
+                   preferences: PatientPreferences | None, site_budget: int, sending: int) -> Hold | None:
+    """Until when the patient's wishes hold this message, if they do, judged at the time it is due (the
+    workflow's clock: a held message comes back due when it was let go). `sending`: its own row, not counted."""
     if "quiet_hours" in request.waits_for and preferences is not None and preferences.quiet_hours:
-        ends = quiet_until(now, parse_quiet_hours(preferences.quiet_hours), patient.timezone)
+        ends = quiet_until(request.due, parse_quiet_hours(preferences.quiet_hours), patient.timezone)
         if ends is not None:
             return Hold(ends, f"the patient's quiet hours {preferences.quiet_hours}")
     if "daily_budget" in request.waits_for:
         budget = preferences.daily_budget if preferences is not None and preferences.daily_budget else site_budget
-        starts, tomorrow = local_day(now, patient.timezone)
-        if await messages_between(session, patient.id, starts, tomorrow, now, sending) >= budget:
+        starts, tomorrow = local_day(request.due, patient.timezone)
+        if await messages_due_between(session, patient.id, starts, tomorrow, sending) >= budget:
             return Hold(tomorrow, f"the patient's daily budget of {budget} messages is spent")
     return None
 
 
-async def messages_between(session: AsyncSession, patient_id: str, starts: datetime, ends: datetime,
-                           now: datetime, excluding: int) -> int:
-    """The patient's messages sent in [starts, ends), and those another delivery holds a live claim on."""
-    sent_then = and_(TouchpointRecord.status == "sent", TouchpointRecord.sent_at >= starts,
-                     TouchpointRecord.sent_at < ends)
-    being_sent = and_(TouchpointRecord.status == "sending", TouchpointRecord.claimed_until > now)
+async def messages_due_between(session: AsyncSession, patient_id: str, starts: datetime, ends: datetime,
+                               excluding: int) -> int:
+    """The patient's messages due in [starts, ends) (a held one counts on the day it was let go) that were
+    sent, or that another delivery holds a live claim on."""
+    sent_or_sending = or_(TouchpointRecord.status == "sent",
+                          and_(TouchpointRecord.status == "sending", TouchpointRecord.claimed_until > utcnow()))
     return await session.scalar(
         select(func.count()).select_from(TouchpointRecord)
         .join(Enrollment, Enrollment.id == TouchpointRecord.enrollment_id)
-        .where(Enrollment.patient_id == patient_id, TouchpointRecord.id != excluding, or_(sent_then, being_sent)))
+        .where(Enrollment.patient_id == patient_id, TouchpointRecord.id != excluding, sent_or_sending,
+               TouchpointRecord.due_at >= starts, TouchpointRecord.due_at < ends))

@@ -101,7 +101,8 @@ async def _deliver_when_welcome(run: EnrollmentRun, entry: TimelineEntry, delive
                                           timeout=max(resume - workflow.now(), timedelta(seconds=1)))
             return None
         except TimeoutError:
-            pass
+            # Due again now: the patient's wishes are judged, and the budget's day counted, from this moment.
+            delivery = delivery.model_copy(update={"due": workflow.now()})
 
 
 async def _deliver_through_outages(run: EnrollmentRun, delivery: MessageDelivery) -> DeliveryReceipt:

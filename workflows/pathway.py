@@ -120,15 +120,15 @@ class PathwayWorkflow(reach.Reaching):
             for entry in self._entries:
                 if entry.status == "planned":
                     self._agenda.add(first_item(entry))
-        while self._agenda or self._calls_waiting():
+        while self._agenda or self._calls_waiting() or self._may_still_call():
             # Between two turns nothing is in flight; an update still running (an outcome waiting for
             # its call to open) needs this run's loop, so the handover waits for a later turn.
             if (self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight
                     and workflow.patched(CONTINUE_AS_NEW_PATCH)):
                 workflow.continue_as_new(self._run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
-                # Only a phone task is left: the pathway lasts until staff record its outcome.
-                await workflow.wait_condition(lambda: bool(self._agenda) or not self._calls_waiting())
+                # Only a phone task (or a delivery that may open one) is left: wait for staff, or for it.
+                await workflow.wait_condition(lambda: bool(self._agenda) or not (self._calls_waiting() or self._may_still_call()))
                 continue
             next_item = self._agenda.first()
             if await self._sleep_until(next_item.due) and self._agenda.first() is next_item:
