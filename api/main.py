@@ -31,6 +31,7 @@ from api.routes import (
     migrations,
     pathways,
     patients,
+    preferences,
     receipts,
     reports,
     responses,
@@ -53,6 +54,7 @@ from store.db import create_engine, require_current_schema, session_factory
 api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(patients.router)
+api_router.include_router(preferences.router)
 api_router.include_router(pathways.router)
 api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)

@@ -32,6 +32,8 @@ WHO_MAY = {
     ("PUT", "/patients/by-hospital-number/{hospital_number}"): {INTEGRATION},
     ("GET", "/patients/{patient_id}"): {CLINICIAN},
     ("GET", "/patients/{patient_id}/access-log"): {AUDITOR},
+    ("GET", "/patients/{patient_id}/preferences"): {CLINICIAN, INTEGRATION},
+    ("PUT", "/patients/{patient_id}/preferences"): {CLINICIAN, INTEGRATION},
     ("GET", "/pathways"): EVERYONE,
     ("GET", "/pathways/{pathway_id}"): EVERYONE,
     ("POST", "/pathways"): {MANAGER},
