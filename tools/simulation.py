@@ -145,8 +145,14 @@ async def local_stack(client: Client, workdir: Path, site: Site | None = None,
         console: list[OutgoingMessage] = []
         task_queue = f"carepath-{uuid.uuid4()}"
         try:
-            async with build_worker(client, settings, task_queue, {"console": _RecordingConsole(console)},
-                                    site, build_id="carepath-simulation") as worker:
+            # The simulated patient is reachable by every channel without a gateway here: what each would
+            # carry is recorded like the console's messages (a configured gateway is used for real).
+            recording = _RecordingConsole(console)
+            without_gateway = {"sms": settings.SMS_PROVIDER is None, "wechat": not settings.WECHAT_APP_ID,
+                               "push": not settings.PUSH_WEBHOOK_URL}
+            recorded = {"console": recording} | {name: recording for name, absent in without_gateway.items() if absent}
+            async with build_worker(client, settings, task_queue, recorded, site,
+                                    build_id="carepath-simulation") as worker:
                 async with worker:
                     yield Stack(settings, client, session_factory(engine), inbox, console, task_queue,
                                 site.instruments)
