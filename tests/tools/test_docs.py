@@ -45,3 +45,10 @@ def test_the_channels_example_is_valid(tmp_path: Path):
     (tmp_path / "channels-example.yaml").write_text(_block("# Channels example"), encoding="utf-8")
     pathway = SITE.load_pathway(tmp_path / "channels-example.yaml")
     assert {step.channel for step in pathway.steps} == {"wechat", "sms", "push"}
+
+
+def test_the_reach_example_is_valid(tmp_path: Path):
+    (tmp_path / "reach-example.yaml").write_text(_block("# Reach example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "reach-example.yaml")
+    assert pathway.reach.channels == {"zh-CN": ["wechat", "sms"], "en": ["email"]}
+    assert pathway.step(pathway.reach.call).kind == "call"
