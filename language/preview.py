@@ -174,7 +174,7 @@ def _describe_actions(actions: Any) -> str:
 
 
 def _on_demand(pathway: Pathway) -> list[OnDemand]:
-    """Steps without `at`, each with the rules that start them (send: / call:)."""
+    """Steps without `at`, each with the rules that start them (send: / call:), and the reach call."""
     starters: dict[str, list[str]] = {}
     for step in pathway.steps:
         rules = [(f"rule {number}", rule) for number, rule in enumerate(getattr(step, "on", []), start=1)]
@@ -184,6 +184,8 @@ def _on_demand(pathway: Pathway) -> list[OnDemand]:
         for where, actions in rules:
             for target in [*actions.send, *getattr(actions, "call", [])]:
                 starters.setdefault(target, []).append(f"{step.id} {where}")
+    if pathway.reach is not None and pathway.reach.call is not None:
+        starters.setdefault(pathway.reach.call, []).append("reach, when no channel reached the patient")
     return [OnDemand(step.id, step.kind, tuple(starters.get(step.id, ()))) for step in pathway.steps if step.at is None]
 
 
