@@ -47,7 +47,8 @@ async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_sk
     assert [e.status for e in messages] == ["sent"] * 11
     # Nobody answers in this test: every questionnaire expires, and the weekly ones say so with a tag.
     assert [e.status for e in questionnaires] == ["expired"] * 6 and timeline.tags == ["no-response"]
-    subjects = [mail.subject for mail in _patient_mail(stack)]
+    # The pathway reaches a zh-CN patient by WeChat first; with no gateway here, the stack records what it carried.
+    subjects = [message.subject for message in stack.console]
     # 11 messages, 6 invitations, and reminders for the weekly checks (2) and satisfaction (1).
     assert len(subjects) == 11 + 6 + 3
     assert subjects[0] == "Mei，您的出院须知"
@@ -60,6 +61,7 @@ async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_sk
         records = (await session.scalars(select(TouchpointRecord))).all()
     assert enrollment.status == "completed" and enrollment.ended_at is not None
     assert len(records) == 20 and {r.status for r in records} == {"sent"} and {r.attempts for r in records} == {1}
+    assert {r.channel for r in records} == {"wechat"}
 
 
 async def test_cancel_stops_every_touchpoint_left(time_skipping, stack):
