@@ -129,10 +129,14 @@ class DeliveryActivities:
                         raise
                     # This channel cannot reach this patient (no address, refused for good): the next may.
                     passed_over.append(f"{channel}: {error.message}")
+                    refusal = error
             else:
-                unreached = "no channel reached the patient (" + "; ".join(passed_over) + ")"
-                await self._record(outcome, record_id, claim, status="failed", last_error=unreached)
-                raise ApplicationError(unreached, type="Unreached", non_retryable=True)
+                # One channel tried: its own refusal, as it says; several: each one's.
+                if len(channels) > 1:
+                    refusal = ApplicationError("no channel reached the patient (" + "; ".join(passed_over) + ")",
+                                               type="Unreached", non_retryable=True)
+                await self._record(outcome, record_id, claim, status="failed", last_error=refusal.message)
+                raise refusal
             sent_at = utcnow()
             await self._record(outcome, record_id, claim, status="sent", sent_at=sent_at, channel=channel,
                                message_id=message.message_id, provider_message_id=provider_message_id,
