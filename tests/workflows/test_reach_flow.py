@@ -167,3 +167,28 @@ async def _open_call(enrolled):
             return calls[0]
         await asyncio.sleep(0.1)
     raise AssertionError(f"no call opened: {timeline.entries}")
+
+
+async def test_a_questionnaire_invitation_is_counted_but_never_held_by_the_budget(time_skipping, stack):
+    patient = await stack.add_patient(timezone="UTC")
+    async with stack.sessions.begin() as session:
+        session.add(PatientPreferences(patient_id=patient.id, channels=[], daily_budget=1))
+    pathway = parse_pathway(_messages_at("budget-one", "day 1 10:00", "day 1 10:10") + """
+  - kind: questionnaire
+    id: mood
+    instrument: phq-9
+    at: day 1 10:05
+    expire: 2h
+    template: {en: {subject: "How are you?", body: "Please answer: {{ link }}"}}
+""", "budget-one.yaml", SITE.instruments, SITE.teams())
+    anchor = (await time_skipping.get_current_time()).date() + timedelta(days=1)
+
+    timeline = await (await stack.enroll(patient, pathway, anchor)).workflow.result()
+
+    sent = {entry.step_id: entry for entry in timeline.entries}
+    day_1 = anchor + timedelta(days=1)
+    assert sent["note-1"].at.date() == day_1 and sent["note-1"].detail is None
+    assert [mail.subject for mail in stack.inbox.messages][:2] == ["budget-one 1", "How are you?"]
+    assert sent["mood"].status == "expired" and sent["mood"].detail is None  # its invitation was never held
+    assert sent["note-2"].at.date() == day_1 + timedelta(days=1)
+    assert "daily budget of 1 messages is spent" in sent["note-2"].detail
