@@ -31,9 +31,17 @@ from activities.channels import (
     WeChatContent,
 )
 from activities.metrics import DELIVERY_LATENESS, TOUCHPOINTS
-from language.model import MessageTemplate, Pathway
+from activities.reach import (
+    channels_to_try,
+    hold_for,
+    patient_for_delivery,
+    preferences_of,
+)
+from language.messages import MessageTemplate
+from language.model import Pathway
+from language.reach import DEFAULT_DAILY_BUDGET, channel_order
 from language.templates import TemplateRefused, render
-from store.consent import channel_allowed
+from store.consent import allowed_channels
 from store.db import (
     CallTaskRecord,
     Enrollment,
@@ -86,7 +94,8 @@ class DeployedPathways(Protocol):
 class DeliveryActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel],
                  links: FormLinkSigner, unsubscribe: UnsubscribeLinkSigner | None = None,
-                 require_consent: bool = False, pathways: DeployedPathways | None = None):
+                 require_consent: bool = False, daily_budget: int = DEFAULT_DAILY_BUDGET,
+                 pathways: DeployedPathways | None = None):
         """`pathways`: where a delivery's template reference is read; only deliveries that carry their
         texts (from runs started before references) go without."""
         self._sessions = sessions
@@ -95,24 +104,38 @@ class DeliveryActivities:
         self._unsubscribe = unsubscribe
         # The site's CAREPATH_REQUIRE_CONSENT: no message on a channel the patient has not consented to.
         self._require_consent = require_consent
+        # Messages a patient takes a local day unless their preferences say otherwise.
+        self._daily_budget = daily_budget
         self._pathways = pathways
 
     @activity.defn(name=DELIVER_MESSAGE)
     async def deliver_message(self, request: MessageDelivery) -> DeliveryReceipt:
-        """Send one occurrence exactly once: the key is claimed in the database before sending."""
-        channel = self._channels.get(request.channel)
-        if channel is None:
-            raise ApplicationError(f"no channel '{request.channel}' is configured", type="NoChannel", non_retryable=True)
+        """Send one occurrence exactly once (the key is claimed in the database before sending), by the first
+        of the patient's channels that takes it and that they have not opted out of, unless the patient's
+        quiet hours or daily budget hold it."""
         templates = await self._templates(request)
         claim = _attempt_of(activity.info())
         async with self._sessions.begin() as session:
-            record = await self._claim(session, request, claim)
+            patient = await patient_for_delivery(session, request.enrollment_id, lock=bool(request.waits_for))
+            if patient is None:
+                raise ApplicationError(f"enrollment {request.enrollment_id} has no patient", type="NoPatient",
+                                       non_retryable=True)
+            preferences = await preferences_of(session, patient.id)
+            configured = channels_to_try(request, patient, preferences, self._channels)
+            if not configured:
+                wanted = ", ".join(channel_order([], request.channel, request.reach, patient.locale))
+                raise ApplicationError(f"no channel of {wanted} is configured", type="NoChannel", non_retryable=True)
+            # Withdrawn (or, where the site requires it, never given): closed to this patient on every retry.
+            channels = await allowed_channels(session, patient.id, configured, require_consent=self._require_consent)
+            record = await self._claim(session, request, claim, (channels or configured)[0])
             if record.status == "sent":
-                TOUCHPOINTS.labels(request.channel, "duplicate").inc()
-                return DeliveryReceipt(duplicate=True)
-            patient = await self._patient_of(session, request.enrollment_id)
-            allowed = await channel_allowed(session, patient.id, request.channel,
-                                            require_consent=self._require_consent)
+                TOUCHPOINTS.labels(record.channel, "duplicate").inc()
+                return DeliveryReceipt(duplicate=True, channel=record.channel)
+            if channels and patient.deceased_at is None:
+                hold = await hold_for(session, request, patient, preferences, self._daily_budget, record.id)
+                if hold is not None:
+                    record.status, record.claim, record.claimed_until = "deferred", None, None
+                    return DeliveryReceipt(duplicate=False, deferred_until=hold.until, deferred_for=hold.why)
             record_id = record.id
         async with self._sessions() as outcome:
             # The connection that records the outcome is taken now, before sending: once the server has the
@@ -123,38 +146,53 @@ class DeliveryActivities:
                 # Recorded after this message was scheduled, or while it was retried: it must not go.
                 await self._record(outcome, record_id, claim, status="cancelled", last_error="the patient has died")
                 raise ApplicationError("the patient has died", type=PATIENT_DECEASED, non_retryable=True)
-            if not allowed:
-                # Withdrawn (or, where the site requires it, never given): the channel is closed to this
-                # patient, on every retry alike; the pathway goes on without this message.
-                why = f"no consent for {request.channel}"
+            if not channels:
+                # No channel left that the patient lets us use: the pathway goes on without this message.
+                why = f"no consent for {' or '.join(configured)}"
                 await self._record(outcome, record_id, claim, status="failed", last_error=why)
-                TOUCHPOINTS.labels(request.channel, "failed").inc()
+                TOUCHPOINTS.labels(configured[0], "failed").inc()
                 raise ApplicationError(why, type="NoConsent", non_retryable=True)
             try:
                 message = self._compose(request, templates, patient)
             except TemplateRefused as refused:
                 # The same template would be refused on every retry: record it and let the pathway go on.
                 await self._record(outcome, record_id, claim, status="failed", last_error=str(refused))
-                TOUCHPOINTS.labels(request.channel, "failed").inc()
+                TOUCHPOINTS.labels(channels[0], "failed").inc()
                 raise ApplicationError(str(refused), type="TemplateRefused", non_retryable=True) from None
-            try:
-                provider_message_id = await channel.send(
-                    Recipient(email=patient.email, phone=patient.phone, wechat_openid=patient.wechat_openid,
-                              hospital_number=patient.hospital_number), message)
-            except ApplicationError as error:
-                await self._record(outcome, record_id, claim, status="failed", last_error=error.message)
-                TOUCHPOINTS.labels(request.channel, "failed").inc()
-                raise
+            recipient = Recipient(email=patient.email, phone=patient.phone, wechat_openid=patient.wechat_openid,
+                                  hospital_number=patient.hospital_number)
+            passed_over: list[str] = []
+            for channel in channels:
+                try:
+                    provider_message_id = await self._channels[channel].send(recipient, message)
+                    break
+                except ApplicationError as error:
+                    TOUCHPOINTS.labels(channel, "failed").inc()
+                    if not error.non_retryable:
+                        # Down for now (an outage): this channel again on the next attempt, as for everyone.
+                        await self._record(outcome, record_id, claim, status="failed", channel=channel,
+                                           last_error=error.message)
+                        raise
+                    # This channel cannot reach this patient (no address, refused for good): the next may.
+                    passed_over.append(f"{channel}: {error.message}")
+                    refusal = error
+            else:
+                # One channel tried: its own refusal, as it says; several: each one's.
+                if len(channels) > 1:
+                    refusal = ApplicationError("no channel reached the patient (" + "; ".join(passed_over) + ")",
+                                               type="Unreached", non_retryable=True)
+                await self._record(outcome, record_id, claim, status="failed", last_error=refusal.message)
+                raise refusal
             sent_at = utcnow()
-            await self._record(outcome, record_id, claim, status="sent", sent_at=sent_at,
+            await self._record(outcome, record_id, claim, status="sent", sent_at=sent_at, channel=channel,
                                message_id=message.message_id, provider_message_id=provider_message_id,
-                               last_error=None)
-        TOUCHPOINTS.labels(request.channel, "sent").inc()
+                               last_error="; ".join(passed_over) or None)
+        TOUCHPOINTS.labels(channel, "sent").inc()
         DELIVERY_LATENESS.observe(max((sent_at - request.due).total_seconds(), 0))
         # Ids only: the log carries the enrollment (in the activity's extras), never who or where to.
         activity.logger.info("sent %s occurrence %d (%s) by %s", request.step_id, request.occurrence,
-                             request.purpose, request.channel)
-        return DeliveryReceipt(duplicate=False)
+                             request.purpose, channel)
+        return DeliveryReceipt(duplicate=False, channel=channel, passed_over="; ".join(passed_over) or None)
 
     @activity.defn(name=RECORD_ENROLLMENT_STATUS)
     async def record_enrollment_status(self, change: EnrollmentStatusChange) -> None:
@@ -177,7 +215,8 @@ class DeliveryActivities:
                     .where(CallTaskRecord.enrollment_id == change.enrollment_id, CallTaskRecord.status == "open")
                     .values(status="cancelled", closed_reason=reason))
 
-    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str) -> TouchpointRecord:
+    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str,
+                     channel: str) -> TouchpointRecord:
         record = await session.scalar(
             select(TouchpointRecord).where(
                 TouchpointRecord.enrollment_id == request.enrollment_id,
@@ -190,7 +229,7 @@ class DeliveryActivities:
         if record is None:
             # A second attempt inserting the same key at once fails on the unique key, and is retried.
             record = TouchpointRecord(enrollment_id=request.enrollment_id, step_id=request.step_id,
-                                      occurrence=request.occurrence, purpose=request.purpose, channel=request.channel,
+                                      occurrence=request.occurrence, purpose=request.purpose, channel=channel,
                                       due_at=request.due, status="sending", attempts=1, claim=claim,
                                       claimed_until=now + CLAIM_LEASE)
             session.add(record)
@@ -206,20 +245,12 @@ class DeliveryActivities:
         taken = await session.execute(
             update(TouchpointRecord).where(TouchpointRecord.id == record.id, free)
             .values(status="sending", attempts=TouchpointRecord.attempts + 1, claim=claim,
-                    claimed_until=now + CLAIM_LEASE))
+                    claimed_until=now + CLAIM_LEASE, due_at=request.due))
         await session.refresh(record)
         if taken.rowcount == 0 and record.status != "sent":
             raise ApplicationError("an earlier attempt may still be sending this message; retried after its lease",
                                    type="DeliveryInProgress")
         return record
-
-    async def _patient_of(self, session: AsyncSession, enrollment_id: str) -> Patient:
-        patient = await session.scalar(
-            select(Patient).join(Enrollment, Enrollment.patient_id == Patient.id).where(Enrollment.id == enrollment_id)
-        )
-        if patient is None:
-            raise ApplicationError(f"enrollment {enrollment_id} has no patient", type="NoPatient", non_retryable=True)
-        return patient
 
     async def _record(self, session: AsyncSession, record_id: int, claim: str, **values) -> None:
         """The attempt's outcome, if the attempt still holds the claim; else a newer attempt has taken the

@@ -36,6 +36,7 @@ from api.routes import (
     pathways,
     patient_events,
     patients,
+    preferences,
     receipts,
     reports,
     responses,
@@ -61,6 +62,7 @@ api_router.include_router(auth.router)
 api_router.include_router(patients.router)
 api_router.include_router(consent.router)
 api_router.include_router(patient_events.router)
+api_router.include_router(preferences.router)
 api_router.include_router(pathways.router)
 api_router.include_router(migrations.router)
 api_router.include_router(enrollments.router)

@@ -14,11 +14,14 @@ import re
 from collections.abc import Mapping
 
 from language.loader import Location
-from language.model import MessageTemplate, Pathway
+from language.messages import MessageTemplate
+from language.model import Pathway
 from language.sms import sms_size
 from language.templates import render, template_problems, variables_in
 
 SAMPLE_FIRST_NAME = "Xxxxxxxxxx"
+# An appointment's time as its reminders say it (`{{ visit }}`: the local date and time).
+SAMPLE_VISIT = "2026-12-11 15:00"
 SAMPLE_LINK = "https://" + "x" * 132
 # The channels whose form of the message is a field of the template of the same name.
 EXAMPLES = {"sms": "sms: {text: '...'}", "wechat": "wechat: {template_id: ..., fields: {...}}"}
@@ -33,14 +36,15 @@ SUBSCRIBE_FIELD = re.compile(rf"^({'|'.join(SUBSCRIBE_FIELD_LIMITS)})[0-9]+$")
 CHINESE_NAME_LIMIT = 10
 
 
-def channel_problems(where: Location, templates: Mapping[str, MessageTemplate], channel: str,
+def channel_problems(where: Location, templates: Mapping[str, MessageTemplate], channels: Mapping[str, list[str]],
                      extra: Mapping[str, str], pathway: Pathway, step_id: str) -> list[tuple[Location, str]]:
+    """`channels`: per locale, the channels the message may go by (language/reach.step_channels)."""
     problems: list[tuple[Location, str]] = []
     for locale, template in templates.items():
         place: Location = (*where, locale)
-        if channel in EXAMPLES and getattr(template, channel) is None:
-            problems.append((place, (f"channel {channel} needs a {channel} form of the message in every locale; "
-                                    f"add {EXAMPLES[channel]}")))
+        problems += [(place, (f"channel {channel} needs a {channel} form of the message in every locale; "
+                              f"add {EXAMPLES[channel]}"))
+                     for channel in channels.get(locale, []) if channel in EXAMPLES and getattr(template, channel) is None]
         if template.sms is not None:
             problems += _sms_problems((*place, "sms"), template, extra, pathway, step_id)
         if template.wechat is not None:
@@ -55,7 +59,7 @@ def channel_problems(where: Location, templates: Mapping[str, MessageTemplate], 
 def _sample(source: str, pathway: Pathway, step_id: str) -> str:
     """The text as the sample patient gets it."""
     return render(source, {"patient": {"first_name": SAMPLE_FIRST_NAME}, "pathway": {"id": pathway.id, "title": pathway.title},
-                           "step": {"id": step_id, "occurrence": 1}, "link": SAMPLE_LINK}).strip()
+                           "step": {"id": step_id, "occurrence": 1}, "link": SAMPLE_LINK, "visit": SAMPLE_VISIT}).strip()
 
 
 def _subscribe_field_problems(name: str, sample: str) -> list[str]:

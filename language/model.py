@@ -28,6 +28,7 @@ from language.basics import (
     Slug,
     ZoneName,
 )
+from language.messages import Templates
 
 # An SMS past this many segments is refused unless the pathway allows more: a form link alone takes
 # three Chinese (UCS-2) segments.
@@ -39,62 +40,6 @@ class Repeat(LanguageModel):
 
     every: Duration = Field(description="time between occurrences; whole days keep the same local clock time")
     times: int = Field(ge=2, le=366, description="how many occurrences in all, the first included", examples=[7])
-
-
-FieldName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32, examples=["first", "keyword1"])]
-
-
-class SmsTemplate(LanguageModel):
-    """The message as an SMS: short, and for a questionnaire with the form's link."""
-
-    text: str = Field(min_length=1, description="the SMS text (Jinja2, like body); sized in segments at validation",
-                      examples=["{{ patient.first_name }}, your check-in: {{ link }}"])
-    template_code: str | None = Field(
-        default=None, min_length=1, max_length=64,
-        description="the template registered with the SMS provider, for providers that send only registered "
-                    "templates (Alibaba Cloud's TemplateCode); the text is then what the registered one says",
-        examples=["SMS_123456789"])
-    params: dict[FieldName, str] = Field(
-        default_factory=dict, description="the registered template's variables, each a Jinja2 text",
-        examples=[{"name": "{{ patient.first_name }}", "link": "{{ link }}"}])
-
-
-class WeChatTemplate(LanguageModel):
-    """The message as a WeChat Official Account template message (模板消息) or subscription notification
-    (订阅通知, which the patient agreed to receive); a questionnaire's opens its form."""
-
-    kind: Literal["template", "subscribe"] = Field(
-        default="template",
-        description="template: a template message (fields first, keyword1, ..., remark); subscribe: a subscription "
-                    "notification, whose fields are named by their type (thing1, time2, phrase3, ...) and sized by it "
-                    "(a thing at most 20 characters, a phrase 5 Chinese characters, ...)",
-        examples=["subscribe"])
-    template_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$",
-                             description="the template's id in the hospital's Official Account",
-                             examples=["ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY"])
-    fields: dict[FieldName, str] = Field(
-        min_length=1, description="every data field the template declares, each a Jinja2 text",
-        examples=[{"first": "{{ patient.first_name }}，您好", "keyword1": "产后随访问卷", "remark": "请点击填写"},
-                  {"thing1": "产后随访问卷", "time2": "今天 18:00 前", "thing3": "请点击填写"}])
-
-
-class MessageTemplate(LanguageModel):
-    """The text of one message in one language. Jinja2, rendered in a sandbox."""
-
-    subject: str = Field(min_length=1, description="the subject line (email) or title", examples=["Your check-in"])
-    body: str = Field(min_length=1, description="the message text; {{ patient.first_name }} and friends",
-                      examples=["Dear {{ patient.first_name }}, ..."])
-    sms: SmsTemplate | None = Field(default=None, description="the SMS form of the message; required on channel sms",
-                                    examples=[{"text": "{{ patient.first_name }}, your check-in: {{ link }}"}])
-    wechat: WeChatTemplate | None = Field(
-        default=None, description="the WeChat template message; required on channel wechat",
-        examples=[{"template_id": "ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY", "fields": {"first": "您好"}}])
-
-
-Templates = Annotated[
-    dict[Locale, MessageTemplate],
-    Field(description="one template per locale of the pathway", examples=[{"en": {"subject": "Hello", "body": "Hi"}}]),
-]
 
 
 def _one_or_many(value: Any) -> Any:
@@ -176,8 +121,9 @@ class MessageStep(LanguageModel):
         default=None, description="deliver each occurrence at a fixed point within this window after its time, the "
                                   "same for a patient every time (a cohort enrolled together does not all arrive at "
                                   "one instant); keep the window within send_window", examples=["30m"])
-    channel: Channel = Field(default="email", description="how the message reaches the patient",
-                             examples=["email"])
+    channel: Channel | None = Field(
+        default=None, description="how the message reaches the patient; leave out to follow the pathway's `reach` "
+                                  "for the patient's language (email without one)", examples=["email"])
     template: Templates
     # Advice and reminders for days spent in hospital mean nothing afterwards, and would arrive in a heap.
     while_paused: WhilePaused = Field(default="skip", description=_WHILE_PAUSED + "; messages skip by default",
@@ -268,8 +214,9 @@ class QuestionnaireStep(LanguageModel):
         default=None, description="deliver each occurrence at a fixed point within this window after its time, the "
                                   "same for a patient every time (a cohort enrolled together does not all arrive at "
                                   "one instant); keep the window within send_window", examples=["30m"])
-    channel: Channel = Field(default="email", description="how the invitation reaches the patient",
-                             examples=["email"])
+    channel: Channel | None = Field(
+        default=None, description="how the invitation reaches the patient; leave out to follow the pathway's "
+                                  "`reach` for the patient's language (email without one)", examples=["email"])
     template: Templates = Field(description="the invitation per locale; must contain {{ link }}")
     reminder_template: Templates | None = Field(
         default=None, description="reminder text per locale (default: the invitation again); must contain {{ link }}",
@@ -357,7 +304,9 @@ class AppointmentStep(LanguageModel):
                       description="the hospital's booking or video service address; {enrollment}, {step} and "
                                   "{occurrence} are replaced by ids (never a patient's details)",
                       examples=["https://video.example-hospital.cn/join?ref={enrollment}-{step}-{occurrence}"])
-    channel: Channel = Field(default="email", description="how the reminders reach the patient", examples=["wechat"])
+    channel: Channel | None = Field(
+        default=None, description="how the reminders reach the patient; leave out to follow the pathway's `reach` "
+                                  "for the patient's language (email without one)", examples=["wechat"])
     template: Templates = Field(description="the reminder per locale; must contain {{ link }}, and may say when with "
                                             "{{ visit }} (the visit's local date and time)")
     remind: list[Duration] = Field(min_length=1, description="before the visit, remind the patient (with the link)",
@@ -445,6 +394,21 @@ class EventRule(Rule):
                       examples=["hb_g_dl < hb_threshold_g_dl"])
 
 
+class Reach(LanguageModel):
+    """How the pathway's messages reach patients by default, and who calls a patient no message reached.
+
+    A patient's own preferred channels (GET/PUT /patients/{id}/preferences) are tried first; then a step's
+    `channel`, or else this order for the patient's language; a channel that cannot reach the patient (no
+    address or openid, no form of the message for it, refused for good) passes the message to the next."""
+
+    channels: dict[Locale, list[Channel]] = Field(
+        default_factory=dict, description="per patient language, the channels to try in order",
+        examples=[{"zh-CN": ["wechat", "sms"], "en": ["email"]}])
+    call: Slug | None = Field(
+        default=None, description="a call step (usually without `at`) opened for staff when no channel reached "
+                                  "the patient; without it, the operations team is told", examples=["unreached-call"])
+
+
 class Pathway(LanguageModel):
     """A care pathway: what happens to an enrolled patient, and when, relative to an anchor date."""
 
@@ -481,6 +445,10 @@ class Pathway(LanguageModel):
         default_factory=list, description="rules evaluated on each event, in order; every matching rule fires",
         examples=[[{"event": "lab-result", "when": "hb_g_dl < hb_threshold_g_dl", "tag": "anaemia",
                     "call": "anaemia-call"}]])
+    reach: Reach | None = Field(
+        default=None, description="the channels to try in order per patient language, and the call when none "
+                                  "reached the patient", examples=[{"channels": {"zh-CN": ["wechat", "sms"]},
+                                                                    "call": "unreached-call"}])
     steps: list[Step] = Field(min_length=1, description="what happens, in any order; each has its own timing",
                               examples=[[{"kind": "message", "id": "welcome", "at": "day 1 10:00",
                         "template": {"en": {"subject": "Welcome", "body": "Dear {{ patient.first_name }}, ..."}}}]])

@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from language.model import Pathway
+from language.model import MessageStep, Pathway
 from language.plan import anchor_instant, compile_plan, questionnaire_window
+from language.reach import step_channels
 from language.timing import format_duration
 
 KIND_ORDER = {"message": 0, "questionnaire": 1, "call": 2}
@@ -127,13 +128,21 @@ def preview(pathway: Pathway, anchor: date | datetime, zone: str | None = None) 
                                 _expiry_detail(step)))
         elif step.kind == "message":
             events.append(Event(due, day(due), step.id, touchpoint.occurrence, step.kind, "send",
-                                _join(step.channel, held(due, original))))
+                                _join(_channels_text(pathway, step), held(due, original))))
         else:  # a task for staff (a call step): due here, retried only if the patient is not reached
             events.append(Event(due, day(due), step.id, touchpoint.occurrence, step.kind, "call",
                                 _join(_task_detail(step), held(due, original))))
     order = {step.id: index for index, step in enumerate(pathway.steps)}
     events.sort(key=lambda e: (e.at, EVENT_ORDER.get(e.event, 9), order[e.step_id], e.occurrence))
     return Preview(pathway, start, zone, tuple(events), tuple(windows), tuple(_on_demand(pathway)))
+
+
+def _channels_text(pathway: Pathway, step: MessageStep) -> str:
+    """`email`, or `wechat then sms` when every language has the same order, else the order per language."""
+    orders = {locale: " then ".join(order) for locale, order in step_channels(pathway, step).items()}
+    if len(set(orders.values())) == 1:
+        return next(iter(orders.values()))
+    return ", ".join(f"{locale}: {order}" for locale, order in orders.items())
 
 
 def _join(*parts: str) -> str:
@@ -166,7 +175,7 @@ def _describe_actions(actions: Any) -> str:
 
 def _on_demand(pathway: Pathway) -> list[OnDemand]:
     """Steps without a day of their own, each with what starts them: a birthday or holiday, the step it comes
-    `after`, rules (send: / call:)."""
+    `after`, rules (send: / call:), the reach call."""
     starters: dict[str, list[str]] = {}
     for step in pathway.steps:
         if step.at is not None and step.at.occasion:
@@ -181,6 +190,8 @@ def _on_demand(pathway: Pathway) -> list[OnDemand]:
         for where, actions in rules:
             for target in [*actions.send, *getattr(actions, "call", [])]:
                 starters.setdefault(target, []).append(f"{step.id} {where}")
+    if pathway.reach is not None and pathway.reach.call is not None:
+        starters.setdefault(pathway.reach.call, []).append("reach, when no channel reached the patient")
     return [OnDemand(step.id, step.kind, tuple(starters.get(step.id, ()))) for step in pathway.steps
             if step.at is None or step.at.occasion]
 

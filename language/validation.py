@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from language import timing
 from language.channel_checks import channel_problems
-from language.holidays import HolidayCalendar
 from language.events import event_problems
+from language.holidays import HolidayCalendar
 from language.instruments.checks import missing_text_problem
 from language.instruments.model import Instrument
 from language.loader import (
@@ -22,6 +22,7 @@ from language.loader import (
     Problem,
     load_document,
 )
+from language.messages import MessageTemplate
 from language.model import (
     CRISIS_POLICY_NAME,
     FOLLOWABLE_STATES,
@@ -30,11 +31,11 @@ from language.model import (
     AppointmentStep,
     CallStep,
     MessageStep,
-    MessageTemplate,
     Pathway,
     QuestionnaireStep,
     Rule,
 )
+from language.reach import step_channels
 from language.rule_checks import RuleScope, rule_problems
 from language.schema_errors import schema_problems
 from language.templates import template_problems, variables_in
@@ -115,6 +116,8 @@ def escalation_problems(pathway: Pathway, teams: Collection[str]) -> list[tuple[
                 problems.append((("escalation_policies", name, "tiers", number, "repeat"),
                                  "the time between pages must be longer than zero"))
     call_steps = {step.id for step in pathway.steps if isinstance(step, CallStep)}
+    if pathway.reach is not None:
+        problems += _reach_problems(pathway, call_steps)
     for index, step in enumerate(pathway.steps):
         if isinstance(step, CallStep):
             team_problem(("steps", index, "team"), step.team)
@@ -132,6 +135,16 @@ def escalation_problems(pathway: Pathway, teams: Collection[str]) -> list[tuple[
                                     f"(declared: {declared})"))
         problems += [((*place, "call"), f"'{target}' is not a call step of this pathway")
                      for target in actions.call if target not in call_steps]
+    return problems
+
+
+def _reach_problems(pathway: Pathway, call_steps: set[str]) -> list[tuple[Location, str]]:
+    reach = pathway.reach
+    problems: list[tuple[Location, str]] = [
+        (("reach", "channels", locale), f"'{locale}' is not one of the pathway's locales ({', '.join(pathway.locales)})")
+        for locale in reach.channels if locale not in pathway.locales]
+    if reach.call is not None and reach.call not in call_steps:
+        problems.append((("reach", "call"), f"'{reach.call}' is not a call step of this pathway"))
     return problems
 
 
@@ -171,7 +184,7 @@ def reference_problems(pathway: Pathway, instruments: Mapping[str, Instrument]) 
         for field in ("template", "reminder_template"):
             if (templates := getattr(step, field, None)) is not None:
                 problems += _templates_problems(("steps", index, field), templates, pathway.locales, step.kind)
-                problems += channel_problems(("steps", index, field), templates, step.channel,
+                problems += channel_problems(("steps", index, field), templates, step_channels(pathway, step),
                                              _KIND_VARIABLES.get(step.kind, {}), pathway, step.id)
         if isinstance(step, (QuestionnaireStep, CallStep)):
             problems += _rules_problems(index, step, pathway, instruments)

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from limits import parse as parse_rate_limit
-from pydantic import SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from language.model import Channel
+from language.reach import DEFAULT_DAILY_BUDGET
 from language.teams import webhook_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,9 @@ class Settings(SiteSettings):
     # A gateway's limit per channel, counted in each worker process ("<count>/<second|minute|hour>"),
     # e.g. {"email": "50/second"}: a burst waits for room instead of being refused. N workers: 1/N each.
     CHANNEL_RATE_LIMITS: dict[str, str] = {}
+    # Messages a patient takes in a local day across all their enrollments (a patient's preferences may set
+    # their own): a scheduled message past it waits for the next day; questionnaires and rules' advice do not.
+    DAILY_CONTACT_BUDGET: int = Field(default=DEFAULT_DAILY_BUDGET, ge=1)
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
     # Signs form links and staff tokens. Rotate by moving the old value to PREVIOUS_SECRET_KEYS:
     # links signed with it stay valid until they expire.

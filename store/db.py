@@ -86,6 +86,21 @@ class Patient(Base):
     deceased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class PatientPreferences(Base):
+    """How a patient wants to be reached (services/preferences.py); no row: the pathways' order, the site's budget."""
+
+    __tablename__ = "patient_preferences"
+
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    # Channel names, most wanted first: tried before the pathway's own order.
+    channels: Mapped[list] = mapped_column(JSON, default=list)
+    # "22:00-07:00" in the patient's time zone (language/reach.py), or none.
+    quiet_hours: Mapped[str | None] = mapped_column(String(11))
+    # Messages a local day across all their enrollments; None: the site's CAREPATH_DAILY_CONTACT_BUDGET.
+    daily_budget: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class PathwayVersion(Base):
     """Every deployed version, kept forever: running enrollments may still follow an old one."""
 

@@ -55,7 +55,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
                           for name, limit in settings.CHANNEL_RATE_LIMITS.items() if name in reaching_patients}
     site = site or load_site(settings.PATHWAYS_DIR)
     delivery = DeliveryActivities(sessions, reaching_patients, form_links(settings), unsubscribe_links(settings),
-                                  require_consent=settings.REQUIRE_CONSENT,
+                                  require_consent=settings.REQUIRE_CONSENT, daily_budget=settings.DAILY_CONTACT_BUDGET,
                                   pathways=pathways or PathwayRegistry(sessions, site.instruments, site.calendars))
     questionnaires = QuestionnaireActivities(sessions, site.instruments, site.lexicon)
     occasions = OccasionActivities(sessions, site.calendars)

@@ -12,8 +12,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
 
+from language.messages import MessageTemplate
 from language.migration import MigrationPlan
-from language.model import Escalate, EscalationPolicy, MessageTemplate, Pathway
+from language.model import Escalate, EscalationPolicy, Pathway, Reach
 from language.plan import touchpoint_key
 
 DELIVER_MESSAGE = "deliver_message"
@@ -97,6 +98,8 @@ class TimelineEntry(BaseModel):
     attempts: int = 0
     # For a step written `after` another: the touchpoint whose state it follows (`day3-check#1`).
     follows: str | None = None
+    # The channel a message went by (its last, for a questionnaire's invitation and reminders).
+    channel: str | None = None
 
     @property
     def key(self) -> str:
@@ -255,13 +258,18 @@ class MessageDelivery(BaseModel):
     step_id: str
     occurrence: int
     purpose: str = "scheduled"
-    channel: str
+    # The step's channel; None: the pathway's `reach` for the patient's language (language/reach.py).
+    channel: str | None
     due: datetime
     pathway_version: int | None = None
     template: TemplateName | None = None
     templates: dict[str, MessageTemplate] | None = None
     form: FormLink | None = None
     appointment: AppointmentNotice | None = None
+    reach: Reach | None = None
+    # What the patient's wishes may hold the message for: their quiet hours, their daily budget (a day's
+    # messages across all their enrollments). Never for what a rule sent: that may be about their safety.
+    waits_for: list[Literal["quiet_hours", "daily_budget"]] = []
 
 
 class QuestionnaireOccurrence(BaseModel):
@@ -422,6 +430,12 @@ class EnrollmentEvent(BaseModel):
 
 class DeliveryReceipt(BaseModel):
     duplicate: bool
+    # The channel that took the message, and why those before it in the patient's order could not.
+    channel: str | None = None
+    passed_over: str | None = None
+    # Not sent: the patient's quiet hours or daily budget hold it until then (`deferred_for` says which).
+    deferred_until: AwareDatetime | None = None
+    deferred_for: str | None = None
 
 
 class EnrollmentStatusChange(BaseModel):

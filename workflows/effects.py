@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -46,23 +46,35 @@ SCREENING_FAILURE_IS_POSSIBLE_CRISIS = "screening-failure-is-possible-crisis"
 DELIVER_THROUGH_OUTAGES = "deliver-through-outages"
 # Runs started before template references put every locale's text in each delivery's input.
 TEMPLATE_REFERENCES = "template-references"
+# Runs started before patients' preferences (quiet hours, daily budget) never have a message held.
+PATIENT_REACH = "patient-reach"
 
 
 async def send(run: EnrollmentRun, entry: TimelineEntry, pathway: Pathway, escalate: Escalating, *, purpose: str,
                template: TemplateName, form: FormLink | None = None, due: datetime | None = None,
-               appointment: AppointmentNotice | None = None) -> bool:
+               appointment: AppointmentNotice | None = None, sent_by_rule: bool = False,
+               ended: Callable[[], object] = lambda: None) -> bool | None:
     """Deliver one message of `entry`'s step in `pathway`; on final failure record why on the entry, tell
-    operations (by email, and on their worklist through `escalate`, the workflow's own) and go on with the pathway."""
+    operations (by email, and on their worklist through `escalate`, the workflow's own) and go on with the
+    pathway. None: held by the patient's wishes (quiet hours, daily budget) until the enrollment `ended`, and
+    so never sent."""
     delivery = message_delivery(run, pathway, entry, purpose=purpose, template=template, due=due or entry.due,
-                                form=form, appointment=appointment, by_reference=workflow.patched(TEMPLATE_REFERENCES))
+                                form=form, appointment=appointment, waits_for=_waits_for(purpose, sent_by_rule),
+                                by_reference=workflow.patched(TEMPLATE_REFERENCES))
     try:
         if workflow.patched(DELIVER_THROUGH_OUTAGES):
-            receipt = await _deliver_through_outages(run, delivery)
+            receipt = await _deliver_when_welcome(run, entry, delivery, ended)
+            if receipt is None:
+                entry.at, entry.detail = workflow.now(), f"{entry.detail}; not sent: {ended()}"
+                return None
         else:
             receipt = await workflow.execute_activity(
                 DELIVER_MESSAGE, delivery, result_type=DeliveryReceipt,
                 start_to_close_timeout=retries.DELIVERY_ATTEMPT_TIMEOUT, retry_policy=retries.DELIVERY_RETRY)
         entry.at = entry.at or workflow.now()
+        entry.channel = receipt.channel or entry.channel
+        if receipt.passed_over:
+            entry.detail = f"sent by {receipt.channel}; not by {receipt.passed_over}"
         if receipt.duplicate:
             entry.detail = "already sent by an earlier attempt; not sent again"
         return True
@@ -78,6 +90,38 @@ async def send(run: EnrollmentRun, entry: TimelineEntry, pathway: Pathway, escal
         if workflow.patched(DELIVER_THROUGH_OUTAGES):
             await escalate(entry, "message not delivered", undelivered(entry))
         return False
+
+
+def _waits_for(purpose: str, sent_by_rule: bool) -> list[str]:
+    """What may hold a message. A rule's message (advice on an answer) goes at once: it may be about the
+    patient's safety. A questionnaire's invitation and reminders respect quiet hours but not the budget:
+    put off by a day, a screening could expire unanswered. A scheduled message waits for both."""
+    if sent_by_rule or not workflow.patched(PATIENT_REACH):
+        return []
+    return ["quiet_hours", "daily_budget"] if purpose == "scheduled" else ["quiet_hours"]
+
+
+async def _deliver_when_welcome(run: EnrollmentRun, entry: TimelineEntry, delivery: MessageDelivery,
+                                ended: Callable[[], object]) -> DeliveryReceipt | None:
+    """Attempt the delivery; while the patient's wishes hold it (the activity answers until when), wait on
+    a durable timer until they let it go and the send window is open, then attempt again: the budget is
+    counted afresh on the new day. None if the enrollment ended while it waited."""
+    while True:
+        receipt = await _deliver_through_outages(run, delivery)
+        if receipt.deferred_until is None:
+            return receipt
+        resume = receipt.deferred_until
+        if run.pathway.send_window is not None:
+            closes, reopens = send_window_at(resume, run.pathway.send_window, run.timezone)
+            resume = resume if closes is not None else reopens
+        entry.detail = f"deferred until {resume.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({receipt.deferred_for})"
+        try:
+            await workflow.wait_condition(lambda: ended() is not None,
+                                          timeout=max(resume - workflow.now(), timedelta(seconds=1)))
+            return None
+        except TimeoutError:
+            # Due again now: the patient's wishes are judged, and the budget's day counted, from this moment.
+            delivery = delivery.model_copy(update={"due": workflow.now()})
 
 
 async def _deliver_through_outages(run: EnrollmentRun, delivery: MessageDelivery) -> DeliveryReceipt:

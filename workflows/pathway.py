@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         response_names,
         safety_net,
     )
-    from workflows import effects, retries
+    from workflows import effects, reach, retries
     from workflows.agenda import (
         Agenda,
         AgendaItem,
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         SendMessage,
         StartEscalation,
     )
+    from workflows.appointments import AppointmentItem, AppointmentSteps
     from workflows.carried import carried_items, restored
     from workflows.contracts import (
         EXPIRE_QUESTIONNAIRE,
@@ -65,16 +66,25 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         escalation_workflow_id,
     )
-    from workflows.appointments import AppointmentItem, AppointmentSteps
     from workflows.deliveries import Deliveries
     from workflows.escalation import EscalationWorkflow
     from workflows.events import EventHandling
     from workflows.following import FollowingSteps
     from workflows.lifecycle import Lifecycle
-    from workflows.migration import can_roll_back, migrated, migration_event, rolled_back
+    from workflows.migration import (
+        can_roll_back,
+        migrated,
+        migration_event,
+        rolled_back,
+    )
     from workflows.occasions import OccasionSteps
     from workflows.opening import planned_entries, skip_due_before_enrollment
-    from workflows.payloads import call_task, escalation_start, form_link, questionnaire_occurrence
+    from workflows.payloads import (
+        call_task,
+        escalation_start,
+        form_link,
+        questionnaire_occurrence,
+    )
 
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
 # agenda adds a few dozen events at most.
@@ -84,7 +94,7 @@ CONTINUE_AS_NEW_PATCH = "continue-as-new-when-history-is-long"
 
 
 @workflow.defn
-class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps, OccasionSteps):
+class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps, OccasionSteps, reach.Reaching):
     @workflow.init
     def __init__(self, run: EnrollmentRun) -> None:
         self._run = run
@@ -114,17 +124,16 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
             for entry in self._entries:
                 if entry.status == "planned":
                     self._begin(entry)
-        while self._agenda or self._more_may_come() or self._waiting_for_resume():
+        while self._agenda or self._must_wait():
             # Between two turns nothing is in flight; an update still running (an outcome waiting for
             # its call to open) needs this run's loop, so the handover waits for a later turn.
             if (self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight
                     and workflow.patched(CONTINUE_AS_NEW_PATCH)):
                 workflow.continue_as_new(self._run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
-                # Only a phone task, a delivery a step follows, or what waits for the end of a pause is left:
-                # the pathway lasts until then.
-                await workflow.wait_condition(
-                    lambda: bool(self._agenda) or not (self._more_may_come() or self._waiting_for_resume()))
+                # Only a phone task, a delivery a step follows or that may open the reach call, or what waits
+                # for the end of a pause is left: the pathway lasts until then.
+                await workflow.wait_condition(lambda: bool(self._agenda) or not self._must_wait())
                 continue
             next_item = self._agenda.first()
             if await self._sleep_until(next_item.due) and self._agenda.first() is next_item:
@@ -360,7 +369,7 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
         entry = item.entry
         match item:
             case SendMessage():
-                await self._in_flight.start(entry.key, self._deliver(entry))
+                await self._in_flight.start(entry.key, self._deliver(entry, item.sent_by_rule))
             case OpenQuestionnaire():
                 await self._open_questionnaire(entry)
             case Remind() if entry.status == "open":
@@ -374,14 +383,8 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
             case AppointmentItem():
                 await self._perform_appointment(item)
 
-    async def _deliver(self, entry: TimelineEntry) -> None:
-        sent = await effects.send(self._run, entry, self.rules_pathway(entry.key), self._escalate, purpose="scheduled",
-                                  template="template")
-        self._reach(entry, "sent" if sent else "failed")
-
-    async def _send(self, entry: TimelineEntry, **message) -> None:
-        await self._in_flight.start(entry.key, effects.send(self._run, entry, self.rules_pathway(entry.key),
-                                                            self._escalate, **message))
+    def _must_wait(self) -> bool:
+        return self._more_may_come() or self._waiting_for_resume() or self._may_still_call()
 
     async def _open_questionnaire(self, entry: TimelineEntry) -> None:
         step = self.rules_pathway(entry.key).step(entry.step_id)

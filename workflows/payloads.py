@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from language.messages import MessageTemplate
 from language.model import (
     CRISIS_POLICY_NAME,
     AppointmentStep,
@@ -15,7 +16,6 @@ from language.model import (
     Escalate,
     EscalationPolicy,
     MessageStep,
-    MessageTemplate,
     Pathway,
     QuestionnaireStep,
     Tier,
@@ -47,7 +47,7 @@ def undelivered(entry: TimelineEntry) -> Escalate:
 
 def message_delivery(run: EnrollmentRun, pathway: Pathway, entry: TimelineEntry, *, purpose: str,
                      template: TemplateName, due: datetime, form: FormLink | None, by_reference: bool,
-                     appointment: AppointmentNotice | None = None) -> MessageDelivery:
+                     waits_for: list[str], appointment: AppointmentNotice | None = None) -> MessageDelivery:
     """The message of `entry`'s step in `pathway` (the version whose rules the touchpoint follows): its
     texts by reference, or (`by_reference` false, runs started before references) the texts themselves."""
     step = pathway.step(entry.step_id)
@@ -55,7 +55,8 @@ def message_delivery(run: EnrollmentRun, pathway: Pathway, entry: TimelineEntry,
              else {"templates": templates_of(step, template)})
     return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id,
                            pathway_title=run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
-                           purpose=purpose, channel=step.channel, due=due, form=form, appointment=appointment, **texts)
+                           purpose=purpose, channel=step.channel, due=due, form=form, appointment=appointment,
+                           reach=run.pathway.reach, waits_for=waits_for, **texts)
 
 
 def templates_of(step: MessageStep | QuestionnaireStep | AppointmentStep, template: TemplateName) -> dict[str, MessageTemplate]:

@@ -17,7 +17,7 @@ from activities.gateways.alibaba_sms import AlibabaSmsChannel
 from activities.gateways.tencent_sms import TencentSmsChannel
 from activities.gateways.webhooks import PushWebhookChannel, SmsWebhookChannel
 from activities.gateways.wechat import WeChatTemplateChannel
-from language.model import SmsTemplate, WeChatTemplate
+from language.messages import SmsTemplate, WeChatTemplate
 from services.gateway_signatures import signed_webhook_headers
 from store.db import Enrollment, Patient, TouchpointRecord, utcnow
 from tests.activities.gateway_servers import (

@@ -34,6 +34,8 @@ WHO_MAY = {
     ("GET", "/patients/{patient_id}/access-log"): {AUDITOR},
     ("GET", "/patients/{patient_id}/consent"): {CLINICIAN, INTEGRATION},
     ("POST", "/patients/{patient_id}/consent"): {CLINICIAN, INTEGRATION},
+    ("GET", "/patients/{patient_id}/preferences"): {CLINICIAN, INTEGRATION},
+    ("PUT", "/patients/{patient_id}/preferences"): {CLINICIAN, INTEGRATION},
     ("GET", "/pathways"): EVERYONE,
     ("GET", "/pathways/{pathway_id}"): EVERYONE,
     ("POST", "/pathways"): {MANAGER},

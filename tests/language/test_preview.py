@@ -38,15 +38,16 @@ def test_text_lists_every_touchpoint_window_and_reminder_by_day_and_local_time()
     assert lines[1] == ("Anchor delivery_date: 2026-12-01 Tue 00:00; times in Asia/Shanghai; "
                         "send window 09:00-20:00")
     for expected in [
-        "1 Wed 2026-12-02 10:00 welcome message (email)",
+        "1 Wed 2026-12-02 10:00 welcome message (zh-CN: wechat then sms, en: email)",
         "3 Fri 2026-12-04 10:00 postnatal-check #1 questionnaire opens (postnatal-check; open until day 6 10:00)",
         "4 Sat 2026-12-05 10:00 postnatal-check #1 reminder (reminder 1, if still unanswered)",
         "6 Mon 2026-12-07 10:00 postnatal-check #1 expires (closes if unanswered: tag no-response)",
         "16 Thu 2026-12-17 11:00 phq9 #1 reminder (reminder 2, if still unanswered)",
-        "38 Fri 2027-01-08 10:00 six-week-check-reminder message (email)",
+        "38 Fri 2027-01-08 10:00 six-week-check-reminder message (zh-CN: wechat then sms, en: email)",
         "49 Tue 2027-01-19 10:00 satisfaction expires (closes if unanswered: call no-response-call)",
         "bleeding-advice message, by postnatal-check rule 1; postnatal-check-day14 rule 1",
         "no-response-call call, by satisfaction on_expire",
+        "unreached-call call, by reach, when no channel reached the patient",
         "3 messages, 6 questionnaires (8 reminders); the last event on day 49 (Tue 2027-01-19).",
     ]:
         assert expected in lines, expected
@@ -56,8 +57,8 @@ def test_text_says_when_the_send_window_holds_a_touchpoint_back():
     lines = _lines(to_text(preview(SITE.load_pathway(POST_SURGERY), ANCHOR)))
 
     assert ("0 Tue 2026-12-01 09:00 discharge-instructions message "
-            "(email; held from day 0 02:00 by the send window)") in lines
-    assert "1 Wed 2026-12-02 10:00 daily-check-in #1 message (email)" in lines
+            "(zh-CN: wechat then sms, en: email; held from day 0 02:00 by the send window)") in lines
+    assert "1 Wed 2026-12-02 10:00 daily-check-in #1 message (zh-CN: wechat then sms, en: email)" in lines
 
 
 def test_json_has_every_touchpoint_of_the_compiled_plan_in_the_patients_zone():
@@ -73,6 +74,8 @@ def test_json_has_every_touchpoint_of_the_compiled_plan_in_the_patients_zone():
         "2026-12-15T11:00:00+00:00", ["2026-12-16T11:00:00+00:00", "2026-12-17T11:00:00+00:00"],
         "2026-12-19T11:00:00+00:00")
     assert data["on_demand"] == [{"step": "no-response-call", "kind": "call", "started_by": ["satisfaction on_expire"]},
+                                 {"step": "unreached-call", "kind": "call",
+                                  "started_by": ["reach, when no channel reached the patient"]},
                                  {"step": "bleeding-advice", "kind": "message",
                                   "started_by": ["postnatal-check rule 1", "postnatal-check-day14 rule 1"]}]
     assert [e["event"] for e in data["events"]].count("expire") == len(data["questionnaire_windows"]) == 6

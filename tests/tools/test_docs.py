@@ -73,3 +73,10 @@ def test_the_events_example_is_valid(tmp_path: Path):
     (tmp_path / "events-example.yaml").write_text(_block("# Events example"), encoding="utf-8")
     pathway = SITE.load_pathway(tmp_path / "events-example.yaml")
     assert set(pathway.events) == {"lab-result", "appointment"} and len(pathway.on_event) == 2
+
+
+def test_the_reach_example_is_valid(tmp_path: Path):
+    (tmp_path / "reach-example.yaml").write_text(_block("# Reach example"), encoding="utf-8")
+    pathway = SITE.load_pathway(tmp_path / "reach-example.yaml")
+    assert pathway.reach.channels == {"zh-CN": ["wechat", "sms"], "en": ["email"]}
+    assert pathway.step(pathway.reach.call).kind == "call"

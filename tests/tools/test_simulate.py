@@ -30,7 +30,8 @@ def test_simulate_json_lists_every_delivery_of_the_shipped_post_surgery_pathway(
     assert all(due.utcoffset().total_seconds() == 8 * 3600 for due in dues)  # Asia/Shanghai, the pathway's zone
     assert dues[0].isoformat() == f"{ANCHOR}T09:00:00+08:00"  # day 0 +2h = 02:00, held until the window opens
     assert dues[-1].isoformat() == f"{ANCHOR + timedelta(days=30)}T10:00:00+08:00"
-    assert {d["channel"] for d in deliveries} == {"email"} and all(d["subject"] for d in deliveries)
+    # The simulated patient speaks the pathway's first language, zh-CN, which its `reach` sends by WeChat first.
+    assert {d["channel"] for d in deliveries} == {"wechat"} and all(d["subject"] for d in deliveries)
     invitations = [d for d in deliveries if d["purpose"] == "invitation"]
     assert [d["step"] for d in invitations] == ["postop-check"] * 3 + ["postop-check-weekly"] * 2 + ["satisfaction"]
     visit_reminders = [datetime.fromisoformat(d["due"]) for d in deliveries if d["step"] == "video-follow-up"]

@@ -6,13 +6,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from store.db import Enrollment, TouchpointRecord
 from language.plan import spread_offset
 from language.validation import parse_pathway
-from workflows.contracts import AttendanceReport, CancelRequest
-from workflows.pathway import PathwayWorkflow
 from services.settings import PROJECT_ROOT
 from services.site import load_site
+from store.db import Enrollment, TouchpointRecord
+from workflows.contracts import AttendanceReport, CancelRequest
+from workflows.pathway import PathwayWorkflow
 
 SITE = load_site(PROJECT_ROOT / "pathways")
 
@@ -51,12 +51,15 @@ async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_sk
     assert [e.status for e in messages] == ["sent"] * 11
     # Nobody answers in this test: every questionnaire expires, and the weekly ones say so with a tag.
     assert [e.status for e in questionnaires] == ["expired"] * 6 and timeline.tags == ["no-response"]
-    subjects = [mail.subject for mail in _patient_mail(stack)]
+    # The pathway reaches a zh-CN patient by WeChat first; with no gateway here, the stack records what it carried.
+    carried = stack.carried
     # 11 messages, 6 invitations, reminders for the weekly checks (2) and satisfaction (1), and the video visit's 2.
-    assert len(subjects) == 11 + 6 + 3 + 2 and subjects.count("术后视频复诊提醒") == 2
-    assert subjects[0] == "Mei，您的出院须知"
-    assert subjects.count("术后第 3 天自我检查提醒") == 1
-    assert subjects.count("术后自我检查（约 1 分钟）") == 3 + 2 + 2
+    assert len(carried) == 11 + 6 + 3 + 2 and sum(".video-follow-up." in message_id for message_id in carried) == 2
+    # What each WeChat message showed (its fields), in the order sent.
+    shown = list(carried.values())
+    assert shown[0].startswith("Mei，您好 / 您的出院须知")
+    assert sum("术后第 3 天自我检查" in text for text in shown) == 1
+    assert sum("术后自我检查（约 1 分钟）" in text for text in shown) == 3 + 2 + 2
     local = ZoneInfo("Asia/Shanghai")
     assert (messages[-1].due.astimezone(local).date() - messages[0].due.astimezone(local).date()).days == 30
     async with stack.sessions() as session:
@@ -64,6 +67,7 @@ async def test_thirty_day_pathway_completes_with_every_message_sent_once(time_sk
         records = (await session.scalars(select(TouchpointRecord))).all()
     assert enrollment.status == "completed" and enrollment.ended_at is not None
     assert len(records) == 22 and {r.status for r in records} == {"sent"} and {r.attempts for r in records} == {1}
+    assert {r.channel for r in records} == {"wechat"}
 
 
 async def test_cancel_stops_every_touchpoint_left(time_skipping, stack):

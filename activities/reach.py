@@ -1,0 +1,75 @@
+"""What the patient's preferences ask of one delivery: the channels to try in order, and whether their
+quiet hours or their daily budget hold the message (and until when).
+
+The budget counts the patient's messages due on their local day across all their enrollments: sent,
+or being sent right now by another delivery. Two deliveries to one patient at once count one after the
+other: the delivery claims its touchpoint (a write, which SQLite serialises) after locking the patient's
+row (PostgreSQL), and counts within the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from language.reach import channel_order, local_day, parse_quiet_hours, quiet_until
+from store.db import Enrollment, Patient, PatientPreferences, TouchpointRecord, utcnow
+from workflows.contracts import MessageDelivery
+
+
+@dataclass(frozen=True)
+class Hold:
+    until: datetime
+    why: str
+
+
+async def patient_for_delivery(session: AsyncSession, enrollment_id: str, lock: bool) -> Patient | None:
+    """The enrollment's patient; `lock`: their row held until the transaction ends (PostgreSQL), so that
+    deliveries to one patient count the day's messages in turn."""
+    query = select(Patient).join(Enrollment, Enrollment.patient_id == Patient.id).where(Enrollment.id == enrollment_id)
+    return await session.scalar(query.with_for_update(of=Patient) if lock else query)
+
+
+async def preferences_of(session: AsyncSession, patient_id: str) -> PatientPreferences | None:
+    return await session.get(PatientPreferences, patient_id)
+
+
+def channels_to_try(request: MessageDelivery, patient: Patient, preferences: PatientPreferences | None,
+                    configured: Collection[str]) -> list[str]:
+    """In order: the patient's preferred channels, then the pathway's; only those this site has configured.
+    Consent (a channel the patient opted out of) narrows this list, nothing else decides the order."""
+    order = channel_order(preferences.channels if preferences else [], request.channel, request.reach, patient.locale)
+    return [channel for channel in order if channel in configured]
+
+
+async def hold_for(session: AsyncSession, request: MessageDelivery, patient: Patient,
+                   preferences: PatientPreferences | None, site_budget: int, sending: int) -> Hold | None:
+    """Until when the patient's wishes hold this message, if they do, judged at the time it is due (the
+    workflow's clock: a held message comes back due when it was let go). `sending`: its own row, not counted."""
+    if "quiet_hours" in request.waits_for and preferences is not None and preferences.quiet_hours:
+        ends = quiet_until(request.due, parse_quiet_hours(preferences.quiet_hours), patient.timezone)
+        if ends is not None:
+            return Hold(ends, f"the patient's quiet hours {preferences.quiet_hours}")
+    if "daily_budget" in request.waits_for:
+        budget = preferences.daily_budget if preferences is not None and preferences.daily_budget else site_budget
+        starts, tomorrow = local_day(request.due, patient.timezone)
+        if await messages_due_between(session, patient.id, starts, tomorrow, sending) >= budget:
+            return Hold(tomorrow, f"the patient's daily budget of {budget} messages is spent")
+    return None
+
+
+async def messages_due_between(session: AsyncSession, patient_id: str, starts: datetime, ends: datetime,
+                               excluding: int) -> int:
+    """The patient's messages due in [starts, ends) (a held one counts on the day it was let go) that were
+    sent, or that another delivery holds a live claim on."""
+    sent_or_sending = or_(TouchpointRecord.status == "sent",
+                          and_(TouchpointRecord.status == "sending", TouchpointRecord.claimed_until > utcnow()))
+    return await session.scalar(
+        select(func.count()).select_from(TouchpointRecord)
+        .join(Enrollment, Enrollment.id == TouchpointRecord.enrollment_id)
+        .where(Enrollment.patient_id == patient_id, TouchpointRecord.id != excluding, sent_or_sending,
+               TouchpointRecord.due_at >= starts, TouchpointRecord.due_at < ends))
