@@ -1,14 +1,14 @@
 """patient_preferences: the channels a patient wants first, their quiet hours and daily budget
 
 Revision ID: a7c3e9d1f5b2
-Revises: f3b9d2c6a814
+Revises: a7c3e9f1d205
 Create Date: 2026-11-28 12:45:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'a7c3e9d1f5b2'
-down_revision = 'f3b9d2c6a814'
+down_revision = 'a7c3e9f1d205'
 branch_labels = None
 depends_on = None
 
