@@ -55,7 +55,8 @@ from services.settings import Settings, get_settings
 from services.site import load_site
 from services.teams import seed_teams_file
 from services.temporal import connect
-from store.db import create_engine, require_current_schema, session_factory
+from store.db import create_engine, session_factory
+from store.schema import require_current_schema
 
 api_router = APIRouter()
 api_router.include_router(auth.router)

@@ -49,7 +49,8 @@ from raw_workflow import RawTouchpoints, Schedule  # noqa: E402
 
 from services.identity import create_admin  # noqa: E402
 from services.principals import Role  # noqa: E402
-from store.db import Patient, create_engine, migrate, session_factory  # noqa: E402
+from store.db import Patient, create_engine, session_factory  # noqa: E402
+from store.schema import migrate
 from tools.binaries import installed_binary  # noqa: E402
 from tools.smtp_sink import SmtpSink, free_port  # noqa: E402
 

@@ -39,7 +39,8 @@ from services.registry import PathwayRegistry
 from services.settings import PROJECT_ROOT, Settings
 from services.site import load_site, read_source
 from services.teams import seed_teams
-from store.db import Patient, create_engine, migrate, session_factory
+from store.db import Patient, create_engine, session_factory
+from store.schema import migrate
 from tools.binaries import installed_binary
 from tools.smtp_sink import SmtpSink
 

@@ -53,13 +53,14 @@ sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the proj
 
 from raw_workflow import TOUCH, RawTouchpoints, Schedule  # noqa: E402
 
-from tools.binaries import installed_binary  # noqa: E402
-from store.db import Patient, create_engine, migrate, session_factory  # noqa: E402
 from services.enrollments import enroll  # noqa: E402
 from services.payload_codec import data_converter  # noqa: E402
-from services.settings import Settings  # noqa: E402
-from tools.smtp_sink import SmtpSink  # noqa: E402
 from services.registry import PathwayRegistry  # noqa: E402
+from services.settings import Settings  # noqa: E402
+from store.db import Patient, create_engine, session_factory  # noqa: E402
+from store.schema import migrate
+from tools.binaries import installed_binary  # noqa: E402
+from tools.smtp_sink import SmtpSink  # noqa: E402
 from workflows.contracts import DELIVER_MESSAGE  # noqa: E402
 
 PATHWAY = """\

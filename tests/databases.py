@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from store.db import create_engine, migrate
+from store.db import create_engine
+from store.schema import migrate
 
 # Every test of the store runs on both databases carepath supports; its id says which.
 DATABASE_KINDS = ["sqlite", "postgresql"]

@@ -25,14 +25,13 @@ from language.timing import parse_anchor
 from services.identity import create_admin
 from services.settings import SiteSettings, load_settings
 from services.site import Site, SiteIncomplete, load_site
-from store.db import (
+from store.db import create_engine, session_factory
+from store.schema import (
     SchemaNotCurrent,
-    create_engine,
     current_revision,
     head_revision,
     migrate,
     require_current_schema,
-    session_factory,
 )
 from tools.migrate_cli import migrate_app
 

@@ -32,7 +32,8 @@ from sqlalchemy.engine import URL, make_url
 from services.identity import ensure_first_admin
 from services.principals import Role
 from services.settings import PROJECT_ROOT
-from store.db import create_engine, migrate, session_factory
+from store.db import create_engine, session_factory
+from store.schema import migrate
 from tools.binaries import installed_binary
 from tools.smtp_sink import SmtpSink
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 
@@ -138,13 +139,19 @@ class _Recording:
     """A channel that keeps what the patient would see, by Message-ID: an SMS's text, a WeChat message's
     fields, a notification's title."""
 
-    def __init__(self, sink: dict[str, str]):
+    def __init__(self, sink: dict[str, str], channel: str):
         self._sink = sink
+        self._channel = channel
 
     async def send(self, recipient: Recipient, message: OutgoingMessage) -> None:
-        if message.sms:
+        form = {"sms": message.sms, "wechat": message.wechat}.get(self._channel, message)
+        if form is None:
+            # As the gateway would: the message passes to the patient's next channel.
+            raise ApplicationError(f"the pathway gives no {self._channel} form of this message",
+                                   type="NoTemplate", non_retryable=True)
+        if self._channel == "sms":
             shown = message.sms.text
-        elif message.wechat:
+        elif self._channel == "wechat":
             shown = " / ".join(message.wechat.fields.values())
         else:
             shown = message.subject
@@ -185,7 +192,7 @@ async def local_stack(client: Client, workdir: Path, site: Site | None = None,
         # are recorded, so that a pathway using them simulates without one.
         configured = patient_channels(settings, EmailChannel(smtp_settings(settings)))
         carried: dict[str, str] = {}
-        recorded = {name: _Recording(carried) for name in RECORDED_CHANNELS if name == "console" or name not in configured}
+        recorded = {name: _Recording(carried, name) for name in RECORDED_CHANNELS if name == "console" or name not in configured}
         task_queue = f"carepath-{uuid.uuid4()}"
         sessions = session_factory(engine)
         pathways = SimulatedPathways(PathwayRegistry(sessions, site.instruments, site.calendars))

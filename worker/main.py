@@ -12,7 +12,8 @@ from temporalio.runtime import Runtime
 from services.logs import configure_logging
 from services.settings import Settings, get_settings
 from services.temporal import connect
-from store.db import SchemaNotCurrent, create_engine, require_current_schema
+from store.db import create_engine
+from store.schema import SchemaNotCurrent, require_current_schema
 from worker.bootstrap import build_worker
 from worker.metrics import serving_metrics, temporal_runtime
 

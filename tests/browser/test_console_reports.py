@@ -29,7 +29,8 @@ from services.payload_codec import data_converter
 from services.registry import PathwayRegistry
 from services.settings import PROJECT_ROOT, Settings
 from services.site import load_instruments
-from store.db import EnrollmentTeam, create_engine, migrate, session_factory
+from store.db import EnrollmentTeam, create_engine, session_factory
+from store.schema import migrate
 from tests.browser.conftest import CHROMIUM, FLAGS
 from tests.services.test_reports import (
     MOOD,

@@ -14,14 +14,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.db import (
-    Base,
-    create_engine,
-    current_revision,
-    head_revision,
-    migrate,
-    unmigrate,
-)
+from store.db import Base, create_engine
+from store.schema import current_revision, head_revision, migrate, unmigrate
 from tests.databases import DATABASE_KINDS, Databases
 
 BEFORE_ACCOUNTS = "5c0e1a7d2b94"

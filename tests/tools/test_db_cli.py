@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from api.main import create_app
 from services.settings import Settings
-from store.db import SchemaNotCurrent, create_engine, head_revision
+from store.db import create_engine
+from store.schema import SchemaNotCurrent, head_revision
 from tests.databases import DATABASE_KINDS, Databases
 from tools.cli import app
 from worker.main import run_worker

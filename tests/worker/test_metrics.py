@@ -26,10 +26,10 @@ from store.db import (
     Patient,
     QuestionnaireRecord,
     create_engine,
-    migrate,
     session_factory,
     utcnow,
 )
+from store.schema import migrate
 from tools.binaries import installed_binary
 from tools.smtp_sink import SmtpSink, free_port
 from worker.metrics import serving_metrics, temporal_runtime

@@ -4,10 +4,10 @@ Revision ID: 36beb5df3b97
 Revises: 7886b0f49584
 Create Date: 2026-11-23 09:16:25.787713
 """
-from alembic import op
 import sqlalchemy as sa
-import store.db
+from alembic import op
 
+import store.db
 
 revision = '36beb5df3b97'
 down_revision = '7886b0f49584'

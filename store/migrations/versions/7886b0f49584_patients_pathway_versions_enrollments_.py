@@ -4,10 +4,10 @@ Revision ID: 7886b0f49584
 Revises: 
 Create Date: 2026-11-23 09:06:27.302581
 """
-from alembic import op
 import sqlalchemy as sa
-import store.db
+from alembic import op
 
+import store.db
 
 revision = '7886b0f49584'
 down_revision = None

@@ -4,10 +4,10 @@ Revision ID: d18b04602765
 Revises: 36beb5df3b97
 Create Date: 2026-11-23 09:39:11.752795
 """
-from alembic import op
 import sqlalchemy as sa
-import store.db
+from alembic import op
 
+import store.db
 
 revision = 'd18b04602765'
 down_revision = '36beb5df3b97'
