@@ -205,8 +205,10 @@ class DeliveryPublic(BaseModel):
     occurrence: int
     purpose: str = Field(description="scheduled (a message), invitation or reminder-N (a questionnaire's)")
     channel: str
-    status: Literal["sending", "sent", "failed"] = Field(
-        description="sent: the gateway took it; failed: it could not be handed over (last_error says why)")
+    status: Literal["sending", "sent", "failed", "deferred", "cancelled"] = Field(
+        description="sent: the gateway took it; failed: it could not be handed over (last_error says why); "
+                    "deferred: held by the patient's quiet hours or daily budget, to go later; cancelled: "
+                    "the patient died before it went")
     sent_at: datetime | None
     last_error: str | None
     delivery_status: DeliveryStatus | None = Field(

@@ -46,6 +46,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the project's packages
 
 from raw_workflow import RawTouchpoints, Schedule  # noqa: E402
+from throughput import BUDGET_UNLIMITED  # noqa: E402
 
 from services.identity import create_admin  # noqa: E402
 from services.principals import Role  # noqa: E402
@@ -201,7 +202,8 @@ async def bench_stack(workdir: Path, task_queue: str, pathway: str,
         await asyncio.to_thread(migrate, database_url)
         api_port = free_port()
         with SmtpSink() as inbox:
-            environ = {"CAREPATH_ENVIRONMENT": "test", "CAREPATH_DATABASE_URL": database_url,
+            environ = {"CAREPATH_ENVIRONMENT": "test", "CAREPATH_DAILY_CONTACT_BUDGET": BUDGET_UNLIMITED,
+                       "CAREPATH_DATABASE_URL": database_url,
                        "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
                        "CAREPATH_SMTP_HOST": HOST, "CAREPATH_SMTP_PORT": str(inbox.port),
                        "CAREPATH_PUBLIC_BASE_URL": f"http://{HOST}:{api_port}"} | (settings or {})

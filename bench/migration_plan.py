@@ -30,7 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the project's packages
 
-from throughput import WorkerProcess, gather_bounded
+from throughput import BUDGET_UNLIMITED, WorkerProcess, gather_bounded
 
 from services.enrollments import enroll
 from services.migrations import plan_migrations
@@ -67,7 +67,8 @@ async def bench(enrollments: int, workers: int, workdir: Path) -> float:
     with SmtpSink() as inbox:
         # Each timeline is read by the worker holding that run: replicas (compose runs two) share the queries.
         processes = [WorkerProcess([sys.executable, "-m", "worker.main"], {
-            "CAREPATH_ENVIRONMENT": "test", "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
+            "CAREPATH_ENVIRONMENT": "test", "CAREPATH_DAILY_CONTACT_BUDGET": BUDGET_UNLIMITED,
+            "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
             "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SMTP_PORT": str(inbox.port),
             "CAREPATH_PAYLOAD_KEYS": payload_keys}, workdir / f"worker-{n}.log") for n in range(workers)]
         try:

@@ -53,6 +53,9 @@ sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the proj
 
 from raw_workflow import TOUCH, RawTouchpoints, Schedule  # noqa: E402
 
+# A bench enrollment takes a day's worth of messages in seconds: no patient's daily budget may hold them.
+BUDGET_UNLIMITED = "1000000"
+
 from services.enrollments import enroll  # noqa: E402
 from services.payload_codec import data_converter  # noqa: E402
 from services.registry import PathwayRegistry  # noqa: E402
@@ -275,7 +278,8 @@ async def run_engine(client: Client, address: str, server_pid: int, workdir: Pat
         first=options.first, every=options.every, touchpoints=options.touchpoints), "bench pathway")).deployed.pathway
     with SmtpSink() as inbox:
         workers = [WorkerProcess([sys.executable, "-m", "worker.main"], {
-            "CAREPATH_ENVIRONMENT": "test", "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
+            "CAREPATH_ENVIRONMENT": "test", "CAREPATH_DAILY_CONTACT_BUDGET": BUDGET_UNLIMITED,
+            "CAREPATH_TEMPORAL_ADDRESS": address, "CAREPATH_TASK_QUEUE": task_queue,
             "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SMTP_PORT": str(inbox.port),
             "CAREPATH_PAYLOAD_KEYS": payload_keys},
             workdir / f"engine-worker-{n}.log") for n in range(options.workers)]

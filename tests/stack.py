@@ -205,6 +205,9 @@ async def running_stack(workdir: Path, temporal: Client, inbox: SmtpSink, *, dat
         "CAREPATH_ENVIRONMENT": "test",
         # Every test's patient answers from this one address.
         "CAREPATH_FORM_RATE_LIMIT": "100000/minute",
+        # Pathways here run in seconds, a day's worth of messages to one patient at once: the daily budget
+        # (tests/workflows/test_reach_flow.py) is not what these tests are about.
+        "CAREPATH_DAILY_CONTACT_BUDGET": "1000",
         "CAREPATH_DATABASE_URL": database_url,
         "CAREPATH_TEMPORAL_ADDRESS": temporal.service_client.config.target_host,
         "CAREPATH_TASK_QUEUE": f"carepath-e2e-{uuid.uuid4()}",

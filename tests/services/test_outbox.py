@@ -16,7 +16,6 @@ from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
-from language.validation import parse_pathway
 from services.enrollments import enroll
 from services.payload_codec import data_converter
 from services.reconciler import Reconciled, reconcile
@@ -111,11 +110,11 @@ async def test_answers_sent_while_no_worker_runs_are_acknowledged_and_reach_the_
                         patient = Patient(given_name="Mei", family_name="Chen", email="mei@example.test",
                                           locale="en", timezone="UTC")
                         session.add(patient)
+                    # Deployed, as every enrolled version is: the worker reads the messages' texts from it.
+                    deployed = await PathwayRegistry(sessions, SITE.instruments).deploy(PATHWAY, "outbox.yaml")
                     async with sessions() as session:
                         enrolled = await enroll(session, temporal.client, settings.TASK_QUEUE, patient=patient,
-                                                pathway=parse_pathway(PATHWAY, "outbox.yaml", SITE.instruments,
-                                                                      SITE.teams()),
-                                                anchor=(await temporal.get_current_time()))
+                                                pathway=deployed.deployed.pathway, anchor=(await temporal.get_current_time()))
                     form = await invitation_path(inbox)
 
                 # No worker: the update cannot be taken, and the patient is not kept waiting for one.
