@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from limits import parse as parse_rate_limit
@@ -26,6 +27,9 @@ from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
 WORKFLOWS = [PathwayWorkflow, EscalationWorkflow]
+# An activity under way when the worker stops (a deploy's SIGTERM, a simulation's end) finishes its few
+# database writes rather than being cancelled halfway through a transaction.
+GRACEFUL_SHUTDOWN = timedelta(seconds=5)
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings:
@@ -64,6 +68,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
         operations = OperationsActivities(email, settings.OPERATIONS_EMAIL)
         try:
             yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS, build_id=build_id,
+                         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                          activities=[delivery.deliver_message, delivery.record_enrollment_status,
                                      questionnaires.open_questionnaire, questionnaires.expire_questionnaire,
                                      questionnaires.screen_free_text, escalations.record_escalation,
