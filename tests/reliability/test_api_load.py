@@ -145,9 +145,12 @@ async def test_under_load_the_api_answers_503_with_retry_after_never_500_and_ans
     base_url = str(stack.http.base_url)
     load = Load(run=f"load-{uuid.uuid4().hex[:8]}", base_url=base_url, key=created.json()["key"],
                 deadline=time.monotonic() + DURATION_SECONDS)
-    # One connection per client: no queueing in this process hides the server's behaviour.
+    # One connection per client: no queueing in this process hides the server's behaviour. An idle connection
+    # is dropped after 2 s, before uvicorn closes it at 5: with both at 5 s (httpx's default), a client
+    # waking from a Retry-After could reuse a connection the server was closing ("connection lost").
     async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT_SECONDS, trust_env=False,
-                                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=CLIENTS),
+                                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=CLIENTS,
+                                                     keepalive_expiry=2),
                                  headers={"Authorization": f"Bearer {load.key}"}) as http:
         started = time.monotonic()
         await asyncio.gather(*(load.client(http, number) for number in range(CLIENTS)))
