@@ -53,6 +53,10 @@ class Settings(SiteSettings):
     TEMPORAL_TLS_CERT_FILE: Path | None = None
     TEMPORAL_TLS_KEY_FILE: Path | None = None
     TASK_QUEUE: str = "carepath"
+    # Workflow runs a worker keeps in memory between their tasks. A run not kept is rebuilt from its history
+    # on its next task (a timer firing, an answer): CPU instead of memory. Size it to the active enrollments
+    # each replica serves, within its memory (docs/deploy.md gives the cost per run).
+    WORKER_CACHED_WORKFLOWS: int = Field(default=1000, ge=0)
     SMTP_HOST: str = "127.0.0.1"
     SMTP_PORT: int = 1025
     SMTP_USERNAME: str | None = None

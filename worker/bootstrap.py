@@ -68,6 +68,7 @@ async def build_worker(client: Client, settings: Settings, task_queue: str | Non
         operations = OperationsActivities(email, settings.OPERATIONS_EMAIL)
         try:
             yield Worker(client, task_queue=task_queue or settings.TASK_QUEUE, workflows=WORKFLOWS, build_id=build_id,
+                         max_cached_workflows=settings.WORKER_CACHED_WORKFLOWS,
                          graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
                          activities=[delivery.deliver_message, delivery.record_enrollment_status,
                                      questionnaires.open_questionnaire, questionnaires.expire_questionnaire,
