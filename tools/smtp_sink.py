@@ -8,8 +8,10 @@ import mailbox
 import socket
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Self
 
 from aiosmtpd.controller import Controller
 
@@ -18,6 +20,8 @@ from aiosmtpd.controller import Controller
 class ReceivedMail:
     recipients: tuple[str, ...]
     message: EmailMessage
+    # When the server took it: what a gateway's rate limit is about (benches measure that).
+    received_at: datetime
 
     @property
     def subject(self) -> str:
@@ -34,12 +38,12 @@ class ReceivedMail:
 
 
 class _Handler:
-    def __init__(self, sink: "SmtpSink"):
+    def __init__(self, sink: SmtpSink):
         self._sink = sink
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
-        self._sink._keep(ReceivedMail(tuple(envelope.rcpt_tos), message))
+        self._sink._keep(ReceivedMail(tuple(envelope.rcpt_tos), message, datetime.now(UTC)))
         return "250 Message accepted for delivery"
 
 
@@ -74,7 +78,7 @@ class SmtpSink:
         with self._lock:
             self._messages.clear()
 
-    def __enter__(self) -> "SmtpSink":
+    def __enter__(self) -> Self:
         self._controller.start()
         return self
 
