@@ -113,7 +113,7 @@ class DeliveryActivities:
         """Send one occurrence exactly once (the key is claimed in the database before sending), by the first
         of the patient's channels that takes it and that they have not opted out of, unless the patient's
         quiet hours or daily budget hold it."""
-        templates = await self._templates(request)
+        request, templates = await self._resolved(request)
         claim = _attempt_of(activity.info())
         async with self._sessions.begin() as session:
             patient = await patient_for_delivery(session, request.enrollment_id, lock=bool(request.waits_for))
@@ -262,16 +262,19 @@ class DeliveryActivities:
             activity.logger.warning("delivery attempt %s finished after another took over touchpoint %d; "
                                     "its outcome (%s) is not recorded", claim, record_id, values.get("status"))
 
-    async def _templates(self, request: MessageDelivery) -> dict[str, MessageTemplate]:
-        """The texts the delivery carries, or those its reference names in a deployed pathway version."""
+    async def _resolved(self, request: MessageDelivery) -> tuple[MessageDelivery, dict[str, MessageTemplate]]:
+        """The delivery with what its reference names in a deployed pathway version (the pathway's title
+        and `reach`, where it does not carry them), and its texts; or as it came, with the texts it carries."""
         if request.templates is not None:
-            return request.templates
+            return request, request.templates
         try:
             pathway = await self._pathways.pathway(request.pathway_id, request.pathway_version)
         except LookupError as unknown:
             # The version every run follows is deployed before it starts: nothing a retry could mend.
             raise ApplicationError(str(unknown), type="UnknownPathway", non_retryable=True) from None
-        return templates_of(pathway.step(request.step_id), request.template)
+        if request.pathway_title is None:
+            request = request.model_copy(update={"pathway_title": pathway.title, "reach": pathway.reach})
+        return request, templates_of(pathway.step(request.step_id), request.template)
 
     def _compose(self, request: MessageDelivery, templates: dict[str, MessageTemplate],
                  patient: Patient) -> OutgoingMessage:

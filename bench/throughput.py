@@ -21,6 +21,9 @@ the workflow histories (server clock):
   same for the size of the history.
 - lateness: delivery (activity completed) - due time, p50 and p99.
 - CPU ms/tp: CPU the worker processes, and the Temporal server, used during the phase, per touchpoint.
+- where the history's bytes go, per event type: events per run, bytes per touchpoint, and of those the
+  payloads' (inputs, results, markers' details: what the codec encrypts); a type seen once a run is a
+  fixed cost per run, spread here over its touchpoints.
 
 `--workers 2` runs each phase with two worker processes on its task queue: how throughput grows
 with a second process (on this 2-core machine, shared with the Temporal server).
@@ -38,11 +41,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -101,6 +107,9 @@ class Figures:
     failures: list[str]
     emails: int | None = None
     duplicates: int = 0
+    runs: int = 1
+    # event type: [events, bytes, of which payloads' bytes], over all runs
+    by_event: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -109,6 +118,24 @@ class Figures:
     def percentile(self, p: float) -> float:
         ordered = sorted(self.lateness)
         return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def payload_bytes(message: Message) -> int:
+    """Bytes of the Payloads anywhere inside an event (inputs, results, headers, markers' details)."""
+    if isinstance(message, Payload):
+        return message.ByteSize()
+    total = 0
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        if descriptor.message_type.GetOptions().map_entry:
+            values = value.values()
+        elif descriptor.is_repeated:
+            values = value
+        else:
+            values = [value]
+        total += sum(payload_bytes(item) for item in values if isinstance(item, Message))
+    return total
 
 
 def _stat(pid: int | str) -> tuple[str, list[str]]:
@@ -208,6 +235,7 @@ async def measure(client: Client, name: str, handles: list[WorkflowHandle], acti
     await asyncio.gather(*(handle.result() for handle in handles))
     worker_cpu, server_cpu = cpu.used()
     events = retries = history_bytes = 0
+    by_event: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     lateness: list[float] = []
     failures: set[str] = set()
     last_delivery = schedule.anchor
@@ -215,6 +243,11 @@ async def measure(client: Client, name: str, handles: list[WorkflowHandle], acti
         history = await handle.fetch_history()
         events += len(history.events)
         history_bytes += sum(event.ByteSize() for event in history.events)
+        for event in history.events:
+            tally = by_event[EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")]
+            tally[0] += 1
+            tally[1] += event.ByteSize()
+            tally[2] += payload_bytes(event)
         scheduled = {e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
                      for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED}
         delivered = sorted(e.event_time.ToDatetime(tzinfo=timezone.utc) for e in history.events
@@ -232,7 +265,8 @@ async def measure(client: Client, name: str, handles: list[WorkflowHandle], acti
         last_delivery = max(last_delivery, delivered[-1])
     touchpoints = len(handles) * schedule.touchpoints
     return Figures(name, touchpoints, (last_delivery - schedule.due(0)).total_seconds(), events / touchpoints,
-                   history_bytes / touchpoints, lateness, start_seconds, worker_cpu, server_cpu, retries, sorted(failures))
+                   history_bytes / touchpoints, lateness, start_seconds, worker_cpu, server_cpu, retries, sorted(failures),
+                   runs=len(handles), by_event=dict(by_event))
 
 
 def new_schedule(options: argparse.Namespace) -> Schedule:
@@ -333,6 +367,14 @@ def report(raw: Figures, engine: Figures, options: argparse.Namespace) -> None:
           f"{engine.server_cpu / max(raw.server_cpu, 0.01):.1f} x server CPU")
     print(f"emails received: {engine.emails} for {engine.touchpoints} touchpoints"
           + (f"; {engine.duplicates} sent twice (same Message-ID)" if engine.duplicates else ""))
+    for f in (raw, engine):
+        print(f"\n{f.name}: history bytes by event type")
+        print(f"{'':<38}{'events/run':>11}{'bytes/tp':>10}{'payloads':>10}")
+        for name, (count, size, payloads) in sorted(f.by_event.items(), key=lambda item: -item[1][1]):
+            print(f"{name:<38}{count / f.runs:>11.2f}{size / f.touchpoints:>10.1f}{payloads / f.touchpoints:>10.1f}")
+        once = [tally for tally in f.by_event.values() if tally[0] <= f.runs]
+        print(f"{'fixed (a type at most once a run)':<38}{'':>11}{sum(t[1] for t in once) / f.touchpoints:>10.1f}"
+              f"{sum(t[2] for t in once) / f.touchpoints:>10.1f}   = {sum(t[1] for t in once) / f.runs:.0f} bytes/run")
     for f in (raw, engine):
         if f.retries:
             print(f"{f.name}: {f.retries} activity retries; failures: {'; '.join(f.failures)}")

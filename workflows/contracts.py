@@ -10,7 +10,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from language.messages import MessageTemplate
 from language.migration import MigrationPlan
@@ -37,6 +42,18 @@ TouchpointStatus = Literal["planned", "sent", "failed", "cancelled", "skipped", 
                           "reached", "not_reached", "attended", "missed", "received"]
 EnrollmentStatus = Literal["active", "completed", "cancelled", "stopped"]
 ItemValue = bool | int | float | str | None
+
+
+class Compact(BaseModel):
+    """A payload written into every touchpoint's history: its JSON leaves out optional fields at their
+    default, which decoding fills in again, so the meaning is the same. A required field has no default
+    and is always written; payloads written in full still decode."""
+
+    @model_serializer(mode="wrap")
+    def _without_defaults(self, handler: SerializerFunctionWrapHandler) -> dict:
+        fields = type(self).model_fields
+        return {name: value for name, value in handler(self).items()
+                if name not in fields or fields[name].is_required() or getattr(self, name) != fields[name].default}
 
 
 def workflow_id_for(enrollment_id: str) -> str:
@@ -244,17 +261,19 @@ class AppointmentNotice(BaseModel):
 TemplateName = Literal["template", "reminder_template"]
 
 
-class MessageDelivery(BaseModel):
+class MessageDelivery(Compact):
     """Deliver one message. (enrollment, step, occurrence, purpose) is the idempotency key.
 
     Its texts by reference: the step's `template` in deployed version `pathway_version`, which the
     activity reads (cached per version), so every locale's text is not in each activity input. Runs
-    started before references carry the texts themselves in `templates`.
+    started before references carry the texts themselves in `templates`. The pathway's title and
+    `reach` the activity reads from that version too where `pathway_title` is None (patch
+    `delivery-by-reference`); inputs written before carry both.
     """
 
     enrollment_id: str
     pathway_id: str
-    pathway_title: str
+    pathway_title: str | None = None
     step_id: str
     occurrence: int
     purpose: str = "scheduled"
@@ -428,7 +447,7 @@ class EnrollmentEvent(BaseModel):
     values: dict[str, ItemValue] = {}
 
 
-class DeliveryReceipt(BaseModel):
+class DeliveryReceipt(Compact):
     duplicate: bool
     # The channel that took the message, and why those before it in the patient's order could not.
     channel: str | None = None

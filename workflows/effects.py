@@ -48,6 +48,8 @@ DELIVER_THROUGH_OUTAGES = "deliver-through-outages"
 TEMPLATE_REFERENCES = "template-references"
 # Runs started before patients' preferences (quiet hours, daily budget) never have a message held.
 PATIENT_REACH = "patient-reach"
+# Runs started before put the pathway's title and `reach` into each delivery's input.
+DELIVERY_BY_REFERENCE = "delivery-by-reference"
 
 
 async def send(run: EnrollmentRun, entry: TimelineEntry, pathway: Pathway, escalate: Escalating, *, purpose: str,
@@ -60,7 +62,8 @@ async def send(run: EnrollmentRun, entry: TimelineEntry, pathway: Pathway, escal
     so never sent."""
     delivery = message_delivery(run, pathway, entry, purpose=purpose, template=template, due=due or entry.due,
                                 form=form, appointment=appointment, waits_for=_waits_for(purpose, sent_by_rule),
-                                by_reference=workflow.patched(TEMPLATE_REFERENCES))
+                                by_reference=workflow.patched(TEMPLATE_REFERENCES),
+                                pathway_by_reference=workflow.patched(DELIVERY_BY_REFERENCE))
     try:
         if workflow.patched(DELIVER_THROUGH_OUTAGES):
             receipt = await _deliver_when_welcome(run, entry, delivery, ended)

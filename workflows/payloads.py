@@ -47,16 +47,22 @@ def undelivered(entry: TimelineEntry) -> Escalate:
 
 def message_delivery(run: EnrollmentRun, pathway: Pathway, entry: TimelineEntry, *, purpose: str,
                      template: TemplateName, due: datetime, form: FormLink | None, by_reference: bool,
-                     waits_for: list[str], appointment: AppointmentNotice | None = None) -> MessageDelivery:
+                     waits_for: list[str], appointment: AppointmentNotice | None = None,
+                     pathway_by_reference: bool = False) -> MessageDelivery:
     """The message of `entry`'s step in `pathway` (the version whose rules the touchpoint follows): its
-    texts by reference, or (`by_reference` false, runs started before references) the texts themselves."""
+    texts by reference, or (`by_reference` false, runs started before references) the texts themselves.
+
+    The run's title and `reach` are its current version's; where that is the version referenced
+    (always, but for a touchpoint finishing under an older version after a migration) and
+    `pathway_by_reference`, the activity reads them from it instead of every input carrying them."""
     step = pathway.step(entry.step_id)
     texts = ({"pathway_version": pathway.version, "template": template} if by_reference
              else {"templates": templates_of(step, template)})
-    return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id,
-                           pathway_title=run.pathway.title, step_id=step.id, occurrence=entry.occurrence,
-                           purpose=purpose, channel=step.channel, due=due, form=form, appointment=appointment,
-                           reach=run.pathway.reach, waits_for=waits_for, **texts)
+    if not (by_reference and pathway_by_reference and pathway.version == run.pathway.version):
+        texts.update(pathway_title=run.pathway.title, reach=run.pathway.reach)
+    return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id, step_id=step.id,
+                           occurrence=entry.occurrence, purpose=purpose, channel=step.channel, due=due, form=form,
+                           appointment=appointment, waits_for=waits_for, **texts)
 
 
 def templates_of(step: MessageStep | QuestionnaireStep | AppointmentStep, template: TemplateName) -> dict[str, MessageTemplate]:

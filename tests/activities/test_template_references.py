@@ -29,6 +29,9 @@ steps:
       zh-CN: {subject: "您好 v1", body: "{{ patient.first_name }}，您好"}
 """
 VERSION_2 = VERSION_1.replace("version: 1", "version: 2").replace(" v1", " v2")
+# No channel of its own: its title and its `reach` (inputs without them) come from this version.
+VERSION_3 = VERSION_1.replace("version: 1", "version: 3\nreach:\n  channels: {zh-CN: [email]}").replace(
+    '"您好 v1"', '"{{ pathway.title }} v3"')
 
 
 class Links:
@@ -40,7 +43,7 @@ class Links:
 async def delivery(database):
     sessions = database
     registry = PathwayRegistry(sessions, {})
-    for number, source in enumerate([VERSION_1, VERSION_2], start=1):
+    for number, source in enumerate([VERSION_1, VERSION_2, VERSION_3], start=1):
         await registry.deploy(source, f"v{number}.yaml")
     async with sessions.begin() as session:
         session.add(Patient(id="pt_1", given_name="Wei", family_name="Li", email="wei@example.test", locale="zh-CN",
@@ -74,3 +77,12 @@ async def test_a_version_that_was_never_deployed_fails_at_once_naming_it(deliver
     assert (unknown.value.type, unknown.value.non_retryable) == ("UnknownPathway", True)
     assert unknown.value.message == "pathway 'reference-check' has no version 7"
     assert inbox.messages == []
+
+
+async def test_a_delivery_without_title_and_reach_takes_them_from_the_named_version(delivery):
+    activities, inbox = delivery
+    request = MessageDelivery(enrollment_id="en_1", pathway_id="reference-check", step_id="hello", occurrence=1,
+                              channel=None, due=utcnow(), pathway_version=3, template="template")
+    receipt = await ActivityEnvironment().run(activities.deliver_message, request)
+    assert receipt.channel == "email"
+    assert [mail.subject for mail in inbox.messages] == ["Reference check v3"]

@@ -42,6 +42,6 @@ async def test_each_delivery_names_the_version_step_and_template_and_the_texts_s
                  and event.activity_task_scheduled_event_attributes.activity_type.name == DELIVER_MESSAGE]
     deliveries = [(await stack.client.data_converter.decode(attributes.input.payloads, [MessageDelivery]))[0]
                   for attributes in scheduled]
-    assert [(d.occurrence, d.pathway_version, d.template, d.templates) for d in deliveries] == [
-        (1, 4, "template", None), (2, 4, "template", None), (3, 4, "template", None)]
+    assert [(d.occurrence, d.pathway_version, d.template, d.templates, d.pathway_title, d.reach)
+            for d in deliveries] == [(occurrence, 4, "template", None, None, None) for occurrence in (1, 2, 3)]
     assert [mail.subject for mail in stack.inbox.messages] == ["第 1 天", "第 2 天", "第 3 天"]
