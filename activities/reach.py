@@ -27,15 +27,16 @@ class Hold:
     why: str
 
 
-async def patient_for_delivery(session: AsyncSession, enrollment_id: str, lock: bool) -> Patient | None:
-    """The enrollment's patient; `lock`: their row held until the transaction ends (PostgreSQL), so that
-    deliveries to one patient count the day's messages in turn."""
-    query = select(Patient).join(Enrollment, Enrollment.patient_id == Patient.id).where(Enrollment.id == enrollment_id)
-    return await session.scalar(query.with_for_update(of=Patient) if lock else query)
-
-
-async def preferences_of(session: AsyncSession, patient_id: str) -> PatientPreferences | None:
-    return await session.get(PatientPreferences, patient_id)
+async def patient_for_delivery(session: AsyncSession, enrollment_id: str,
+                               lock: bool) -> tuple[Patient, PatientPreferences | None] | None:
+    """The enrollment's patient and their stored preferences, read together (one round trip on the hot
+    path); `lock`: the patient's row held until the transaction ends (PostgreSQL), so that deliveries to
+    one patient count the day's messages in turn."""
+    query = (select(Patient, PatientPreferences).join(Enrollment, Enrollment.patient_id == Patient.id)
+             .outerjoin(PatientPreferences, PatientPreferences.patient_id == Patient.id)
+             .where(Enrollment.id == enrollment_id))
+    row = (await session.execute(query.with_for_update(of=Patient) if lock else query)).first()
+    return None if row is None else (row[0], row[1])
 
 
 def channels_to_try(request: MessageDelivery, patient: Patient, preferences: PatientPreferences | None,

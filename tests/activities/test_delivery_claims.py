@@ -81,9 +81,10 @@ async def test_a_retry_waits_while_an_earlier_attempt_may_still_be_sending(deliv
 async def test_an_overtaken_attempt_does_not_overwrite_the_outcome(delivery):
     activities, sessions, inbox = delivery
     async with sessions.begin() as session:
-        record = await activities._claim(session, REQUEST, "test-run/test/1", REQUEST.channel)
-        record_id = record.id
-        record.claimed_until = utcnow() - timedelta(seconds=1)
+        record_id = (await activities._claim(session, REQUEST, "test-run/test/1", REQUEST.channel)).id
+        # Attempt 1's lease runs out while it is still sending.
+        await session.execute(update(TouchpointRecord).where(TouchpointRecord.id == record_id)
+                              .values(claimed_until=utcnow() - timedelta(seconds=1)))
     await attempt(2).run(activities.deliver_message, REQUEST)
 
     # Attempt 1 comes back late with a failure: attempt 2's "sent" stands.
@@ -103,8 +104,8 @@ async def test_of_two_attempts_claiming_at_once_only_one_may_send(delivery):
     activities, sessions, _ = delivery
     # Attempt 1 failed: the message is free for the next attempt.
     async with sessions.begin() as session:
-        record = await activities._claim(session, REQUEST, "test-run/test/1", REQUEST.channel)
-        record.status = "failed"
+        record_id = (await activities._claim(session, REQUEST, "test-run/test/1", REQUEST.channel)).id
+        await session.execute(update(TouchpointRecord).where(TouchpointRecord.id == record_id).values(status="failed"))
 
     async def claim(attempt_id: str) -> None:
         async with sessions.begin() as session:
