@@ -136,7 +136,7 @@ class DeliveryActivities:
                 raise ApplicationError(f"no channel of {wanted} is configured", type="NoChannel", non_retryable=True)
             # Withdrawn (or, where the site requires it, never given): closed to this patient on every retry.
             channels = await allowed_channels(session, patient.id, configured, require_consent=self._require_consent)
-            record = await self._claim(session, request, claim, (channels or configured)[0])
+            record = await self._claim(session, request, claim, patient.id, (channels or configured)[0])
             if record.status == "sent":
                 TOUCHPOINTS.labels(record.channel, "duplicate").inc()
                 return DeliveryReceipt(duplicate=True, channel=record.channel)
@@ -225,7 +225,8 @@ class DeliveryActivities:
                     .where(CallTaskRecord.enrollment_id == change.enrollment_id, CallTaskRecord.status == "open")
                     .values(status="cancelled", closed_reason=reason))
 
-    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str, channel: str) -> _Claimed:
+    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str, patient_id: str,
+                     channel: str) -> _Claimed:
         now = utcnow()
         # The first attempt at a message (nearly every delivery) claims it in one statement. An attempt that
         # finds the key taken (a retry, or another attempt inserting it at this moment, whose transaction the
@@ -233,9 +234,9 @@ class DeliveryActivities:
         insert = _INSERT_UNLESS_PRESENT[session.bind.dialect.name]
         inserted = await session.scalar(
             insert(TouchpointRecord)
-            .values(enrollment_id=request.enrollment_id, step_id=request.step_id, occurrence=request.occurrence,
-                    purpose=request.purpose, channel=channel, due_at=request.due, status="sending", attempts=1,
-                    claim=claim, claimed_until=now + CLAIM_LEASE)
+            .values(enrollment_id=request.enrollment_id, patient_id=patient_id, step_id=request.step_id,
+                    occurrence=request.occurrence, purpose=request.purpose, channel=channel, due_at=request.due,
+                    status="sending", attempts=1, claim=claim, claimed_until=now + CLAIM_LEASE)
             .on_conflict_do_nothing(index_elements=["enrollment_id", "step_id", "occurrence", "purpose"])
             .returning(TouchpointRecord.id))
         if inserted is not None:

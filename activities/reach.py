@@ -71,6 +71,5 @@ async def messages_due_between(session: AsyncSession, patient_id: str, starts: d
                           and_(TouchpointRecord.status == "sending", TouchpointRecord.claimed_until > utcnow()))
     return await session.scalar(
         select(func.count()).select_from(TouchpointRecord)
-        .join(Enrollment, Enrollment.id == TouchpointRecord.enrollment_id)
-        .where(Enrollment.patient_id == patient_id, TouchpointRecord.id != excluding, sent_or_sending,
+        .where(TouchpointRecord.patient_id == patient_id, TouchpointRecord.id != excluding, sent_or_sending,
                TouchpointRecord.due_at >= starts, TouchpointRecord.due_at < ends))
