@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -60,6 +60,10 @@ from workflows.payloads import templates_of
 # Longer than an attempt can take (its 30 s start-to-close timeout, SMTP's own 20 s, the database):
 # past it, the attempt is surely over, one way or another.
 CLAIM_LEASE = timedelta(seconds=90)
+
+# The row of a touchpoint while an attempt holds its claim: built once (see activities/reach.py).
+_HELD_TOUCHPOINT = update(TouchpointRecord).where(TouchpointRecord.id == bindparam("touchpoint"),
+                                                  TouchpointRecord.claim == bindparam("holder"))
 
 # INSERT ... ON CONFLICT DO NOTHING, which both databases speak but SQLAlchemy builds per dialect.
 _INSERT_UNLESS_PRESENT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -269,8 +273,7 @@ class DeliveryActivities:
     async def _record(self, session: AsyncSession, record_id: int, claim: str, **values) -> None:
         """The attempt's outcome, if the attempt still holds the claim; else a newer attempt has taken the
         message over and its outcome stands."""
-        taken = await session.execute(update(TouchpointRecord).where(
-            TouchpointRecord.id == record_id, TouchpointRecord.claim == claim).values(**values))
+        taken = await session.execute(_HELD_TOUCHPOINT.values(**values), {"touchpoint": record_id, "holder": claim})
         await session.commit()
         if taken.rowcount == 0:
             activity.logger.warning("delivery attempt %s finished after another took over touchpoint %d; "
