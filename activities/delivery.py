@@ -65,8 +65,16 @@ CLAIM_LEASE = timedelta(seconds=90)
 _HELD_TOUCHPOINT = update(TouchpointRecord).where(TouchpointRecord.id == bindparam("touchpoint"),
                                                   TouchpointRecord.claim == bindparam("holder"))
 
-# INSERT ... ON CONFLICT DO NOTHING, which both databases speak but SQLAlchemy builds per dialect.
-_INSERT_UNLESS_PRESENT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# A new touchpoint, claimed, unless its key is there already: INSERT ... ON CONFLICT DO NOTHING, which both
+# databases speak but SQLAlchemy builds per dialect.
+_CLAIMED_COLUMNS = ("enrollment_id", "patient_id", "step_id", "occurrence", "purpose", "channel", "due_at", "status",
+                    "attempts", "claim", "claimed_until")
+_CLAIM_NEW = {
+    dialect: insert(TouchpointRecord).values({name: bindparam(name) for name in _CLAIMED_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["enrollment_id", "step_id", "occurrence", "purpose"])
+    .returning(TouchpointRecord.id)
+    for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
 
 def _attempt_of(info: activity.Info) -> str:
@@ -235,14 +243,10 @@ class DeliveryActivities:
         # The first attempt at a message (nearly every delivery) claims it in one statement. An attempt that
         # finds the key taken (a retry, or another attempt inserting it at this moment, whose transaction the
         # database waits for) goes on to take the existing row over, if it is free.
-        insert = _INSERT_UNLESS_PRESENT[session.bind.dialect.name]
-        inserted = await session.scalar(
-            insert(TouchpointRecord)
-            .values(enrollment_id=request.enrollment_id, patient_id=patient_id, step_id=request.step_id,
-                    occurrence=request.occurrence, purpose=request.purpose, channel=channel, due_at=request.due,
-                    status="sending", attempts=1, claim=claim, claimed_until=now + CLAIM_LEASE)
-            .on_conflict_do_nothing(index_elements=["enrollment_id", "step_id", "occurrence", "purpose"])
-            .returning(TouchpointRecord.id))
+        inserted = await session.scalar(_CLAIM_NEW[session.bind.dialect.name], {
+            "enrollment_id": request.enrollment_id, "patient_id": patient_id, "step_id": request.step_id,
+            "occurrence": request.occurrence, "purpose": request.purpose, "channel": channel, "due_at": request.due,
+            "status": "sending", "attempts": 1, "claim": claim, "claimed_until": now + CLAIM_LEASE})
         if inserted is not None:
             return _Claimed(inserted, "sending", channel)
         record = await session.scalar(
