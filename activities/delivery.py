@@ -13,11 +13,13 @@ silent loss.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -31,12 +33,7 @@ from activities.channels import (
     WeChatContent,
 )
 from activities.metrics import DELIVERY_LATENESS, TOUCHPOINTS
-from activities.reach import (
-    channels_to_try,
-    hold_for,
-    patient_for_delivery,
-    preferences_of,
-)
+from activities.reach import channels_to_try, hold_for, patient_for_delivery
 from language.messages import MessageTemplate
 from language.model import Pathway
 from language.reach import DEFAULT_DAILY_BUDGET, channel_order
@@ -64,9 +61,33 @@ from workflows.payloads import templates_of
 # past it, the attempt is surely over, one way or another.
 CLAIM_LEASE = timedelta(seconds=90)
 
+# The row of a touchpoint while an attempt holds its claim: built once (see activities/reach.py).
+_HELD_TOUCHPOINT = update(TouchpointRecord).where(TouchpointRecord.id == bindparam("touchpoint"),
+                                                  TouchpointRecord.claim == bindparam("holder"))
+
+# A new touchpoint, claimed, unless its key is there already: INSERT ... ON CONFLICT DO NOTHING, which both
+# databases speak but SQLAlchemy builds per dialect.
+_CLAIMED_COLUMNS = ("enrollment_id", "patient_id", "step_id", "occurrence", "purpose", "channel", "due_at", "status",
+                    "attempts", "claim", "claimed_until")
+_CLAIM_NEW = {
+    dialect: insert(TouchpointRecord).values({name: bindparam(name) for name in _CLAIMED_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["enrollment_id", "step_id", "occurrence", "purpose"])
+    .returning(TouchpointRecord.id)
+    for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+
 
 def _attempt_of(info: activity.Info) -> str:
     return f"{info.workflow_run_id}/{info.activity_id}/{info.attempt}"
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """The touchpoint row an attempt claimed (or found sent)."""
+
+    id: int
+    status: str
+    channel: str
 
 
 class FormLinkSigner(Protocol):
@@ -116,25 +137,26 @@ class DeliveryActivities:
         request, templates = await self._resolved(request)
         claim = _attempt_of(activity.info())
         async with self._sessions.begin() as session:
-            patient = await patient_for_delivery(session, request.enrollment_id, lock=bool(request.waits_for))
-            if patient is None:
+            found = await patient_for_delivery(session, request.enrollment_id, lock=bool(request.waits_for))
+            if found is None:
                 raise ApplicationError(f"enrollment {request.enrollment_id} has no patient", type="NoPatient",
                                        non_retryable=True)
-            preferences = await preferences_of(session, patient.id)
+            patient, preferences = found
             configured = channels_to_try(request, patient, preferences, self._channels)
             if not configured:
                 wanted = ", ".join(channel_order([], request.channel, request.reach, patient.locale))
                 raise ApplicationError(f"no channel of {wanted} is configured", type="NoChannel", non_retryable=True)
             # Withdrawn (or, where the site requires it, never given): closed to this patient on every retry.
             channels = await allowed_channels(session, patient.id, configured, require_consent=self._require_consent)
-            record = await self._claim(session, request, claim, (channels or configured)[0])
+            record = await self._claim(session, request, claim, patient.id, (channels or configured)[0])
             if record.status == "sent":
                 TOUCHPOINTS.labels(record.channel, "duplicate").inc()
                 return DeliveryReceipt(duplicate=True, channel=record.channel)
             if channels and patient.deceased_at is None:
                 hold = await hold_for(session, request, patient, preferences, self._daily_budget, record.id)
                 if hold is not None:
-                    record.status, record.claim, record.claimed_until = "deferred", None, None
+                    await session.execute(update(TouchpointRecord).where(TouchpointRecord.id == record.id)
+                                          .values(status="deferred", claim=None, claimed_until=None))
                     return DeliveryReceipt(duplicate=False, deferred_until=hold.until, deferred_for=hold.why)
             record_id = record.id
         async with self._sessions() as outcome:
@@ -215,8 +237,18 @@ class DeliveryActivities:
                     .where(CallTaskRecord.enrollment_id == change.enrollment_id, CallTaskRecord.status == "open")
                     .values(status="cancelled", closed_reason=reason))
 
-    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str,
-                     channel: str) -> TouchpointRecord:
+    async def _claim(self, session: AsyncSession, request: MessageDelivery, claim: str, patient_id: str,
+                     channel: str) -> _Claimed:
+        now = utcnow()
+        # The first attempt at a message (nearly every delivery) claims it in one statement. An attempt that
+        # finds the key taken (a retry, or another attempt inserting it at this moment, whose transaction the
+        # database waits for) goes on to take the existing row over, if it is free.
+        inserted = await session.scalar(_CLAIM_NEW[session.bind.dialect.name], {
+            "enrollment_id": request.enrollment_id, "patient_id": patient_id, "step_id": request.step_id,
+            "occurrence": request.occurrence, "purpose": request.purpose, "channel": channel, "due_at": request.due,
+            "status": "sending", "attempts": 1, "claim": claim, "claimed_until": now + CLAIM_LEASE})
+        if inserted is not None:
+            return _Claimed(inserted, "sending", channel)
         record = await session.scalar(
             select(TouchpointRecord).where(
                 TouchpointRecord.enrollment_id == request.enrollment_id,
@@ -225,18 +257,8 @@ class DeliveryActivities:
                 TouchpointRecord.purpose == request.purpose,
             )
         )
-        now = utcnow()
-        if record is None:
-            # A second attempt inserting the same key at once fails on the unique key, and is retried.
-            record = TouchpointRecord(enrollment_id=request.enrollment_id, step_id=request.step_id,
-                                      occurrence=request.occurrence, purpose=request.purpose, channel=channel,
-                                      due_at=request.due, status="sending", attempts=1, claim=claim,
-                                      claimed_until=now + CLAIM_LEASE)
-            session.add(record)
-            await session.flush()
-            return record
         if record.status == "sent":
-            return record
+            return _Claimed(record.id, record.status, record.channel)
         # Taken only if still free when written: another attempt may have claimed the row since it was read,
         # and the database re-checks the condition against that attempt's committed claim.
         free = and_(TouchpointRecord.status != "sent",
@@ -250,13 +272,12 @@ class DeliveryActivities:
         if taken.rowcount == 0 and record.status != "sent":
             raise ApplicationError("an earlier attempt may still be sending this message; retried after its lease",
                                    type="DeliveryInProgress")
-        return record
+        return _Claimed(record.id, record.status, record.channel)
 
     async def _record(self, session: AsyncSession, record_id: int, claim: str, **values) -> None:
         """The attempt's outcome, if the attempt still holds the claim; else a newer attempt has taken the
         message over and its outcome stands."""
-        taken = await session.execute(update(TouchpointRecord).where(
-            TouchpointRecord.id == record_id, TouchpointRecord.claim == claim).values(**values))
+        taken = await session.execute(_HELD_TOUCHPOINT.values(**values), {"touchpoint": record_id, "holder": claim})
         await session.commit()
         if taken.rowcount == 0:
             activity.logger.warning("delivery attempt %s finished after another took over touchpoint %d; "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import ConsentRecord
@@ -18,11 +18,15 @@ GRANTED = "granted"
 WITHDRAWN = "withdrawn"
 
 
+# Built once (it is asked before every message), the patient bound at each call.
+_DECISIONS_IN_FORCE = select(ConsentRecord).where(ConsentRecord.id.in_(
+    select(func.max(ConsentRecord.id)).where(ConsentRecord.patient_id == bindparam("patient_id"))
+    .group_by(ConsentRecord.channel)))
+
+
 async def consent_decisions(session: AsyncSession, patient_id: str) -> dict[str, ConsentRecord]:
     """The decision in force per channel: each channel's newest row."""
-    newest = (select(func.max(ConsentRecord.id)).where(ConsentRecord.patient_id == patient_id)
-              .group_by(ConsentRecord.channel))
-    rows = await session.scalars(select(ConsentRecord).where(ConsentRecord.id.in_(newest)))
+    rows = await session.scalars(_DECISIONS_IN_FORCE, {"patient_id": patient_id})
     return {row.channel: row for row in rows}
 
 

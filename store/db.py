@@ -139,10 +139,16 @@ class TouchpointRecord(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", "occurrence", "purpose", name="uq_touchpoint_key"),
         Index("ix_touchpoints_provider_message", "channel", "provider_message_id"),
+        # A patient's daily budget counts their messages due on one day (activities/reach.py): a range of this.
+        Index("ix_touchpoints_patient_due", "patient_id", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    # The enrollment's patient, copied when the message is claimed so that counting a patient's messages joins
+    # nothing. Every claim writes it and the migration that added it filled it in; rows written by hand
+    # (test data) may leave it empty, and no budget counts them.
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id", name="fk_touchpoints_patient"))
     step_id: Mapped[str] = mapped_column(String(64))
     occurrence: Mapped[int] = mapped_column(Integer)
     # scheduled, invitation, reminder-1, ...: one occurrence of a questionnaire sends several messages.

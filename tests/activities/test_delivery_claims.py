@@ -61,7 +61,7 @@ async def test_a_retry_waits_while_an_earlier_attempt_may_still_be_sending(deliv
     # Attempt 1 claimed the message and is still talking to the server (or hung) when Temporal,
     # its start-to-close timeout passed, starts attempt 2.
     async with sessions.begin() as session:
-        await activities._claim(session, REQUEST, "test-run/test/1", REQUEST.channel)
+        await activities._claim(session, REQUEST, "test-run/test/1", "pt_1", REQUEST.channel)
 
     with pytest.raises(ApplicationError) as waiting:
         await attempt(2).run(activities.deliver_message, REQUEST)
@@ -81,9 +81,10 @@ async def test_a_retry_waits_while_an_earlier_attempt_may_still_be_sending(deliv
 async def test_an_overtaken_attempt_does_not_overwrite_the_outcome(delivery):
     activities, sessions, inbox = delivery
     async with sessions.begin() as session:
-        record = await activities._claim(session, REQUEST, "test-run/test/1", REQUEST.channel)
-        record_id = record.id
-        record.claimed_until = utcnow() - timedelta(seconds=1)
+        record_id = (await activities._claim(session, REQUEST, "test-run/test/1", "pt_1", REQUEST.channel)).id
+        # Attempt 1's lease runs out while it is still sending.
+        await session.execute(update(TouchpointRecord).where(TouchpointRecord.id == record_id)
+                              .values(claimed_until=utcnow() - timedelta(seconds=1)))
     await attempt(2).run(activities.deliver_message, REQUEST)
 
     # Attempt 1 comes back late with a failure: attempt 2's "sent" stands.
@@ -103,17 +104,17 @@ async def test_of_two_attempts_claiming_at_once_only_one_may_send(delivery):
     activities, sessions, _ = delivery
     # Attempt 1 failed: the message is free for the next attempt.
     async with sessions.begin() as session:
-        record = await activities._claim(session, REQUEST, "test-run/test/1", REQUEST.channel)
-        record.status = "failed"
+        record_id = (await activities._claim(session, REQUEST, "test-run/test/1", "pt_1", REQUEST.channel)).id
+        await session.execute(update(TouchpointRecord).where(TouchpointRecord.id == record_id).values(status="failed"))
 
     async def claim(attempt_id: str) -> None:
         async with sessions.begin() as session:
-            await activities._claim(session, REQUEST, attempt_id, REQUEST.channel)
+            await activities._claim(session, REQUEST, attempt_id, "pt_1", REQUEST.channel)
 
     # Attempt 2 past its timeout but still running, and attempt 3 already started: both read the failed row,
     # and 3 writes its claim while 2's transaction holds the row.
     async with sessions.begin() as session:
-        await activities._claim(session, REQUEST, "test-run/test/2", REQUEST.channel)
+        await activities._claim(session, REQUEST, "test-run/test/2", "pt_1", REQUEST.channel)
         third = asyncio.create_task(claim("test-run/test/3"))
         await asyncio.sleep(0.5)
         assert not third.done()  # waiting for the row

@@ -139,3 +139,28 @@ async def test_patients_phones_become_e164_and_unreadable_ones_stay_as_typed_and
                       "pt_stored": "+8613900000000", "pt_unreadable": "ask the ward", "pt_none": None}
     [report] = [record.getMessage() for record in caplog.records if record.name == "carepath.migrations"]
     assert "pt_unreadable" in report and "ask the ward" not in report
+
+
+async def test_touchpoints_from_before_their_patient_id_get_their_enrollments_patient(url: str):
+    await asyncio.to_thread(migrate, url, "a7c3e9d1f5b2")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for patient_id in ("pt_a", "pt_b"):
+                await connection.execute(text(
+                    "INSERT INTO patients (id, given_name, family_name, locale, timezone, created_at) "
+                    "VALUES (:id, 'Mei', 'Chen', 'zh-CN', 'Asia/Shanghai', CURRENT_TIMESTAMP)"), {"id": patient_id})
+                await connection.execute(text(
+                    "INSERT INTO enrollments (id, patient_id, pathway_id, pathway_version, anchor, timezone, status, "
+                    "request_fingerprint, created_at) VALUES (:id, :patient, 'p', 1, CURRENT_TIMESTAMP, 'UTC', "
+                    "'active', 'x', CURRENT_TIMESTAMP)"), {"id": f"en_{patient_id}", "patient": patient_id})
+                await connection.execute(text(
+                    "INSERT INTO touchpoints (enrollment_id, step_id, occurrence, purpose, channel, status, due_at, "
+                    "attempts) VALUES (:enrollment, 's', 1, 'scheduled', 'email', 'sent', CURRENT_TIMESTAMP, 1)"),
+                    {"enrollment": f"en_{patient_id}"})
+        await asyncio.to_thread(migrate, url)
+        async with engine.connect() as connection:
+            stored = dict((await connection.execute(text("SELECT enrollment_id, patient_id FROM touchpoints"))).all())
+    finally:
+        await engine.dispose()
+    assert stored == {"en_pt_a": "pt_a", "en_pt_b": "pt_b"}
