@@ -185,6 +185,7 @@ class BenchStack:
     api: subprocess.Popen
     worker: subprocess.Popen
     http: httpx.AsyncClient  # signed in as a clinical manager and hospital system
+    inbox: SmtpSink  # the email gateway: what it took, and when
 
 
 @asynccontextmanager
@@ -230,7 +231,7 @@ async def bench_stack(workdir: Path, task_queue: str, pathway: str,
                 if deployed.status_code not in (200, 201):
                     raise RuntimeError(f"deploying the bench pathway: {deployed.status_code} {deployed.text}")
                 print(f"stack up: Temporal {address}, API {base_url}; {os.cpu_count()} CPUs", flush=True)
-                yield BenchStack(environment, database_url, task_queue, *processes, http)
+                yield BenchStack(environment, database_url, task_queue, *processes, http, inbox)
     finally:
         for process in processes:
             process.terminate()
