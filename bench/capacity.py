@@ -17,7 +17,8 @@ processes, each given 1/N of the limit. Then:
    empty: enrollments at rest, as a hospital's are between touchpoints): resident memory (RSS) of
    worker, API and Temporal server, and the same API probe;
 4. the burst: lateness of each delivery (the store's sent_at - due_at), p50/p99 and the last, and
-   the most messages the SMTP sink (the gateway) took within any one second, against its limit.
+   the most messages the SMTP sink (the gateway) took within any one second, against its limit, and
+   the CPU each part of the stack used per delivery while the burst drained.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from api_load import (  # noqa: E402
     BenchStack,
     add_patients,
     bench_stack,
+    measured,
     open_loop,
     percentile,
     raw_start_rate,
@@ -207,12 +209,14 @@ async def main(options: argparse.Namespace) -> None:
             loaded = await probe()
             print(f"with {options.enrollments} active: API p95 {percentile(loaded, 95):.3f}s; RSS "
                   + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in memory.items()), flush=True)
-            wait = max(0.0, (due - datetime.now(UTC)).total_seconds())
-            delivered = await until_delivered(stack.database_url, options.enrollments,
-                                              wait + options.deliver_within * 2)
+            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            delivered, burst_cpu = await measured(stack, until_delivered(stack.database_url, options.enrollments,
+                                                                         options.deliver_within * 2))
             memory |= {f"{name} after the burst": mib for name, mib in workers_rss(stack).items()}
             taken = [mail.received_at for mail in stack.inbox.messages]
         report(options, empty, loaded, memory, delivered, taken, parse_rate_limit(options.rate_limit).amount)
+        print("CPU ms per delivery during the burst: " + ", ".join(
+            f"{part} {1000 * seconds / max(len(delivered), 1):.1f}" for part, seconds in burst_cpu.items()))
 
 
 def report(options: argparse.Namespace, empty: list[float], loaded: list[float], memory: dict[str, float],
