@@ -34,9 +34,6 @@ from pathlib import Path
 
 from limits import parse as parse_rate_limit
 from sqlalchemy import func, select
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 BENCH = Path(__file__).resolve().parent
@@ -52,6 +49,7 @@ from api_load import (  # noqa: E402
     open_loop,
     percentile,
     raw_start_rate,
+    until_settled,
 )
 
 from language.validation import parse_pathway  # noqa: E402
@@ -120,23 +118,6 @@ async def enroll_all(database_url: str, client: Client, task_queue: str, pathway
         return count / (time.monotonic() - began)
     finally:
         await engine.dispose()
-
-
-async def until_settled(client: Client, task_queue: str, timeout: float = 600) -> float:
-    """Seconds until the task queue has nothing waiting (the cohort's first workflow tasks all done), so
-    that the API probe "with N active" measures N enrollments at rest, not the worker catching up."""
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        backlog = 0
-        for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
-            described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-                namespace=client.namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind,
-                report_stats=True))
-            backlog += described.stats.approximate_backlog_count
-        if backlog == 0:
-            return time.monotonic() - began
-        await asyncio.sleep(1)
-    raise RuntimeError(f"{task_queue} still had tasks waiting after {timeout:.0f}s")
 
 
 async def until_delivered(database_url: str, count: int, timeout: float) -> list[tuple[datetime, datetime]]:
