@@ -40,4 +40,4 @@ class EventHandling:
 
     def _pathway_done(self) -> bool:
         """Nothing left to do and nothing being done: the run's loop has ended, and would never act on a rule."""
-        return self._performing is None and not self._agenda and not self._calls_waiting()
+        return self._performing is None and not self._agenda and not self._must_wait()

@@ -125,3 +125,23 @@ async def test_an_ended_enrollment_takes_no_events(time_skipping, stack):
             PathwayWorkflow.record_event, EnrollmentEvent(event_id="ev_7", type="lab-result", values={"hb_g_dl": 8.0}))
 
     assert refused.value.cause.message == "the enrollment is cancelled; it takes no more events"
+
+
+async def test_an_enrollment_waiting_only_on_an_open_call_still_takes_events(time_skipping, stack):
+    """Past its last planned touchpoint, a run that waits for a call's outcome is still running: an event is
+    taken and acted on (it raised AttributeError in the update validator before)."""
+    enrolled = await _enrolled(time_skipping, stack)
+    await enrolled.workflow.execute_update(
+        PathwayWorkflow.record_event, EnrollmentEvent(event_id="ev_8", type="lab-result", values={"hb_g_dl": 8.0}))
+    await time_skipping.sleep(timedelta(days=8))
+    waiting = await enrolled.workflow.query(PathwayWorkflow.timeline)
+    assert (waiting.status, waiting.next_due) == ("active", None), "nothing left on the agenda"
+    assert {e.key: e.status for e in waiting.entries}["anaemia-call#1"] == "open"
+
+    outcome = await enrolled.workflow.execute_update(
+        PathwayWorkflow.record_event, EnrollmentEvent(event_id="ev_9", type="lab-result", values={"hb_g_dl": 7.6}))
+
+    assert outcome.calls == ["anaemia-call"]
+    timeline = await enrolled.workflow.query(PathwayWorkflow.timeline)
+    assert [(e.key, e.status) for e in timeline.entries if e.kind == "event"] == [
+        ("lab-result#1", "received"), ("lab-result#2", "received")]
