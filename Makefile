@@ -2,11 +2,15 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per Python version: `make test PYTHON=python3.13` rebuilds the venv on that interpreter.
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+STAMP := $(VENV)/.installed-$(PYTHON_VERSION)
 
-.PHONY: up test venv validate bench clean browser
+.PHONY: up test venv typecheck validate bench clean browser
 
 $(STAMP): pyproject.toml
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYTHON_VERSION)" ]; then \
+	  echo "rebuilding $(VENV) on Python $(PYTHON_VERSION)"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -29,6 +33,9 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
 	    || echo "chromium could not be installed: the browser tests will skip"; \
 	fi
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 validate: $(STAMP)
 	$(BIN)/carepath validate pathways/*.yaml
