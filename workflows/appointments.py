@@ -23,10 +23,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.payloads import appointment_notice
 
-# Runs started before appointment steps existed have none; the patch marks the first visit planned.
-APPOINTMENT_STEPS_PATCH = "appointment-steps"
-
-
 @dataclass(frozen=True, eq=False)
 class AppointmentItem(AgendaItem):
     """What PathwayWorkflow hands to `_perform_appointment`."""
@@ -61,8 +57,6 @@ class AppointmentSteps:
         """Put a planned touchpoint on the agenda: a visit's reminders and its time, or what its kind starts with."""
         if entry.kind != "appointment":
             self._agenda.add(first_item(entry))
-            return
-        if not workflow.patched(APPOINTMENT_STEPS_PATCH):
             return
         step = self.rules_pathway(entry.key).step(entry.step_id)
         now = workflow.now()

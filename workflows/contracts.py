@@ -265,10 +265,9 @@ class MessageDelivery(Compact):
     """Deliver one message. (enrollment, step, occurrence, purpose) is the idempotency key.
 
     Its texts by reference: the step's `template` in deployed version `pathway_version`, which the
-    activity reads (cached per version), so every locale's text is not in each activity input. Runs
-    started before references carry the texts themselves in `templates`. The pathway's title and
-    `reach` the activity reads from that version too where `pathway_title` is None (patch
-    `delivery-by-reference`); inputs written before carry both.
+    activity reads (cached per version), so every locale's text is not in each activity input. The
+    pathway's title and `reach` the activity reads from that version too where `pathway_title` is None.
+    `templates` (the texts themselves) the workflow no longer writes; the activity still reads it.
     """
 
     enrollment_id: str

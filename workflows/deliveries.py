@@ -6,10 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 
-from temporalio import workflow
-
-with workflow.unsafe.imports_passed_through():
-    from workflows import effects
 
 
 class Deliveries:
@@ -34,7 +30,7 @@ class Deliveries:
             task.cancel()
 
     async def start(self, key: str, delivery: Coroutine) -> None:
-        """Returns at once; runs started before deliveries waited out outages deliver in turn, as they did."""
+        """Returns at once."""
         self._keys.append(key)
 
         async def tracked() -> None:
@@ -43,9 +39,6 @@ class Deliveries:
             finally:
                 self._keys.remove(key)
 
-        if workflow.patched(effects.DELIVER_THROUGH_OUTAGES):
-            task = asyncio.create_task(tracked())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        else:
-            await tracked()
+        task = asyncio.create_task(tracked())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

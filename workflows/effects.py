@@ -39,17 +39,6 @@ with workflow.unsafe.imports_passed_through():
 
 # The workflow's way of starting an escalation: the entry it is about, the trigger, what to escalate.
 Escalating = Callable[[TimelineEntry, str, Escalate], Awaitable[None]]
-# Runs started before operations alerts replay without them.
-OPERATIONS_ALERTS = "alert-operations"
-SCREENING_FAILURE_IS_POSSIBLE_CRISIS = "screening-failure-is-possible-crisis"
-# Runs started before deliveries waited out outages give up after about an hour, and tell only by email.
-DELIVER_THROUGH_OUTAGES = "deliver-through-outages"
-# Runs started before template references put every locale's text in each delivery's input.
-TEMPLATE_REFERENCES = "template-references"
-# Runs started before patients' preferences (quiet hours, daily budget) never have a message held.
-PATIENT_REACH = "patient-reach"
-# Runs started before put the pathway's title and `reach` into each delivery's input.
-DELIVERY_BY_REFERENCE = "delivery-by-reference"
 
 
 async def send(run: EnrollmentRun, entry: TimelineEntry, pathway: Pathway, escalate: Escalating, *, purpose: str,
@@ -61,19 +50,12 @@ async def send(run: EnrollmentRun, entry: TimelineEntry, pathway: Pathway, escal
     pathway. None: held by the patient's wishes (quiet hours, daily budget) until the enrollment `ended`, and
     so never sent."""
     delivery = message_delivery(run, pathway, entry, purpose=purpose, template=template, due=due or entry.due,
-                                form=form, appointment=appointment, waits_for=_waits_for(purpose, sent_by_rule),
-                                by_reference=workflow.patched(TEMPLATE_REFERENCES),
-                                pathway_by_reference=workflow.patched(DELIVERY_BY_REFERENCE))
+                                form=form, appointment=appointment, waits_for=_waits_for(purpose, sent_by_rule))
     try:
-        if workflow.patched(DELIVER_THROUGH_OUTAGES):
-            receipt = await _deliver_when_welcome(run, entry, delivery, ended)
-            if receipt is None:
-                entry.at, entry.detail = workflow.now(), f"{entry.detail}; not sent: {ended()}"
-                return None
-        else:
-            receipt = await workflow.execute_activity(
-                DELIVER_MESSAGE, delivery, result_type=DeliveryReceipt,
-                start_to_close_timeout=retries.DELIVERY_ATTEMPT_TIMEOUT, retry_policy=retries.DELIVERY_RETRY)
+        receipt = await _deliver_when_welcome(run, entry, delivery, ended)
+        if receipt is None:
+            entry.at, entry.detail = workflow.now(), f"{entry.detail}; not sent: {ended()}"
+            return None
         entry.at = entry.at or workflow.now()
         entry.channel = receipt.channel or entry.channel
         if receipt.passed_over:
@@ -90,8 +72,7 @@ async def send(run: EnrollmentRun, entry: TimelineEntry, pathway: Pathway, escal
         if isinstance(error.cause, ApplicationError) and error.cause.type == PATIENT_DECEASED:
             return False  # nobody is to be told to try again
         await alert_operations(run, "a message could not be delivered", f"{entry.key}: {entry.detail}")
-        if workflow.patched(DELIVER_THROUGH_OUTAGES):
-            await escalate(entry, "message not delivered", undelivered(entry))
+        await escalate(entry, "message not delivered", undelivered(entry))
         return False
 
 
@@ -99,7 +80,7 @@ def _waits_for(purpose: str, sent_by_rule: bool) -> list[str]:
     """What may hold a message. A rule's message (advice on an answer) goes at once: it may be about the
     patient's safety. A questionnaire's invitation and reminders respect quiet hours but not the budget:
     put off by a day, a screening could expire unanswered. A scheduled message waits for both."""
-    if sent_by_rule or not workflow.patched(PATIENT_REACH):
+    if sent_by_rule:
         return []
     return ["quiet_hours", "daily_budget"] if purpose == "scheduled" else ["quiet_hours"]
 
@@ -168,19 +149,16 @@ async def bookkeeping(run: EnrollmentRun, activity: str, payload: object) -> Non
     # failing the enrollment, which would lose every later touchpoint; operations are told if it stalls.
     running = workflow.start_activity(activity, payload, start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
                                       retry_policy=retries.BOOKKEEPING_RETRY)
-    if workflow.patched(OPERATIONS_ALERTS):
-        try:
-            await workflow.wait_condition(running.done, timeout=retries.BOOKKEEPING_STALL)
-        except TimeoutError:
-            await alert_operations(run, "the database has not answered", f"{activity} still failing after "
-                                   f"{retries.BOOKKEEPING_STALL}; retrying until it answers")
+    try:
+        await workflow.wait_condition(running.done, timeout=retries.BOOKKEEPING_STALL)
+    except TimeoutError:
+        await alert_operations(run, "the database has not answered", f"{activity} still failing after "
+                               f"{retries.BOOKKEEPING_STALL}; retrying until it answers")
     await running
 
 
 async def alert_operations(run: EnrollmentRun, what: str, detail: str) -> None:
     """Tell the operations staff; an alert that cannot go is in the worker's log, and the pathway goes on."""
-    if not workflow.patched(OPERATIONS_ALERTS):
-        return
     try:
         await workflow.execute_activity(ALERT_OPERATIONS, OperationsAlert(
             enrollment_id=run.enrollment_id, what=what, detail=detail),
@@ -193,10 +171,6 @@ async def screen(response_id: str, events: list[TimelineEvent]) -> bool:
     """Whether the free text holds crisis words. If it cannot be screened (the database or the worker's
     lexicon unavailable for a few seconds of retries), the answer is the worse case: possible crisis,
     routed urgently by the safety net now, rather than a patient in crisis waiting for an outage."""
-    if not workflow.patched(SCREENING_FAILURE_IS_POSSIBLE_CRISIS):
-        return await workflow.execute_activity(SCREEN_FREE_TEXT, response_id, result_type=bool,
-                                               start_to_close_timeout=retries.BOOKKEEPING_TIMEOUT,
-                                               retry_policy=retries.DELIVERY_RETRY)
     try:
         return await workflow.execute_activity(SCREEN_FREE_TEXT, response_id, result_type=bool,
                                                start_to_close_timeout=retries.SCREENING_ATTEMPT_TIMEOUT,

@@ -23,7 +23,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from language.model import EscalationPolicy, Tier
     from workflows.contracts import (
-        NOTIFY_TEAM,
         NOTIFY_TEAM_BY_EMAIL,
         NOTIFY_TEAM_BY_WEBHOOK,
         RECORD_ESCALATION,
@@ -37,8 +36,7 @@ with workflow.unsafe.imports_passed_through():
         TeamNotification,
     )
 
-# Recording in our own database (and notify_team, for escalations opened before NOTIFY_WITHOUT_BLOCKING):
-# keep trying for as long as it takes, each attempt bounded.
+# Recording in our own database: keep trying for as long as it takes, each attempt bounded.
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=2))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -48,8 +46,6 @@ CHANNEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coef
                             maximum_interval=timedelta(minutes=1), maximum_attempts=5)
 CHANNEL_ATTEMPT_TIMEOUT = timedelta(seconds=30)
 CHANNELS = {"email": NOTIFY_TEAM_BY_EMAIL, "webhook": NOTIFY_TEAM_BY_WEBHOOK}
-# Escalations opened before it waited for notify_team (one activity, retried forever) before each tier's clock.
-NOTIFY_WITHOUT_BLOCKING = "notify-without-blocking-the-ladder"
 
 
 @dataclass
@@ -73,17 +69,12 @@ class EscalationWorkflow:
         self._state = EscalationState(escalation_id=start.escalation_id, enrollment_id=start.enrollment_id,
                                       status="open", priority=start.priority, reason=start.reason)
         self._reassigned_to: str | None = None
-        self._pages_without_blocking = False
         self._background: set[asyncio.Task[None]] = set()
 
     @workflow.run
     async def run(self, start: EscalationStart) -> EscalationState:
-        self._pages_without_blocking = workflow.patched(NOTIFY_WITHOUT_BLOCKING)
         await self._record("opened", actor="system")
-        if self._pages_without_blocking:
-            await self._follow(start.policy)
-        else:
-            await self._climb_waiting_on_each_notification(start.policy.tiers)
+        await self._follow(start.policy)
         await workflow.wait_condition(lambda: self._state.status == "resolved")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
@@ -127,12 +118,9 @@ class EscalationWorkflow:
         """Hand it to another team, which is told at once; the ladder stops climbing."""
         self._reassigned_to = action.to_team
         await self._record("reassigned", actor=action.staff_id, team=action.to_team)
-        if self._pages_without_blocking:
-            tier = len(self._state.notified) + 1
-            self._page(action.to_team, tier)
-            await self._record("notified", actor="system", team=action.to_team, tier=tier)
-        else:
-            await self._notify_and_wait(action.to_team, tier=len(self._state.notified) + 1)
+        tier = len(self._state.notified) + 1
+        self._page(action.to_team, tier)
+        await self._record("notified", actor="system", team=action.to_team, tier=tier)
         return self._state
 
     @reassign.validator
@@ -225,24 +213,6 @@ class EscalationWorkflow:
             team=notification.team, tier=notification.tier, channel=channel, error=error, at=workflow.now()))
         await self._record("notify_failed", actor="system", team=notification.team, tier=notification.tier,
                            detail=f"{channel}: {error}")
-
-    async def _climb_waiting_on_each_notification(self, tiers: list[Tier]) -> None:
-        """Before NOTIFY_WITHOUT_BLOCKING, kept for the escalations still running that began without it."""
-        for tier, rung in enumerate(tiers, start=1):
-            await self._notify_and_wait(rung.notify, tier)
-            if rung.ack_within is None or await self._until(self._answered, rung.ack_within):
-                break
-
-    async def _notify_and_wait(self, team: str, tier: int) -> None:
-        self._state.notified.append(Notified(team=team, tier=tier, at=workflow.now()))
-        await workflow.execute_activity(
-            NOTIFY_TEAM,
-            TeamNotification(escalation_id=self._start.escalation_id, enrollment_id=self._start.enrollment_id,
-                             team=team, tier=tier, priority=self._start.priority, reason=self._start.reason,
-                             trigger=self._start.trigger),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=NOTIFY_RETRY,
-        )
-        await self._record("notified", actor="system", team=team, tier=tier)
 
     async def _record(self, action: str, *, actor: str, team: str | None = None, tier: int | None = None,
                       detail: str | None = None) -> None:

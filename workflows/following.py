@@ -17,11 +17,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import EnrollmentRun, TimelineEntry
     from workflows.deliveries import Deliveries
 
-# Runs started before steps could follow others never reach the code that adds them: their pathways
-# have no `after`. The patch marks the first touchpoint added this way.
-FOLLOWING_STEPS_PATCH = "steps-after-other-steps"
-
-
 class FollowingSteps:
     _run: EnrollmentRun
     _entries: list[TimelineEntry]
@@ -36,7 +31,7 @@ class FollowingSteps:
         pathway = self._run.pathway
         following = [step for step in pathway.steps
                      if step.after is not None and step.after.step == entry.step_id and step.after.state == status]
-        if not following or self._ended_by() is not None or not workflow.patched(FOLLOWING_STEPS_PATCH):
+        if not following or self._ended_by() is not None:
             return
         for step in following:
             if any(other.step_id == step.id and other.follows == entry.key for other in self._entries):

@@ -22,10 +22,6 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
 
-# Runs started before birthday and holiday steps existed have none; the patch marks the first lookup.
-OCCASION_STEPS_PATCH = "birthday-and-holiday-steps"
-
-
 class OccasionSteps:
     _run: EnrollmentRun
     _entries: list[TimelineEntry]
@@ -34,7 +30,7 @@ class OccasionSteps:
         """Add the touchpoints of birthday and holiday steps to the plan, in due order."""
         run = self._run
         occasions = sorted({step.at.occasion for step in run.pathway.steps if step.at and step.at.occasion})
-        if not occasions or not workflow.patched(OCCASION_STEPS_PATCH):
+        if not occasions:
             return
         first, last = occasion_span(run.pathway, run.anchor, run.timezone)
         found = await workflow.execute_activity(

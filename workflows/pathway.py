@@ -89,8 +89,6 @@ with workflow.unsafe.imports_passed_through():
 # Well below Temporal's limits (and the point where replaying a run gets slow); one turn of the
 # agenda adds a few dozen events at most.
 HISTORY_EVENTS_PER_RUN = 1000
-# Runs that started before continuing as new existed replay without it (ARCHITECTURE.md).
-CONTINUE_AS_NEW_PATCH = "continue-as-new-when-history-is-long"
 
 
 @workflow.defn
@@ -127,8 +125,7 @@ class PathwayWorkflow(Lifecycle, EventHandling, FollowingSteps, AppointmentSteps
         while self._agenda or self._must_wait():
             # Between two turns nothing is in flight; an update still running (an outcome waiting for
             # its call to open) needs this run's loop, so the handover waits for a later turn.
-            if (self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight
-                    and workflow.patched(CONTINUE_AS_NEW_PATCH)):
+            if self._history_is_long() and workflow.all_handlers_finished() and not self._in_flight:
                 workflow.continue_as_new(self._run.model_copy(update={"carried": self._carried()}))
             if not self._agenda:
                 # Only a phone task, a delivery a step follows or that may open the reach call, or what waits

@@ -46,23 +46,21 @@ def undelivered(entry: TimelineEntry) -> Escalate:
 
 
 def message_delivery(run: EnrollmentRun, pathway: Pathway, entry: TimelineEntry, *, purpose: str,
-                     template: TemplateName, due: datetime, form: FormLink | None, by_reference: bool,
-                     waits_for: list[str], appointment: AppointmentNotice | None = None,
-                     pathway_by_reference: bool = False) -> MessageDelivery:
-    """The message of `entry`'s step in `pathway` (the version whose rules the touchpoint follows): its
-    texts by reference, or (`by_reference` false, runs started before references) the texts themselves.
+                     template: TemplateName, due: datetime, form: FormLink | None,
+                     waits_for: list[str], appointment: AppointmentNotice | None = None) -> MessageDelivery:
+    """The message of `entry`'s step in `pathway` (the version whose rules the touchpoint follows), its
+    texts by reference.
 
     The run's title and `reach` are its current version's; where that is the version referenced
-    (always, but for a touchpoint finishing under an older version after a migration) and
-    `pathway_by_reference`, the activity reads them from it instead of every input carrying them."""
+    (always, but for a touchpoint finishing under an older version after a migration), the activity
+    reads them from it instead of every input carrying them."""
     step = pathway.step(entry.step_id)
-    texts = ({"pathway_version": pathway.version, "template": template} if by_reference
-             else {"templates": templates_of(step, template)})
-    if not (by_reference and pathway_by_reference and pathway.version == run.pathway.version):
-        texts.update(pathway_title=run.pathway.title, reach=run.pathway.reach)
+    migrated = pathway.version != run.pathway.version
     return MessageDelivery(enrollment_id=run.enrollment_id, pathway_id=run.pathway.id, step_id=step.id,
                            occurrence=entry.occurrence, purpose=purpose, channel=step.channel, due=due, form=form,
-                           appointment=appointment, waits_for=waits_for, **texts)
+                           appointment=appointment, waits_for=waits_for, pathway_version=pathway.version,
+                           template=template, pathway_title=run.pathway.title if migrated else None,
+                           reach=run.pathway.reach if migrated else None)
 
 
 def templates_of(step: MessageStep | QuestionnaireStep | AppointmentStep, template: TemplateName) -> dict[str, MessageTemplate]:

@@ -30,17 +30,15 @@ class Reaching:
                                                             self._unreached, ended=self._ended_by, **message))
 
     def _may_still_call(self) -> bool:
-        """A delivery under way may yet open the reach call: the run goes on until it is done. (Never in runs
-        whose pathway has no reach call, as none had before it existed.)"""
+        """A delivery under way may yet open the reach call: the run goes on until it is done."""
         reach = self._run.pathway.reach
         return bool(self._in_flight) and reach is not None and reach.call is not None
 
     async def _unreached(self, entry: TimelineEntry, trigger: str, escalate: Escalate) -> None:
         """A message that finally could not go: the pathway's reach call, opened now like a rule's `call:`;
-        without one (and in runs started before it existed) the operations team's escalation."""
+        without one the operations team's escalation."""
         reach = self._run.pathway.reach
-        if reach is not None and reach.call is not None and workflow.patched(effects.PATIENT_REACH) \
-                and self._ended_by() is None:
+        if reach is not None and reach.call is not None and self._ended_by() is None:
             self._act(Actions(call=[reach.call]), entry, trigger, RuleOutcome())
         else:
             await self._escalate(entry, trigger, escalate)

@@ -15,8 +15,8 @@ from services.settings import Settings
 from workflows.escalation import EscalationWorkflow
 from workflows.pathway import PathwayWorkflow
 
-# Histories recorded before payload encryption are plain and pass through the codec; later ones are
-# encrypted with the development key (tests.replay.record runs on the simulation's test settings).
+# The histories are encrypted with the development key (tests.replay.record runs on the simulation's
+# test settings); histories/0.1.0 is the baseline, a later release's folder sits beside it.
 RECORDED_WITH = data_converter(Settings(ENVIRONMENT="test", SECRET_KEY=None, PAYLOAD_KEYS=None))
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
 

@@ -75,19 +75,17 @@ def test_a_payload_written_in_full_before_decodes_the_same():
     assert DeliveryReceipt.model_validate_json(receipt) == DeliveryReceipt(duplicate=True, channel="email")
 
 
-def delivery_under(run_version: int, rules_version: int, *, pathway_by_reference: bool) -> MessageDelivery:
+def delivery_under(run_version: int, rules_version: int) -> MessageDelivery:
     run = EnrollmentRun(enrollment_id="en_1", pathway=pathway(run_version), anchor=DUE, timezone="UTC")
     entry = TimelineEntry(step_id="hello", occurrence=1, kind="message", due=DUE)
     return message_delivery(run, pathway(rules_version), entry, purpose="scheduled", template="template", due=DUE,
-                            form=None, by_reference=True, waits_for=[], pathway_by_reference=pathway_by_reference)
+                            form=None, waits_for=[])
 
 
 def test_title_and_reach_go_by_reference_only_where_the_referenced_version_is_the_run_s():
-    by_reference = delivery_under(2, 2, pathway_by_reference=True)
+    by_reference = delivery_under(2, 2)
     assert (by_reference.pathway_version, by_reference.pathway_title, by_reference.reach) == (2, None, None)
     # A touchpoint finishing under an older version after a migration: the run's title and reach, as before.
-    migrated = delivery_under(3, 2, pathway_by_reference=True)
+    migrated = delivery_under(3, 2)
     assert (migrated.pathway_version, migrated.pathway_title, migrated.reach.channels) == (
         2, "Compact v3", {"en": ["email"]})
-    before_the_patch = delivery_under(2, 2, pathway_by_reference=False)
-    assert (before_the_patch.pathway_title, before_the_patch.reach.channels) == ("Compact v2", {"en": ["email"]})
